@@ -1,0 +1,397 @@
+/**
+ * Client side of the tracker HTTP protocol (docs/INTERFACES.md): one-shot announce/scrape, and
+ * TrackerAnnouncer, which keeps a peer registered and reports the peers the tracker hands out.
+ * The tracker is untrusted: its answers are size-capped and validated.
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { TypedEventEmitter } from 'main-event'
+
+export class TrackerError extends Error {
+  override name = 'TrackerError'
+  /** HTTP status when the tracker answered */
+  status?: number
+  constructor (message: string, options?: { status?: number, cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    if (options?.status !== undefined) this.status = options.status
+  }
+}
+
+export type AnnounceEvent = 'started' | 'completed' | 'stopped'
+
+export interface AnnounceParams {
+  manifest: string
+  peerId: string
+  multiaddrs: string[]
+  event?: AnnounceEvent
+  uploaded: number
+  downloaded: number
+  left: number
+  numwant?: number
+}
+
+export interface AnnouncedPeer { peerId: string, multiaddrs: string[] }
+
+export interface AnnounceResult {
+  /** seconds */
+  interval: number
+  /** seconds */
+  minInterval?: number
+  complete: number
+  incomplete: number
+  peers: AnnouncedPeer[]
+}
+
+export interface TrackerRequestOptions {
+  signal?: AbortSignal
+  /** ms, default 10_000 */
+  timeout?: number
+}
+
+export const DEFAULT_TIMEOUT = 10_000
+/** an honest answer with 200 peers × 16 addresses is well under this */
+const MAX_ANSWER_BYTES = 1024 * 1024
+
+export async function announce (announceUrl: string, params: AnnounceParams, options: TrackerRequestOptions = {}): Promise<AnnounceResult> {
+  const url = parseUrl(announceUrl)
+  const q = url.searchParams
+  q.set('manifest', params.manifest)
+  q.set('peer', params.peerId)
+  for (const addr of params.multiaddrs) q.append('addr', addr)
+  if (params.event !== undefined) q.set('event', params.event)
+  q.set('uploaded', String(params.uploaded))
+  q.set('downloaded', String(params.downloaded))
+  q.set('left', String(params.left))
+  if (params.numwant !== undefined) q.set('numwant', String(params.numwant))
+  const body = await getJson(url, options)
+  return parseAnnounceAnswer(body, params.peerId)
+}
+
+export async function scrape (announceUrl: string, manifests: string[], options: TrackerRequestOptions = {}): Promise<Record<string, { complete: number, incomplete: number, downloaded: number }>> {
+  const url = parseUrl(announceUrl)
+  // BEP 48: the scrape URL is the announce URL with "announce" in the last segment -> "scrape"
+  const slash = url.pathname.lastIndexOf('/')
+  const last = url.pathname.slice(slash + 1)
+  if (!last.startsWith('announce')) throw new TrackerError('tracker does not support scrape (announce URL does not end in /announce)')
+  url.pathname = url.pathname.slice(0, slash + 1) + 'scrape' + last.slice('announce'.length)
+  for (const m of manifests) url.searchParams.append('manifest', m)
+  const body = await getJson(url, options)
+  if (!isObject(body) || !isObject(body.files)) throw new TrackerError('bad scrape answer: no files object')
+  const out = new Map<string, { complete: number, incomplete: number, downloaded: number }>()
+  for (const [key, value] of Object.entries(body.files)) {
+    if (!isObject(value)) continue
+    const complete = count(value.complete)
+    const incomplete = count(value.incomplete)
+    const downloaded = count(value.downloaded)
+    if (complete === undefined || incomplete === undefined || downloaded === undefined) continue
+    out.set(key, { complete, incomplete, downloaded })
+  }
+  // fromEntries defines own properties: a "__proto__" key from the tracker stays plain data
+  return Object.fromEntries(out)
+}
+
+function parseUrl (text: string): URL {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new TrackerError(`invalid tracker URL: ${text}`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TrackerError(`unsupported tracker URL scheme: ${url.protocol}`)
+  return url
+}
+
+async function getJson (url: URL, options: TrackerRequestOptions): Promise<unknown> {
+  const timeout = options.timeout ?? DEFAULT_TIMEOUT
+  const signals = [AbortSignal.timeout(timeout)]
+  if (options.signal != null) signals.push(options.signal)
+  const signal = AbortSignal.any(signals)
+  let text: string
+  let status: number
+  try {
+    const res = await fetch(url, { signal, headers: { accept: 'application/json' }, redirect: 'follow' })
+    status = res.status
+    text = await readCapped(res)
+  } catch (err) {
+    // the caller's own abort is not a tracker failure: pass it through untouched
+    if (options.signal?.aborted === true) throw options.signal.reason ?? err
+    if (err instanceof TrackerError) throw err
+    if (signal.aborted) throw new TrackerError(`tracker timed out after ${timeout} ms`, { cause: err })
+    throw new TrackerError(`tracker unreachable: ${describe(err)}`, { cause: err })
+  }
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch (err) {
+    if (status < 200 || status > 299) throw new TrackerError(`tracker answered HTTP ${status}`, { status })
+    throw new TrackerError('tracker answer is not JSON', { status, cause: err })
+  }
+  if (status < 200 || status > 299) {
+    const reason = isObject(body) && typeof body.error === 'string' ? `: ${body.error.slice(0, 200)}` : ''
+    throw new TrackerError(`tracker answered HTTP ${status}${reason}`, { status })
+  }
+  return body
+}
+
+async function readCapped (res: Response): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? '0')
+  if (declared > MAX_ANSWER_BYTES) {
+    await res.body?.cancel().catch(() => {})
+    throw new TrackerError(`tracker answer too large (${declared} bytes)`, { status: res.status })
+  }
+  if (res.body == null) return ''
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > MAX_ANSWER_BYTES) {
+      await reader.cancel().catch(() => {})
+      throw new TrackerError('tracker answer too large', { status: res.status })
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+function parseAnnounceAnswer (body: unknown, selfPeerId: string): AnnounceResult {
+  if (!isObject(body)) throw new TrackerError('bad announce answer: not an object')
+  if (typeof body.failure === 'string') throw new TrackerError(`tracker failure: ${body.failure.slice(0, 200)}`)
+  const interval = body.interval
+  if (typeof interval !== 'number' || !Number.isFinite(interval) || interval <= 0) throw new TrackerError('bad announce answer: no valid interval')
+  if (body.peers !== undefined && !Array.isArray(body.peers)) throw new TrackerError('bad announce answer: peers is not a list')
+  const peers: AnnouncedPeer[] = []
+  const seen = new Set<string>()
+  for (const entry of (body.peers ?? []) as unknown[]) {
+    const peer = parsePeer(entry)
+    // drop malformed entries, duplicates and ourselves rather than failing the whole answer
+    if (peer == null || peer.peerId === selfPeerId || seen.has(peer.peerId)) continue
+    seen.add(peer.peerId)
+    peers.push(peer)
+  }
+  const result: AnnounceResult = {
+    interval,
+    complete: count(body.complete) ?? 0,
+    incomplete: count(body.incomplete) ?? 0,
+    peers
+  }
+  const minInterval = body.minInterval
+  if (typeof minInterval === 'number' && Number.isFinite(minInterval) && minInterval >= 0) result.minInterval = minInterval
+  return result
+}
+
+function parsePeer (entry: unknown): AnnouncedPeer | undefined {
+  if (!isObject(entry) || typeof entry.peerId !== 'string' || !Array.isArray(entry.multiaddrs)) return undefined
+  let peerId: string
+  try {
+    peerId = peerIdFromString(entry.peerId).toString()
+  } catch {
+    return undefined
+  }
+  const multiaddrs: string[] = []
+  for (const a of entry.multiaddrs as unknown[]) {
+    if (typeof a !== 'string' || a.length > 1024) continue
+    try {
+      const ma = multiaddr(a)
+      if (ma.getComponents().length > 0) multiaddrs.push(ma.toString())
+    } catch {
+      // skip an address we cannot parse; the others may still be dialable
+    }
+  }
+  return multiaddrs.length > 0 ? { peerId, multiaddrs } : undefined
+}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function count (value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined
+}
+
+function describe (err: unknown): string {
+  if (err instanceof Error) {
+    // fetch hides the socket error (ECONNREFUSED, …) in `cause`
+    const cause = err.cause
+    if (cause instanceof Error && cause.message !== '') return cause.message
+    return err.message
+  }
+  return String(err)
+}
+
+export interface TrackerAnnouncerInit {
+  announceUrl: string
+  manifest: string
+  peerId: string
+  /** addresses to announce (without /p2p suffix) */
+  getMultiaddrs: () => string[]
+  getTransfer: () => { uploaded: number, downloaded: number, left: number }
+  /** per request, default 10_000 ms */
+  timeout?: number
+  /** 1_000 ms; doubles per consecutive failure … */
+  minBackoff?: number
+  /** … up to 60_000 ms */
+  maxBackoff?: number
+  /** one line per state change / failure (not one per retry when still down) */
+  log?: (msg: string) => void
+}
+
+export interface TrackerAnnouncerEvents {
+  /** every successful answer */
+  peers: CustomEvent<AnnouncedPeer[]>
+  /** when reachability changes */
+  status: CustomEvent<'ok' | 'down'>
+}
+
+/** shorter than the usual timeout: stop() runs on shutdown and must not hang it */
+const STOP_TIMEOUT = 2_000
+/** bounds on the tracker-chosen interval: not a hammer, and within setTimeout's range */
+const MIN_INTERVAL_S = 1
+const MAX_INTERVAL_S = 24 * 3600
+
+export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> {
+  private readonly init: TrackerAnnouncerInit
+  private readonly timeout: number
+  private readonly minBackoff: number
+  private readonly maxBackoff: number
+  private readonly log: (msg: string) => void
+  private _status: 'pending' | 'ok' | 'down' = 'pending'
+  private started = false
+  private stopping: Promise<void> | undefined
+  private registered = false          // the tracker acknowledged us at least once
+  private completedPending = false    // completed() called, not yet acknowledged
+  private completedCalled = false
+  private failures = 0
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private inFlight: AbortController | undefined
+
+  constructor (init: TrackerAnnouncerInit) {
+    super()
+    this.init = init
+    this.timeout = init.timeout ?? DEFAULT_TIMEOUT
+    this.minBackoff = init.minBackoff ?? 1_000
+    this.maxBackoff = Math.max(init.maxBackoff ?? 60_000, this.minBackoff)
+    this.log = init.log ?? (() => {})
+  }
+
+  get status (): 'pending' | 'ok' | 'down' {
+    return this._status
+  }
+
+  /** Announce event=started now, then every `interval` the tracker returns. */
+  start (): void {
+    if (this.started || this.stopping != null) return
+    this.started = true
+    void this.tick()
+  }
+
+  /** Announce event=completed now (once); retried with the usual backoff until acknowledged. */
+  completed (): void {
+    if (!this.started || this.stopping != null || this.completedCalled) return
+    this.completedCalled = true
+    this.completedPending = true
+    // if a request is in flight, its completion schedules the completed announce at once
+    if (this.inFlight == null) {
+      this.clearTimer()
+      void this.tick()
+    }
+  }
+
+  /** Clear timers, abort in-flight, announce event=stopped (2 s timeout). Never throws. */
+  async stop (): Promise<void> {
+    if (this.stopping == null) this.stopping = this.doStop()
+    return this.stopping
+  }
+
+  private async doStop (): Promise<void> {
+    this.clearTimer()
+    this.inFlight?.abort()
+    this.inFlight = undefined
+    if (!this.started) return
+    try {
+      await announce(this.init.announceUrl, this.params('stopped'), { timeout: STOP_TIMEOUT })
+    } catch (err) {
+      this.log(`tracker: stopped announce failed: ${describe(err)}`)
+    }
+  }
+
+  private params (event: AnnounceEvent | undefined): AnnounceParams {
+    const t = this.init.getTransfer()
+    return {
+      manifest: this.init.manifest,
+      peerId: this.init.peerId,
+      multiaddrs: this.init.getMultiaddrs(),
+      event,
+      uploaded: t.uploaded,
+      downloaded: t.downloaded,
+      left: t.left
+    }
+  }
+
+  private nextEvent (): AnnounceEvent | undefined {
+    if (this.completedPending) return 'completed'
+    if (!this.registered) return 'started'
+    return undefined
+  }
+
+  private async tick (): Promise<void> {
+    this.timer = undefined
+    if (this.stopping != null) return
+    const controller = new AbortController()
+    this.inFlight = controller
+    const event = this.nextEvent()
+    let result: AnnounceResult
+    try {
+      // getMultiaddrs/getTransfer are the caller's code: their throws count as a failed round
+      const params = this.params(event)
+      result = await announce(this.init.announceUrl, params, { signal: controller.signal, timeout: this.timeout })
+    } catch (err) {
+      if (this.inFlight === controller) this.inFlight = undefined
+      if (this.stopping != null || controller.signal.aborted) return
+      this.failures++
+      const delay = Math.min(this.maxBackoff, this.minBackoff * 2 ** Math.min(this.failures - 1, 30))
+      if (this._status !== 'down') {
+        this.log(`tracker: ${this.init.announceUrl} down: ${describe(err)}; retrying with backoff`)
+      }
+      this.setStatus('down')
+      this.schedule(delay)
+      return
+    }
+    if (this.inFlight === controller) this.inFlight = undefined
+    if (this.stopping != null) return
+
+    this.failures = 0
+    this.registered = true
+    if (event === 'completed') this.completedPending = false
+    if (this._status === 'down') this.log(`tracker: ${this.init.announceUrl} reachable again`)
+    this.setStatus('ok')
+    this.safeDispatchEvent('peers', { detail: result.peers })
+    if (this.stopping != null) return // a listener may have stopped us
+    if (this.completedPending) {
+      this.schedule(0)
+    } else {
+      const seconds = Math.min(MAX_INTERVAL_S, Math.max(MIN_INTERVAL_S, result.interval, result.minInterval ?? 0))
+      this.schedule(seconds * 1000)
+    }
+  }
+
+  private schedule (ms: number): void {
+    this.clearTimer()
+    this.timer = setTimeout(() => { void this.tick() }, ms)
+    // the announcer alone must not keep a process alive (e.g. after the node is closed)
+    this.timer.unref()
+  }
+
+  private clearTimer (): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  private setStatus (status: 'ok' | 'down'): void {
+    if (this._status === status) return
+    this._status = status
+    this.safeDispatchEvent('status', { detail: status })
+  }
+}

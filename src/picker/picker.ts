@@ -1,0 +1,483 @@
+// Piece and block selection, after the policy in Bram Cohen's "Incentives Build Robustness in
+// BitTorrent" (section 2.3) as deployed by BitTorrent clients:
+// - strict priority: "once a single sub-piece has been requested, the remaining sub-pieces from
+//   that particular piece are requested before sub-pieces from any other piece";
+// - rarest first: "peers generally download pieces which the fewest of their own peers have first";
+// - random first piece: "pieces to download are selected at random until the first complete piece
+//   is assembled, and then the strategy changes to rarest first";
+// - endgame: "once all sub-pieces which a peer doesn't have are actively being requested it sends
+//   requests for all sub-pieces to all peers. Cancels are sent for sub-pieces which arrive".
+// Pure: no I/O, no timers; randomness is injected so tests are deterministic.
+
+import { Bitfield } from '../bitfield.js'
+
+export const BLOCK_SIZE = 16384
+
+/** Pipeline depth bounds for requestDepth(). */
+export const MIN_REQUEST_DEPTH = 4
+export const MAX_REQUEST_DEPTH = 256
+
+export interface BlockRef { piece: number, offset: number, length: number }
+
+export interface PickerInit {
+  pieceCount: number
+  pieceLength: number
+  totalLength: number
+  /** default BLOCK_SIZE; the last block of the last piece may be shorter */
+  blockSize?: number
+  /** default 4: while we have fewer verified pieces, pick a random piece */
+  randomFirstPieces?: number
+  /** default Math.random */
+  random?: () => number
+  /** pieces we already have (verified); copied, the picker owns `have` afterwards */
+  have?: Bitfield
+}
+
+export interface BlockReceivedResult {
+  accepted: boolean
+  cancels: Array<{ peerId: string, block: BlockRef }>
+  pieceComplete: boolean
+}
+
+interface PeerState {
+  /** undefined = has every piece (a seed): no per-piece bookkeeping needed */
+  has: Bitfield | undefined
+  /** pieces it has that we lack; kept current so isInteresting() is O(1) */
+  wanted: number
+  /** block key -> block requested from this peer and not yet answered */
+  inFlight: Map<number, BlockRef>
+}
+
+/** A piece with at least one block requested or received (and not yet verified). */
+class ActivePiece {
+  readonly requesters: Array<string[] | undefined>
+  readonly received: Uint8Array
+  receivedCount = 0
+  /** blocks received or requested from at least one peer */
+  busyCount = 0
+  /** no free block below this index (a hint; lowered when a block is released) */
+  firstFree = 0
+
+  constructor (readonly piece: number, readonly blockCount: number) {
+    this.requesters = new Array<string[] | undefined>(blockCount).fill(undefined)
+    this.received = new Uint8Array(blockCount)
+  }
+}
+
+export class PiecePicker {
+  readonly have: Bitfield
+  readonly pieceCount: number
+  readonly pieceLength: number
+  readonly totalLength: number
+  readonly blockSize: number
+  private readonly randomFirstPieces: number
+  private readonly random: () => number
+  private readonly blocksPerPiece: number
+  private readonly avail: Uint32Array
+  /** peers with every piece, counted once instead of in every `avail` slot */
+  private seeds = 0
+  private readonly peers = new Map<string, PeerState>()
+  /** by piece index, for O(1) lookup during the O(pieces) scan */
+  private readonly state: Array<ActivePiece | undefined>
+  /** the same pieces in the order they were started: finish the oldest first */
+  private readonly active = new Map<number, ActivePiece>()
+  /** blocks of missing pieces neither requested nor received; 0 => endgame */
+  private free = 0
+  /** reused candidate list for pickNewPieces(): no per-pick allocation */
+  private readonly scratch: Uint32Array
+  /** 1 when the piece is had or active: a typed array keeps the new-piece scan tight */
+  private readonly taken: Uint8Array
+
+  constructor (init: PickerInit) {
+    const { pieceCount, pieceLength, totalLength } = init
+    const blockSize = init.blockSize ?? BLOCK_SIZE
+    if (!Number.isSafeInteger(pieceLength) || pieceLength <= 0) throw new RangeError(`invalid pieceLength ${pieceLength}`)
+    if (!Number.isSafeInteger(totalLength) || totalLength < 0) throw new RangeError(`invalid totalLength ${totalLength}`)
+    if (!Number.isSafeInteger(blockSize) || blockSize <= 0) throw new RangeError(`invalid blockSize ${blockSize}`)
+    if (pieceCount !== Math.ceil(totalLength / pieceLength)) {
+      throw new RangeError(`pieceCount ${pieceCount} does not match ${totalLength} bytes in pieces of ${pieceLength}`)
+    }
+    if (init.have !== undefined && init.have.size !== pieceCount) {
+      throw new RangeError(`have bitfield has ${init.have.size} bits, expected ${pieceCount}`)
+    }
+    this.pieceCount = pieceCount
+    this.pieceLength = pieceLength
+    this.totalLength = totalLength
+    this.blockSize = blockSize
+    this.randomFirstPieces = init.randomFirstPieces ?? 4
+    this.random = init.random ?? Math.random
+    this.blocksPerPiece = Math.ceil(pieceLength / blockSize)
+    this.have = init.have?.clone() ?? new Bitfield(pieceCount)
+    this.avail = new Uint32Array(pieceCount)
+    this.scratch = new Uint32Array(pieceCount)
+    this.taken = new Uint8Array(pieceCount)
+    this.state = new Array<ActivePiece | undefined>(pieceCount).fill(undefined)
+    for (let i = 0; i < pieceCount; i++) {
+      if (this.have.get(i)) this.taken[i] = 1
+      else this.free += this.blockCount(i)
+    }
+  }
+
+  pieceSize (piece: number): number {
+    this.checkPiece(piece)
+    return piece < this.pieceCount - 1 ? this.pieceLength : this.totalLength - this.pieceLength * (this.pieceCount - 1)
+  }
+
+  blockCount (piece: number): number {
+    return Math.ceil(this.pieceSize(piece) / this.blockSize)
+  }
+
+  blocksOf (piece: number): BlockRef[] {
+    const size = this.pieceSize(piece)
+    const out: BlockRef[] = []
+    for (let offset = 0; offset < size; offset += this.blockSize) {
+      out.push({ piece, offset, length: Math.min(this.blockSize, size - offset) })
+    }
+    return out
+  }
+
+  // --- availability -------------------------------------------------------------------------
+
+  /** Sets (or replaces) the peer's have-set. Its in-flight requests are kept. */
+  addPeer (peerId: string, has: Bitfield | 'all' | 'none'): void {
+    if (has instanceof Bitfield && has.size !== this.pieceCount) {
+      throw new RangeError(`bitfield has ${has.size} bits, expected ${this.pieceCount}`)
+    }
+    const old = this.peers.get(peerId)
+    if (old !== undefined) this.forgetAvailability(old)
+    const state: PeerState = { has: undefined, wanted: 0, inFlight: old?.inFlight ?? new Map() }
+    if (has === 'all' || (has instanceof Bitfield && has.isComplete())) {
+      this.seeds++
+    } else {
+      state.has = has === 'none' ? new Bitfield(this.pieceCount) : has.clone()
+      if (has !== 'none') {
+        for (let i = 0; i < this.pieceCount; i++) {
+          if (state.has.get(i)) {
+            this.avail[i]++
+            if (!this.have.get(i)) state.wanted++
+          }
+        }
+      }
+    }
+    this.peers.set(peerId, state)
+  }
+
+  /** A `have` message. Unknown peers start from 'none' (BEP 3: the bitfield message is optional).
+   * Out-of-range indexes are ignored: the caller validates the wire message. */
+  peerHave (peerId: string, piece: number): void {
+    if (!Number.isInteger(piece) || piece < 0 || piece >= this.pieceCount) return
+    let peer = this.peers.get(peerId)
+    if (peer === undefined) {
+      this.addPeer(peerId, 'none')
+      peer = this.peers.get(peerId) as PeerState
+    }
+    if (peer.has === undefined || peer.has.get(piece)) return
+    peer.has.set(piece)
+    this.avail[piece]++
+    if (!this.have.get(piece)) peer.wanted++
+  }
+
+  /** Forgets the peer; its in-flight blocks become requestable again and are returned. */
+  removePeer (peerId: string): BlockRef[] {
+    const peer = this.peers.get(peerId)
+    if (peer === undefined) return []
+    this.forgetAvailability(peer)
+    const released = [...peer.inFlight.values()]
+    for (const block of released) this.release(peerId, block)
+    this.peers.delete(peerId)
+    return released
+  }
+
+  peerHas (peerId: string, piece: number): boolean {
+    const peer = this.peers.get(peerId)
+    if (peer === undefined || !Number.isInteger(piece) || piece < 0 || piece >= this.pieceCount) return false
+    return peer.has === undefined || peer.has.get(piece)
+  }
+
+  isInteresting (peerId: string): boolean {
+    const peer = this.peers.get(peerId)
+    if (peer === undefined) return false
+    return peer.has === undefined ? !this.have.isComplete() : peer.wanted > 0
+  }
+
+  availability (piece: number): number {
+    if (!Number.isInteger(piece) || piece < 0 || piece >= this.pieceCount) return 0
+    return this.avail[piece] + this.seeds
+  }
+
+  // --- requests -----------------------------------------------------------------------------
+
+  pick (peerId: string, max: number): BlockRef[] {
+    const peer = this.peers.get(peerId)
+    const out: BlockRef[] = []
+    if (peer === undefined || !(max > 0)) return out
+
+    // 1. strict priority: finish pieces already started, oldest first, so they can be hashed
+    //    and announced instead of leaving many pieces half done
+    if (this.free > 0) {
+      for (const ap of this.active.values()) {
+        if (out.length >= max) break
+        if (ap.busyCount === ap.blockCount || !this.has(peer, ap.piece)) continue
+        this.takeFree(ap, peerId, peer, max, out)
+      }
+    }
+
+    // 2. new pieces: random while we have nothing to trade, rarest first afterwards
+    if (out.length < max && this.free > 0) this.pickNewPieces(peerId, peer, max, out)
+
+    // 3. endgame: every missing block is already requested somewhere; ask this peer too
+    if (out.length < max && this.endgame) this.pickEndgame(peerId, peer, max, out)
+    return out
+  }
+
+  blockReceived (peerId: string, piece: number, offset: number): BlockReceivedResult {
+    const rejected: BlockReceivedResult = { accepted: false, cancels: [], pieceComplete: false }
+    const ap = Number.isInteger(piece) && piece >= 0 && piece < this.pieceCount ? this.state[piece] : undefined
+    if (ap === undefined || !Number.isInteger(offset) || offset < 0 || offset % this.blockSize !== 0) return rejected
+    const b = offset / this.blockSize
+    if (b >= ap.blockCount) return rejected
+    const requesters = ap.requesters[b]
+    // not requested from this peer (or timed out / already received): drop the data
+    if (ap.received[b] === 1 || requesters === undefined || !requesters.includes(peerId)) return rejected
+
+    ap.received[b] = 1
+    ap.receivedCount++
+    ap.requesters[b] = undefined
+    const key = this.key(piece, b)
+    const cancels: BlockReceivedResult['cancels'] = []
+    for (const r of requesters) {
+      const ref = this.peers.get(r)?.inFlight.get(key)
+      this.peers.get(r)?.inFlight.delete(key)
+      if (r !== peerId) cancels.push({ peerId: r, block: ref ?? this.blockRef(piece, b) })
+    }
+    return { accepted: true, cancels, pieceComplete: ap.receivedCount === ap.blockCount }
+  }
+
+  /** reject / choke / timeout: the block becomes requestable again (unless others still have it in flight) */
+  requestFailed (peerId: string, block: BlockRef): void {
+    if (!Number.isInteger(block.piece) || block.piece < 0 || block.piece >= this.pieceCount) return
+    this.peers.get(peerId)?.inFlight.delete(this.key(block.piece, Math.floor(block.offset / this.blockSize)))
+    this.release(peerId, block)
+  }
+
+  pieceVerified (piece: number): void {
+    this.checkPiece(piece)
+    if (this.have.get(piece)) return
+    const ap = this.state[piece]
+    if (ap !== undefined) {
+      this.free -= ap.blockCount - ap.busyCount
+      this.dropActive(ap)
+    } else {
+      this.free -= this.blockCount(piece)
+    }
+    this.have.set(piece)
+    this.taken[piece] = 1
+    for (const peer of this.peers.values()) {
+      if (peer.has?.get(piece) === true) peer.wanted--
+    }
+  }
+
+  /** Hash mismatch: every block of the piece is missing again. */
+  pieceFailed (piece: number): void {
+    this.checkPiece(piece)
+    if (this.have.get(piece)) {
+      this.have.set(piece, false)
+      this.taken[piece] = 0
+      this.free += this.blockCount(piece)
+      for (const peer of this.peers.values()) {
+        if (peer.has?.get(piece) === true) peer.wanted++
+      }
+      return
+    }
+    const ap = this.state[piece]
+    if (ap === undefined) return
+    this.free += ap.busyCount
+    this.dropActive(ap)
+  }
+
+  inFlight (peerId: string): number {
+    return this.peers.get(peerId)?.inFlight.size ?? 0
+  }
+
+  get endgame (): boolean {
+    return this.free === 0 && !this.have.isComplete()
+  }
+
+  isComplete (): boolean {
+    return this.have.isComplete()
+  }
+
+  // --- internals ----------------------------------------------------------------------------
+
+  private checkPiece (piece: number): void {
+    if (!Number.isInteger(piece) || piece < 0 || piece >= this.pieceCount) {
+      throw new RangeError(`piece ${piece} out of range [0, ${this.pieceCount})`)
+    }
+  }
+
+  private has (peer: PeerState, piece: number): boolean {
+    return peer.has === undefined || peer.has.get(piece)
+  }
+
+  private key (piece: number, block: number): number {
+    return piece * this.blocksPerPiece + block
+  }
+
+  private blockRef (piece: number, block: number): BlockRef {
+    const offset = block * this.blockSize
+    return { piece, offset, length: Math.min(this.blockSize, this.pieceSize(piece) - offset) }
+  }
+
+  private forgetAvailability (peer: PeerState): void {
+    if (peer.has === undefined) {
+      this.seeds--
+      return
+    }
+    for (let i = 0; i < this.pieceCount; i++) {
+      if (peer.has.get(i)) this.avail[i]--
+    }
+  }
+
+  /** Removes peerId as a requester of the block; frees the block if nobody else asked for it. */
+  private release (peerId: string, block: BlockRef): void {
+    const ap = this.state[block.piece]
+    if (ap === undefined || block.offset % this.blockSize !== 0) return
+    const b = block.offset / this.blockSize
+    const requesters = ap.requesters[b]
+    if (requesters === undefined) return
+    const idx = requesters.indexOf(peerId)
+    if (idx < 0) return
+    requesters.splice(idx, 1)
+    if (requesters.length > 0) return
+    ap.requesters[b] = undefined
+    ap.busyCount--
+    this.free++
+    if (b < ap.firstFree) ap.firstFree = b
+    // nothing requested or received any more: back to an ordinary, unstarted piece
+    if (ap.busyCount === 0) this.dropActive(ap)
+  }
+
+  private startPiece (piece: number): ActivePiece {
+    const ap = new ActivePiece(piece, this.blockCount(piece))
+    this.state[piece] = ap
+    this.taken[piece] = 1
+    this.active.set(piece, ap)
+    return ap
+  }
+
+  /** Forgets an active piece, and any requests for it still counted as in flight. */
+  private dropActive (ap: ActivePiece): void {
+    for (let b = 0; b < ap.blockCount; b++) {
+      const requesters = ap.requesters[b]
+      if (requesters === undefined) continue
+      const key = this.key(ap.piece, b)
+      for (const r of requesters) this.peers.get(r)?.inFlight.delete(key)
+    }
+    this.state[ap.piece] = undefined
+    this.taken[ap.piece] = this.have.get(ap.piece) ? 1 : 0
+    this.active.delete(ap.piece)
+  }
+
+  private takeFree (ap: ActivePiece, peerId: string, peer: PeerState, max: number, out: BlockRef[]): void {
+    for (let b = ap.firstFree; b < ap.blockCount && out.length < max; b++) {
+      if (ap.received[b] === 1 || ap.requesters[b] !== undefined) {
+        if (b === ap.firstFree) ap.firstFree = b + 1
+        continue
+      }
+      const ref = this.blockRef(ap.piece, b)
+      ap.requesters[b] = [peerId]
+      ap.busyCount++
+      this.free--
+      if (b === ap.firstFree) ap.firstFree = b + 1
+      peer.inFlight.set(this.key(ap.piece, b), ref)
+      out.push(ref)
+    }
+  }
+
+  /** Index in [0, n) from the injected random source. */
+  private randomIndex (n: number): number {
+    if (n <= 1) return 0
+    return Math.min(n - 1, Math.floor(this.random() * n))
+  }
+
+  private pickNewPieces (peerId: string, peer: PeerState, max: number, out: BlockRef[]): void {
+    // One O(pieces) scan collects the unstarted pieces we lack and the peer has into cand[0..n),
+    // keeping the rarest of them (availability `min`) at the front, cand[0..k).
+    const randomMode = this.have.count() < this.randomFirstPieces
+    const cand = this.scratch
+    const taken = this.taken
+    const avail = this.avail
+    const has = peer.has
+    let n = 0
+    let k = 0
+    let min = 0xffffffff
+    for (let i = 0; i < this.pieceCount; i++) {
+      if (taken[i] !== 0 || (has !== undefined && !has.get(i))) continue
+      const a = randomMode ? 0 : avail[i]
+      if (a < min) {
+        min = a
+        cand[n++] = cand[0]
+        cand[0] = i
+        k = 1
+      } else if (a === min) {
+        cand[n++] = cand[k]
+        cand[k++] = i
+      } else {
+        cand[n++] = i
+      }
+    }
+    while (n > 0 && out.length < max) {
+      if (k === 0) {
+        // the rarest bucket ran out: gather the next one (rare: one bucket usually suffices)
+        min = 0xffffffff
+        for (let j = 0; j < n; j++) if (avail[cand[j]] < min) min = avail[cand[j]]
+        for (let j = 0; j < n; j++) {
+          const piece = cand[j]
+          if (avail[piece] === min) {
+            cand[j] = cand[k]
+            cand[k++] = piece
+          }
+        }
+      }
+      // rarest first (random while randomMode); ties broken at random so peers do not all
+      // chase the same piece
+      while (k > 0 && out.length < max) {
+        const j = this.randomIndex(k)
+        const piece = cand[j]
+        cand[j] = cand[k - 1]
+        cand[k - 1] = cand[n - 1]
+        k--
+        n--
+        this.takeFree(this.startPiece(piece), peerId, peer, max, out)
+      }
+    }
+  }
+
+  private pickEndgame (peerId: string, peer: PeerState, max: number, out: BlockRef[]): void {
+    // duplicates of blocks in flight elsewhere, least-duplicated first to spread the requests
+    const candidates: Array<{ ap: ActivePiece, b: number, n: number }> = []
+    for (const ap of this.active.values()) {
+      if (ap.receivedCount === ap.blockCount || !this.has(peer, ap.piece)) continue
+      for (let b = 0; b < ap.blockCount; b++) {
+        const requesters = ap.requesters[b]
+        if (requesters === undefined || ap.received[b] === 1 || requesters.includes(peerId)) continue
+        candidates.push({ ap, b, n: requesters.length })
+      }
+    }
+    candidates.sort((x, y) => x.n - y.n)
+    for (const { ap, b } of candidates) {
+      if (out.length >= max) break
+      const ref = this.blockRef(ap.piece, b)
+      ;(ap.requesters[b] as string[]).push(peerId)
+      peer.inFlight.set(this.key(ap.piece, b), ref)
+      out.push(ref)
+    }
+  }
+}
+
+/** Pipeline depth for one peer: about rate x 1 s / blockSize, clamped to [4, 256]. */
+export function requestDepth (bytesPerSecond: number, blockSize: number = BLOCK_SIZE): number {
+  if (!(bytesPerSecond > 0) || !(blockSize > 0)) return MIN_REQUEST_DEPTH
+  const depth = Math.ceil(bytesPerSecond / blockSize)
+  return Math.min(MAX_REQUEST_DEPTH, Math.max(MIN_REQUEST_DEPTH, depth))
+}

@@ -1,0 +1,436 @@
+/**
+ * A peer session: one remote peer, one libp2p stream of the wire protocol, and the state of the
+ * four flags BEP 3 defines for each end ("choked and interested"). The session validates every
+ * message against that state and against the manifest's geometry; anything invalid closes this
+ * session only, with a reason. What to do with valid messages (pick pieces, store blocks,
+ * choke) is the swarm's business, reached through the SessionDelegate.
+ */
+import type { Stream } from '@libp2p/interface'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { Bitfield, InvalidBitfieldError } from '../bitfield.js'
+import { RateMeter } from '../stats/rate.js'
+import {
+  encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaveNone,
+  encodeInterested, encodeKeepAlive, encodeNotInterested, encodePiece, encodeReject, encodeRequest, encodeUnchoke,
+  InvalidMessageError, MAX_BLOCK_LENGTH, MessageType, messageName, WIRE_VERSION, WireDecoder,
+  type BlockSpec, type WireMessage
+} from '../wire/codec.js'
+
+/** How many requests a peer may queue with us before it is cut off as a flood. */
+export const MAX_QUEUED_REQUESTS = 512
+/** Queued outgoing bytes that trigger a write at once. */
+const FLUSH_BYTES = 128 * 1024
+/** Outstanding requests we remember after a cancel or choke, so late blocks are not "unsolicited". */
+const MAX_FORGIVEN = 4096
+
+export class ProtocolError extends Error {
+  override name = 'ProtocolError'
+}
+
+export interface SessionGeometry {
+  /** the manifest CID's bytes, sent and checked in the handshake */
+  manifest: Uint8Array
+  pieceCount: number
+  pieceSize: (piece: number) => number
+}
+
+export interface SessionDelegate {
+  /** the remote's have-state is known (bitfield, have-all or have-none) */
+  onHaveState: (session: PeerSession) => void
+  onHave: (session: PeerSession, piece: number) => void
+  onInterest: (session: PeerSession) => void
+  onChoke: (session: PeerSession, dropped: BlockSpec[]) => void
+  onUnchoke: (session: PeerSession) => void
+  onBlock: (session: PeerSession, piece: number, offset: number, data: Uint8ArrayList) => void
+  onReject: (session: PeerSession, block: BlockSpec) => void
+  /** do we hold this verified piece (so we may upload it)? */
+  hasPiece: (piece: number) => boolean
+  readBlock: (piece: number, offset: number, length: number) => Promise<Uint8Array>
+  onUpload: (session: PeerSession, bytes: number) => void
+  onClose: (session: PeerSession, reason: string | undefined) => void
+}
+
+export interface PeerSessionInit {
+  stream: Stream
+  remotePeer: string
+  geometry: SessionGeometry
+  delegate: SessionDelegate
+  /** our have-state to announce after the handshake */
+  localHave: () => Bitfield
+  log: (msg: string) => void
+  now?: () => number
+}
+
+const key = (piece: number, offset: number): string => `${piece}:${offset}`
+
+export class PeerSession {
+  readonly remotePeer: string
+  readonly stream: Stream
+  readonly connectedAt: number
+  /** BEP 3: "Connections start out choked and not interested." */
+  amChoking = true
+  amInterested = false
+  peerChoking = true
+  peerInterested = false
+  peerHas: Bitfield | undefined
+  peerHasAll = false
+  /** ms of the last block received, or of the last unchoke from the peer, whichever later */
+  lastBlockAt = 0
+  lastSentAt: number
+  readonly down: RateMeter
+  readonly up: RateMeter
+  closed = false
+  closeReason: string | undefined
+
+  private readonly geometry: SessionGeometry
+  private readonly delegate: SessionDelegate
+  private readonly localHave: () => Bitfield
+  private readonly log: (msg: string) => void
+  private readonly now: () => number
+  private readonly decoder = new WireDecoder()
+  private handshaken = false
+  private haveStateKnown = false
+  /** requests we sent, by "piece:offset" → [block, sentAt] */
+  readonly outstanding = new Map<string, { block: BlockSpec, sentAt: number }>()
+  private readonly forgiven = new Set<string>()
+  private readonly incoming: BlockSpec[] = []
+  private pumping = false
+  private outbox = new Uint8ArrayList()
+  private outboxBytes = 0
+  private flushTimer: ReturnType<typeof setImmediate> | undefined
+
+  constructor (init: PeerSessionInit) {
+    this.stream = init.stream
+    this.remotePeer = init.remotePeer
+    this.geometry = init.geometry
+    this.delegate = init.delegate
+    this.localHave = init.localHave
+    this.log = init.log
+    this.now = init.now ?? Date.now
+    this.connectedAt = this.now()
+    this.lastSentAt = this.connectedAt
+    this.down = new RateMeter({ windowMs: 20_000, now: this.now })
+    this.up = new RateMeter({ windowMs: 20_000, now: this.now })
+  }
+
+  /** Sends our handshake and have-state, then reads until the stream ends. */
+  start (): void {
+    this.send(encodeHandshake(this.geometry.manifest))
+    const have = this.localHave()
+    if (have.isComplete()) this.send(encodeHaveAll())
+    else if (have.count() === 0) this.send(encodeHaveNone())
+    else this.send(encodeBitfield(have.toBytes()))
+    this.stream.addEventListener('close', (evt) => {
+      const err = (evt as Event & { error?: Error }).error
+      this.finish(err != null ? `stream closed: ${err.message}` : undefined)
+    })
+    void this.readLoop()
+  }
+
+  private async readLoop (): Promise<void> {
+    try {
+      for await (const chunk of this.stream) {
+        if (this.closed) return
+        for (const msg of this.decoder.decode(chunk)) {
+          this.handle(msg)
+          if (this.closed) return
+        }
+      }
+      this.decoder.end()
+      this.finish(undefined)
+    } catch (err) {
+      if (this.closed) return
+      const e = err as Error
+      if (e instanceof InvalidMessageError || e instanceof ProtocolError || e instanceof InvalidBitfieldError || e.name === 'TruncatedFrameError') {
+        this.close(`${e.name}: ${e.message}`)
+      } else {
+        this.finish(`stream error: ${e.message}`)
+      }
+    }
+  }
+
+  private violation (reason: string): never {
+    throw new ProtocolError(reason)
+  }
+
+  private checkBlock (b: BlockSpec, what: string): void {
+    if (b.piece >= this.geometry.pieceCount) this.violation(`${what} for piece ${b.piece} of ${this.geometry.pieceCount}`)
+    const size = this.geometry.pieceSize(b.piece)
+    if (b.length === 0 || b.length > MAX_BLOCK_LENGTH) this.violation(`${what} of ${b.length} bytes (max ${MAX_BLOCK_LENGTH})`)
+    if (b.offset + b.length > size) this.violation(`${what} past the end of piece ${b.piece}`)
+  }
+
+  private handle (msg: WireMessage): void {
+    if (!this.handshaken) {
+      if (msg.type !== MessageType.Handshake) this.violation(`${messageName(msg.type)} before handshake`)
+      if (msg.version !== WIRE_VERSION) this.violation(`unsupported wire version ${msg.version}`)
+      if (!equalBytes(msg.manifest, this.geometry.manifest)) this.violation('handshake for another manifest')
+      this.handshaken = true
+      return
+    }
+    switch (msg.type) {
+      case MessageType.Handshake:
+        this.violation('second handshake')
+        break
+      case MessageType.Bitfield:
+      case MessageType.HaveAll:
+      case MessageType.HaveNone:
+        // BEP 3: "'bitfield' is only ever sent as the first message" (after the handshake)
+        if (this.haveStateKnown) this.violation(`${messageName(msg.type)} after the have-state was set`)
+        this.haveStateKnown = true
+        if (msg.type === MessageType.Bitfield) {
+          this.peerHas = Bitfield.fromBytes(this.geometry.pieceCount, msg.bitfield)
+        } else {
+          this.peerHas = msg.type === MessageType.HaveAll ? Bitfield.full(this.geometry.pieceCount) : new Bitfield(this.geometry.pieceCount)
+        }
+        this.peerHasAll = this.peerHas.isComplete()
+        this.delegate.onHaveState(this)
+        break
+      case MessageType.Have: {
+        this.requireHaveState(msg.type)
+        if (msg.piece >= this.geometry.pieceCount) this.violation(`have for piece ${msg.piece} of ${this.geometry.pieceCount}`)
+        const peerHas = this.peerHas as Bitfield
+        if (!peerHas.get(msg.piece)) {
+          peerHas.set(msg.piece)
+          this.peerHasAll = peerHas.isComplete()
+          this.delegate.onHave(this, msg.piece)
+        }
+        break
+      }
+      case MessageType.Interested:
+      case MessageType.NotInterested: {
+        const interested = msg.type === MessageType.Interested
+        if (interested !== this.peerInterested) {
+          this.peerInterested = interested
+          this.delegate.onInterest(this)
+        }
+        break
+      }
+      case MessageType.Choke:
+        if (!this.peerChoking) {
+          this.peerChoking = true
+          // BEP 3: when choked, "all pending requests are discarded"; a late block is forgiven
+          const dropped = [...this.outstanding.values()].map(o => o.block)
+          for (const b of dropped) this.forgive(key(b.piece, b.offset))
+          this.outstanding.clear()
+          this.delegate.onChoke(this, dropped)
+        }
+        break
+      case MessageType.Unchoke:
+        if (this.peerChoking) {
+          this.peerChoking = false
+          this.lastBlockAt = Math.max(this.lastBlockAt, this.now())
+          this.delegate.onUnchoke(this)
+        }
+        break
+      case MessageType.Request:
+        this.requireHaveState(msg.type)
+        this.checkBlock(msg, 'request')
+        if (!this.delegate.hasPiece(msg.piece)) this.violation(`request for piece ${msg.piece}, which we do not have`)
+        if (this.amChoking) {
+          // a request that crossed our choke on the wire: refuse it politely (BEP 6)
+          this.send(encodeReject(msg))
+          break
+        }
+        if (this.incoming.length >= MAX_QUEUED_REQUESTS) this.violation(`more than ${MAX_QUEUED_REQUESTS} queued requests`)
+        this.incoming.push({ piece: msg.piece, offset: msg.offset, length: msg.length })
+        void this.pump()
+        break
+      case MessageType.Cancel: {
+        const i = this.incoming.findIndex(b => b.piece === msg.piece && b.offset === msg.offset && b.length === msg.length)
+        if (i >= 0) this.incoming.splice(i, 1)
+        break
+      }
+      case MessageType.Piece: {
+        const k = key(msg.piece, msg.offset)
+        const o = this.outstanding.get(k)
+        if (o == null) {
+          if (this.forgiven.delete(k)) break // it was in flight when we cancelled or were choked
+          this.violation(`unsolicited block ${msg.piece}/${msg.offset}`)
+        }
+        if (o.block.length !== msg.data.byteLength) this.violation(`block ${msg.piece}/${msg.offset} has ${msg.data.byteLength} bytes, asked for ${o.block.length}`)
+        this.outstanding.delete(k)
+        this.lastBlockAt = this.now()
+        this.down.add(msg.data.byteLength)
+        this.delegate.onBlock(this, msg.piece, msg.offset, msg.data)
+        break
+      }
+      case MessageType.Reject: {
+        const k = key(msg.piece, msg.offset)
+        const o = this.outstanding.get(k)
+        if (o != null) {
+          this.outstanding.delete(k)
+          this.delegate.onReject(this, o.block)
+        }
+        break
+      }
+      case MessageType.KeepAlive:
+        break
+    }
+  }
+
+  private requireHaveState (type: MessageType): void {
+    if (!this.haveStateKnown) this.violation(`${messageName(type)} before bitfield, have-all or have-none`)
+  }
+
+  private forgive (k: string): void {
+    if (this.forgiven.size >= MAX_FORGIVEN) this.forgiven.clear()
+    this.forgiven.add(k)
+  }
+
+  /** Serves queued requests, reading blocks from disk and writing them in batches. */
+  private async pump (): Promise<void> {
+    if (this.pumping) return
+    this.pumping = true
+    try {
+      while (!this.closed && this.incoming.length > 0) {
+        const b = this.incoming[0]
+        const data = await this.delegate.readBlock(b.piece, b.offset, b.length)
+        if (this.closed) return
+        // it may have been cancelled (or the peer choked) while we read from disk
+        if (this.incoming[0] !== b) continue
+        this.incoming.shift()
+        this.send(encodePiece(b.piece, b.offset, data))
+        this.up.add(b.length)
+        this.delegate.onUpload(this, b.length)
+        if (this.outboxBytes >= FLUSH_BYTES || this.incoming.length === 0) {
+          if (!this.flush()) await this.stream.onDrain({ signal: AbortSignal.timeout(60_000) })
+        }
+      }
+    } catch (err) {
+      if (!this.closed) this.close(`upload failed: ${(err as Error).message}`)
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  /**
+   * Queues a frame. Frames are written together once per event-loop turn (or sooner when
+   * enough bytes wait): one write costs a Noise frame, a yamux frame and a syscall, and a
+   * session sends many small messages (haves, requests) in bursts.
+   */
+  private send (data: Uint8Array | Uint8ArrayList): void {
+    if (this.closed) return
+    this.lastSentAt = this.now()
+    this.outbox.append(data)
+    this.outboxBytes += data.byteLength
+    if (this.outboxBytes >= FLUSH_BYTES) {
+      this.flush()
+    } else if (this.flushTimer == null) {
+      this.flushTimer = setImmediate(() => { this.flushTimer = undefined; this.flush() })
+    }
+  }
+
+  /** Writes what is queued; false when the stream's buffer is full (wait for drain). */
+  private flush (): boolean {
+    if (this.flushTimer != null) { clearImmediate(this.flushTimer); this.flushTimer = undefined }
+    if (this.closed || this.outboxBytes === 0) return true
+    const data = this.outbox
+    this.outbox = new Uint8ArrayList()
+    this.outboxBytes = 0
+    try {
+      return this.stream.send(data)
+    } catch (err) {
+      this.finish(`send failed: ${(err as Error).message}`)
+      return true
+    }
+  }
+
+  get haveStateReceived (): boolean {
+    return this.haveStateKnown
+  }
+
+  get queuedUploads (): number {
+    return this.incoming.length
+  }
+
+  have (piece: number): void {
+    this.send(encodeHave(piece))
+  }
+
+  setInterested (interested: boolean): void {
+    if (interested === this.amInterested) return
+    this.amInterested = interested
+    this.send(interested ? encodeInterested() : encodeNotInterested())
+  }
+
+  choke (): void {
+    if (this.amChoking) return
+    this.amChoking = true
+    // BEP 6: with reject messages, a choke rejects every queued request explicitly
+    for (const b of this.incoming.splice(0)) this.send(encodeReject(b))
+    this.send(encodeChoke())
+  }
+
+  unchoke (): void {
+    if (!this.amChoking) return
+    this.amChoking = false
+    this.send(encodeUnchoke())
+  }
+
+  /** Sends requests for these blocks (they leave in one write with whatever else is queued). */
+  request (blocks: BlockSpec[]): void {
+    const now = this.now()
+    for (const b of blocks) {
+      this.outstanding.set(key(b.piece, b.offset), { block: b, sentAt: now })
+      this.send(encodeRequest(b))
+    }
+  }
+
+  cancel (block: BlockSpec): void {
+    const k = key(block.piece, block.offset)
+    if (!this.outstanding.delete(k)) return
+    this.forgive(k)
+    this.send(encodeCancel(block))
+  }
+
+  /** Requests outstanding longer than `timeoutMs`: dropped from our books and returned. */
+  expireRequests (timeoutMs: number): BlockSpec[] {
+    const now = this.now()
+    const expired: BlockSpec[] = []
+    for (const [k, o] of this.outstanding) {
+      if (now - o.sentAt > timeoutMs) {
+        expired.push(o.block)
+        this.cancel(o.block)
+        this.forgive(k)
+      }
+    }
+    return expired
+  }
+
+  keepAlive (idleMs: number): void {
+    if (this.now() - this.lastSentAt >= idleMs) this.send(encodeKeepAlive())
+  }
+
+  /** Closes the session for a protocol reason (logged) or quietly (no reason). */
+  close (reason?: string): void {
+    if (this.closed) return
+    if (reason != null) {
+      this.log(`closing session with ${shortId(this.remotePeer)}: ${reason}`)
+      this.stream.abort(new ProtocolError(reason))
+    } else {
+      this.flush()
+      this.stream.close().catch(() => { this.stream.abort(new Error('close failed')) })
+    }
+    this.finish(reason)
+  }
+
+  private finish (reason: string | undefined): void {
+    if (this.closed) return
+    this.closed = true
+    this.closeReason = reason
+    if (this.flushTimer != null) clearImmediate(this.flushTimer)
+    this.incoming.length = 0
+    this.delegate.onClose(this, reason)
+  }
+}
+
+export function shortId (id: string): string {
+  return id.length > 12 ? `…${id.slice(-8)}` : id
+}
+
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}

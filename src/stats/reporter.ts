@@ -1,0 +1,48 @@
+/**
+ * The periodic stats line (or NDJSON `stats` event) each peer prints every --stats-interval
+ * seconds: manifest, peers, choking, pieces, rates, totals, ETA, discovery state.
+ */
+import type { SwarmStats } from '../swarm/swarm.js'
+import { formatBytes, formatDuration, formatRate, shortCid } from './format.js'
+
+export interface StatsEvent extends SwarmStats {
+  event: 'stats'
+  cid: string
+  progress: number
+  eta: number | null
+  tracker: string
+}
+
+export function statsEvent (cid: string, s: SwarmStats, tracker: string): StatsEvent {
+  const progress = s.pieces === 0 ? 1 : s.have / s.pieces
+  const eta = s.left === 0 ? 0 : s.downloadRate > 0 ? Math.round(s.left / s.downloadRate) : null
+  return {
+    event: 'stats',
+    cid,
+    ...s,
+    downloadRate: Math.round(s.downloadRate),
+    uploadRate: Math.round(s.uploadRate),
+    progress: Math.round(progress * 10000) / 10000,
+    eta,
+    tracker
+  }
+}
+
+export function statsLine (e: StatsEvent): string {
+  const pct = (e.progress * 100).toFixed(1)
+  return [
+    `[${shortCid(e.cid)}]`,
+    `peers ${e.peers} (unchoking ${e.unchoking}, unchoked by ${e.unchokedBy})`,
+    `${e.have}/${e.pieces} pieces ${pct}%`,
+    `↓ ${formatRate(e.downloadRate)} ↑ ${formatRate(e.uploadRate)}`,
+    `total ↓ ${formatBytes(e.downloaded)} ↑ ${formatBytes(e.uploaded)}`,
+    `ETA ${e.left === 0 ? 'done' : formatDuration(e.eta ?? undefined)}`,
+    `tracker ${e.tracker}`
+  ].join(' | ')
+}
+
+/** A one-line bar for terminals: `[#########-----------]  45.0%`. */
+export function progressBar (progress: number, width = 24): string {
+  const filled = Math.round(Math.min(1, Math.max(0, progress)) * width)
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(progress * 100).toFixed(1).padStart(5)}%`
+}

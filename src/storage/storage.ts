@@ -1,0 +1,228 @@
+import { createHash } from 'node:crypto'
+import { mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { HASH_LENGTH, pieceCount, pieceHash, pieceSize, type Manifest } from '../manifest/manifest.js'
+
+export class StorageError extends Error { override name = 'StorageError' }
+
+export interface PieceStore {
+  readonly path: string // the final path of the file
+  readBlock (piece: number, offset: number, length: number): Promise<Uint8Array> // bounds-checked
+  writePiece (piece: number, data: Uint8Array | Uint8Array[]): Promise<void> // whole piece, one positional write (writev for arrays)
+  readPiece (piece: number): Promise<Uint8Array>
+  verifyPiece (piece: number): Promise<boolean> // read + SHA-256 against the manifest
+  finalize (): Promise<void> // downloads: fsync, close, rename temp -> final; seeding: no-op
+  close (): Promise<void> // idempotent
+}
+
+const PART_SUFFIX = '.bitswarm-part'
+
+export async function sha256 (data: Uint8Array | Uint8Array[]): Promise<Uint8Array> {
+  const hash = createHash('sha256')
+  for (const chunk of Array.isArray(data) ? data : [data]) hash.update(chunk)
+  return new Uint8Array(hash.digest())
+}
+
+// "ENOENT (no such file or directory)": the code for scripts, the words for people
+function errno (err: unknown): string {
+  const e = err as NodeJS.ErrnoException
+  if (e.code === undefined) return String(e.message ?? err)
+  const words = /^[A-Z]+: ([^,]+)/.exec(e.message)?.[1] ?? e.message
+  return `${e.code} (${words})`
+}
+
+class FilePieceStore implements PieceStore {
+  readonly path: string
+  private fh: FileHandle | undefined
+  private readonly manifest: Manifest
+  private readonly pieces: number
+  private writable: boolean
+  // download stores write here until finalize(); seed stores read `path` directly
+  private readonly partPath: string | undefined
+  private finalized = false
+
+  constructor (path: string, fh: FileHandle, manifest: Manifest, partPath: string | undefined) {
+    this.path = path
+    this.fh = fh
+    this.manifest = manifest
+    this.pieces = pieceCount(manifest)
+    this.partPath = partPath
+    this.writable = partPath !== undefined
+  }
+
+  private handle (): FileHandle {
+    if (this.fh === undefined) throw new StorageError(`${this.path}: store is closed`)
+    return this.fh
+  }
+
+  private checkPiece (piece: number): number {
+    if (!Number.isInteger(piece) || piece < 0 || piece >= this.pieces) {
+      throw new StorageError(`${this.path}: piece ${piece} out of range [0, ${this.pieces})`)
+    }
+    return pieceSize(this.manifest, piece)
+  }
+
+  // positional reads may return short counts; loop until the range is filled
+  private async readAt (fh: FileHandle, position: number, length: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(length)
+    let done = 0
+    while (done < length) {
+      let bytesRead: number
+      try {
+        ({ bytesRead } = await fh.read(buf, done, length - done, position + done))
+      } catch (err) {
+        throw new StorageError(`cannot read ${this.partPath ?? this.path}: ${errno(err)}`)
+      }
+      // the file was truncated under us: never hand out zero-filled data as if it were real
+      if (bytesRead === 0) throw new StorageError(`${this.partPath ?? this.path}: unexpected end of file at ${position + done}`)
+      done += bytesRead
+    }
+    return buf
+  }
+
+  async readBlock (piece: number, offset: number, length: number): Promise<Uint8Array> {
+    const size = this.checkPiece(piece)
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 1 || offset + length > size) {
+      throw new StorageError(`${this.path}: block offset ${offset} length ${length} outside piece ${piece} of ${size} bytes`)
+    }
+    return await this.readAt(this.handle(), piece * this.manifest.pieceLength + offset, length)
+  }
+
+  async readPiece (piece: number): Promise<Uint8Array> {
+    const size = this.checkPiece(piece)
+    return await this.readAt(this.handle(), piece * this.manifest.pieceLength, size)
+  }
+
+  async verifyPiece (piece: number): Promise<boolean> {
+    const data = await this.readPiece(piece)
+    const expected = pieceHash(this.manifest, piece)
+    const actual = await sha256(data)
+    for (let i = 0; i < HASH_LENGTH; i++) if (actual[i] !== expected[i]) return false
+    return true
+  }
+
+  async writePiece (piece: number, data: Uint8Array | Uint8Array[]): Promise<void> {
+    const size = this.checkPiece(piece)
+    if (!this.writable) throw new StorageError(`${this.path}: store is read-only`)
+    const fh = this.handle()
+    let chunks = Array.isArray(data) ? data : [data]
+    const total = chunks.reduce((n, c) => n + c.length, 0)
+    if (total !== size) throw new StorageError(`${this.path}: piece ${piece} needs ${size} bytes, got ${total}`)
+    const position = piece * this.manifest.pieceLength
+    let done = 0
+    try {
+      while (done < total) {
+        const { bytesWritten } = chunks.length === 1
+          ? await fh.write(chunks[0], 0, chunks[0].length, position + done)
+          : await fh.writev(chunks, position + done)
+        if (bytesWritten === 0) throw new Error('wrote 0 bytes')
+        done += bytesWritten
+        // a short write (rare on regular files) leaves a tail: drop the written prefix and retry
+        chunks = skipBytes(chunks, bytesWritten)
+      }
+    } catch (err) {
+      throw new StorageError(`cannot write to ${this.partPath ?? this.path}: ${errno(err)}`)
+    }
+  }
+
+  async finalize (): Promise<void> {
+    if (this.partPath === undefined || this.finalized) return
+    const fh = this.handle()
+    try {
+      await fh.sync() // data on disk before the name says the file is complete
+      // the open descriptor follows the rename, so reads in flight (uploads) are not cut off
+      await rename(this.partPath, this.path)
+    } catch (err) {
+      throw new StorageError(`cannot finalize ${this.path}: ${errno(err)}`)
+    }
+    this.finalized = true
+    // keep serving reads from the completed file: a finished download goes on seeding
+    this.writable = false
+  }
+
+  async close (): Promise<void> {
+    const fh = this.fh
+    this.fh = undefined
+    this.writable = false
+    if (fh !== undefined) await fh.close().catch(() => {})
+  }
+}
+
+function skipBytes (chunks: Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = []
+  for (const c of chunks) {
+    if (n >= c.length) { n -= c.length; continue }
+    out.push(n > 0 ? c.subarray(n) : c)
+    n = 0
+  }
+  return out
+}
+
+// mkdir -p without { recursive: true }: Node 20's recursive mkdir loops forever when mkdir says
+// ENOENT under an existing parent (e.g. /proc); here each level is retried once
+async function ensureDir (dir: string): Promise<void> {
+  try {
+    await mkdir(dir)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') return // the caller checks it is a directory
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw err
+    await ensureDir(dirname(dir))
+    await mkdir(dir).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e })
+  }
+}
+
+export async function openSeedStore (filePath: string, manifest: Manifest): Promise<PieceStore> {
+  let fh: FileHandle
+  try {
+    fh = await open(filePath, 'r')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StorageError(`${filePath} is missing`)
+    throw new StorageError(`cannot read ${filePath}: ${errno(err)}`)
+  }
+  try {
+    const st = await fh.stat()
+    if (!st.isFile()) throw new StorageError(`${filePath} is not a regular file`)
+    if (st.size !== manifest.length) throw new StorageError(`${filePath} has ${st.size} bytes, manifest says ${manifest.length}`)
+  } catch (err) {
+    await fh.close().catch(() => {})
+    if (err instanceof StorageError) throw err
+    throw new StorageError(`cannot read ${filePath}: ${errno(err)}`)
+  }
+  return new FilePieceStore(filePath, fh, manifest, undefined)
+}
+
+export async function openDownloadStore (outDir: string, manifest: Manifest): Promise<PieceStore> {
+  // the name comes from a peer's manifest: never let it pick a path outside outDir
+  if (manifest.name === '' || manifest.name === '.' || manifest.name === '..' || basename(manifest.name) !== manifest.name || /[/\\\0]/.test(manifest.name)) {
+    throw new StorageError(`unsafe file name in manifest: ${JSON.stringify(manifest.name)}`)
+  }
+  try {
+    await ensureDir(outDir)
+    if (!(await stat(outDir)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' })
+  } catch (err) {
+    throw new StorageError(`cannot write to ${outDir}: ${errno(err)}`)
+  }
+  const finalPath = join(outDir, manifest.name)
+  const partPath = finalPath + PART_SUFFIX
+  let fh: FileHandle
+  try {
+    // reuse a leftover part file ('r+' keeps its bytes); not 'a': appends ignore the position
+    fh = await open(partPath, 'r+').catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err
+      return await open(partPath, 'w+')
+    })
+  } catch (err) {
+    throw new StorageError(`cannot write to ${outDir}: ${errno(err)}`)
+  }
+  try {
+    const st = await fh.stat()
+    if (!st.isFile()) throw Object.assign(new Error(`${partPath} is not a regular file`), { code: 'EISDIR' })
+    // fixed size up front: pieces arrive in any order and land at their offsets (sparse file)
+    if (st.size !== manifest.length) await fh.truncate(manifest.length)
+  } catch (err) {
+    await fh.close().catch(() => {})
+    throw new StorageError(`cannot write to ${outDir}: ${errno(err)}`)
+  }
+  return new FilePieceStore(finalPath, fh, manifest, partPath)
+}

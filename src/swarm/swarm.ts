@@ -1,0 +1,422 @@
+/**
+ * The swarm: one manifest's peer sessions, tied to the piece picker, the choker and the piece
+ * store. It owns the timers (rechoke, request timeouts, keep-alives) and the wire protocol
+ * handler; policy lives in picker/ and choker/, bytes on the wire in session/ and wire/.
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { TypedEventEmitter } from 'main-event'
+import type { Libp2p, Stream } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { Bitfield } from '../bitfield.js'
+import { Choker, type ChokerInit, type ChokerPeer } from '../choker/choker.js'
+import { pieceCount, pieceHash, pieceSize, type Manifest } from '../manifest/manifest.js'
+import { PiecePicker, requestDepth, type BlockRef } from '../picker/picker.js'
+import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
+import { RateMeter } from '../stats/rate.js'
+import { sha256, type PieceStore } from '../storage/storage.js'
+import { WIRE_PROTOCOL, type BlockSpec } from '../wire/codec.js'
+
+export interface SwarmPeerAddress { peerId: string, multiaddrs: string[] }
+
+export interface SwarmInit {
+  node: Libp2p
+  manifest: Manifest
+  cid: CID
+  store: PieceStore
+  /** pieces already verified on disk (all of them when seeding) */
+  have?: Bitfield
+  choker?: ChokerInit
+  /** most sessions at once (default 50) */
+  maxPeers?: number
+  /** a request not answered within this many ms is given to another peer (default 30_000) */
+  requestTimeout?: number
+  log?: (msg: string) => void
+  now?: () => number
+  random?: () => number
+}
+
+export interface SwarmStats {
+  peers: number
+  unchoking: number
+  unchokedBy: number
+  interested: number
+  have: number
+  pieces: number
+  downloaded: number
+  uploaded: number
+  downloadRate: number
+  uploadRate: number
+  left: number
+  wasted: number
+  hashFailures: number
+}
+
+export interface SwarmEvents {
+  'piece': CustomEvent<number>
+  'complete': CustomEvent<{ path: string, bytes: number }>
+  'peer:connect': CustomEvent<string>
+  'peer:disconnect': CustomEvent<{ peerId: string, reason?: string }>
+  'error': CustomEvent<Error>
+}
+
+const TICK_MS = 1000
+const KEEP_ALIVE_MS = 30_000
+
+export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDelegate {
+  readonly manifest: Manifest
+  readonly cid: CID
+  private readonly node: Libp2p
+  private readonly store: PieceStore
+  private readonly picker: PiecePicker
+  private readonly choker: Choker
+  private readonly sessions = new Map<string, PeerSession>()
+  private readonly dialing = new Set<string>()
+  private readonly buffers = new Map<number, Uint8Array>()
+  private readonly log: (msg: string) => void
+  private readonly now: () => number
+  private readonly maxPeers: number
+  private readonly requestTimeout: number
+  private readonly manifestBytes: Uint8Array
+  private readonly count: number
+  private readonly downRate: RateMeter
+  private readonly upRate: RateMeter
+  private timers: Array<ReturnType<typeof setInterval>> = []
+  private running = false
+  private completing = false
+  private completed = false
+  downloaded = 0
+  uploaded = 0
+  wasted = 0
+  hashFailures = 0
+
+  constructor (init: SwarmInit) {
+    super()
+    this.node = init.node
+    this.manifest = init.manifest
+    this.cid = init.cid
+    this.store = init.store
+    this.log = init.log ?? (() => {})
+    this.now = init.now ?? Date.now
+    this.maxPeers = init.maxPeers ?? 50
+    this.requestTimeout = init.requestTimeout ?? 30_000
+    this.manifestBytes = init.cid.bytes
+    this.count = pieceCount(init.manifest)
+    this.picker = new PiecePicker({
+      pieceCount: this.count,
+      pieceLength: init.manifest.pieceLength,
+      totalLength: init.manifest.length,
+      have: init.have,
+      random: init.random
+    })
+    this.choker = new Choker({ now: this.now, random: init.random, ...init.choker })
+    this.downRate = new RateMeter({ windowMs: 5_000, now: this.now })
+    this.upRate = new RateMeter({ windowMs: 5_000, now: this.now })
+    this.completed = this.picker.isComplete()
+  }
+
+  get seeding (): boolean {
+    return this.completed
+  }
+
+  get path (): string {
+    return this.store.path
+  }
+
+  async start (): Promise<void> {
+    if (this.running) return
+    this.running = true
+    await this.node.handle(WIRE_PROTOCOL, (stream, connection) => {
+      this.accept(stream, connection.remotePeer.toString(), 'inbound')
+    }, { maxInboundStreams: 4 })
+    this.timers.push(setInterval(() => { this.rechoke() }, this.choker.rechokeInterval))
+    this.timers.push(setInterval(() => { this.tick() }, TICK_MS))
+    for (const t of this.timers) t.unref?.()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    await this.node.unhandle(WIRE_PROTOCOL).catch(() => {})
+    for (const s of [...this.sessions.values()]) s.close()
+    await this.store.close()
+  }
+
+  /** Dials peers we are not yet talking to (from the tracker or elsewhere). */
+  addPeers (peers: SwarmPeerAddress[]): void {
+    const self = this.node.peerId.toString()
+    for (const p of peers) {
+      if (!this.running) return
+      if (p.peerId === self || this.sessions.has(p.peerId) || this.dialing.has(p.peerId)) continue
+      if (this.sessions.size + this.dialing.size >= this.maxPeers) return
+      // two complete peers have nothing to trade
+      void this.dial(p)
+    }
+  }
+
+  private async dial (p: SwarmPeerAddress): Promise<void> {
+    this.dialing.add(p.peerId)
+    try {
+      const peerId = peerIdFromString(p.peerId)
+      const addrs = p.multiaddrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
+      if (addrs.length > 0) await this.node.peerStore.merge(peerId, { multiaddrs: addrs })
+      const stream = await this.node.dialProtocol(peerId, WIRE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+      this.dialing.delete(p.peerId)
+      if (!this.running) { stream.abort(new Error('swarm stopped')); return }
+      this.accept(stream, p.peerId, 'outbound')
+    } catch (err) {
+      this.log(`dial ${shortId(p.peerId)} failed: ${(err as Error).message}`)
+    } finally {
+      this.dialing.delete(p.peerId)
+    }
+  }
+
+  private accept (stream: Stream, remotePeer: string, direction: 'inbound' | 'outbound'): void {
+    if (!this.running) { stream.abort(new Error('swarm stopped')); return }
+    const existing = this.sessions.get(remotePeer)
+    if (existing != null) {
+      // Both ends dialled at once. Keep the stream opened by the peer whose id sorts first, so
+      // both ends keep the same one.
+      const self = this.node.peerId.toString()
+      const keepNew = (direction === 'outbound') === (self < remotePeer)
+      if (!keepNew) { stream.abort(new Error('duplicate session')); return }
+      existing.close()
+    } else if (this.sessions.size >= this.maxPeers) {
+      stream.abort(new Error('too many peers'))
+      return
+    }
+    const session = new PeerSession({
+      stream,
+      remotePeer,
+      geometry: { manifest: this.manifestBytes, pieceCount: this.count, pieceSize: (i) => pieceSize(this.manifest, i) },
+      delegate: this,
+      localHave: () => this.picker.have,
+      log: this.log,
+      now: this.now
+    })
+    this.sessions.set(remotePeer, session)
+    session.start()
+    this.safeDispatchEvent('peer:connect', { detail: remotePeer })
+  }
+
+  // --- SessionDelegate: what the swarm does with each valid message -------------------------
+
+  onHaveState (session: PeerSession): void {
+    const has = session.peerHas as Bitfield
+    this.picker.addPeer(session.remotePeer, has.isComplete() ? 'all' : has.count() === 0 ? 'none' : has)
+    this.updateInterest(session)
+    // two seeders have nothing to say to each other
+    if (this.completed && session.peerHasAll) session.close()
+  }
+
+  onHave (session: PeerSession, piece: number): void {
+    this.picker.peerHave(session.remotePeer, piece)
+    this.updateInterest(session)
+    if (this.completed && session.peerHasAll) session.close()
+  }
+
+  onInterest (session: PeerSession): void {
+    if (session.peerInterested && session.amChoking && this.choker.freeSlot(this.chokerPeers())) {
+      // a free upload slot goes to whoever asks first; the next rechoke may take it back
+      session.unchoke()
+    }
+  }
+
+  onChoke (session: PeerSession, dropped: BlockSpec[]): void {
+    for (const b of dropped) this.picker.requestFailed(session.remotePeer, b)
+    this.fillAll()
+  }
+
+  onUnchoke (session: PeerSession): void {
+    this.fillRequests(session)
+  }
+
+  onReject (session: PeerSession, block: BlockSpec): void {
+    this.picker.requestFailed(session.remotePeer, block)
+    this.fillAll()
+  }
+
+  onBlock (session: PeerSession, piece: number, offset: number, data: Uint8ArrayList): void {
+    this.downloaded += data.byteLength
+    this.downRate.add(data.byteLength)
+    const r = this.picker.blockReceived(session.remotePeer, piece, offset)
+    if (!r.accepted) {
+      this.wasted += data.byteLength
+      this.fillRequests(session)
+      return
+    }
+    let buf = this.buffers.get(piece)
+    if (buf == null) {
+      buf = new Uint8Array(pieceSize(this.manifest, piece))
+      this.buffers.set(piece, buf)
+    }
+    let at = offset
+    for (const chunk of data) { buf.set(chunk, at); at += chunk.byteLength }
+    // endgame: the same block was asked of others; tell them not to bother (BEP 3 "cancel")
+    for (const c of r.cancels) this.sessions.get(c.peerId)?.cancel(c.block)
+    if (r.pieceComplete) void this.verifyPiece(piece, buf)
+    this.fillRequests(session)
+  }
+
+  hasPiece (piece: number): boolean {
+    return this.picker.have.get(piece)
+  }
+
+  async readBlock (piece: number, offset: number, length: number): Promise<Uint8Array> {
+    return await this.store.readBlock(piece, offset, length)
+  }
+
+  onUpload (_session: PeerSession, bytes: number): void {
+    this.uploaded += bytes
+    this.upRate.add(bytes)
+  }
+
+  onClose (session: PeerSession, reason: string | undefined): void {
+    if (this.sessions.get(session.remotePeer) !== session) return
+    this.sessions.delete(session.remotePeer)
+    this.picker.removePeer(session.remotePeer)
+    this.safeDispatchEvent('peer:disconnect', { detail: { peerId: session.remotePeer, reason } })
+    this.fillAll()
+  }
+
+  // --- downloading ---------------------------------------------------------------------------
+
+  /** A piece is verified by SHA-256 before it is stored, announced with `have`, or uploaded. */
+  private async verifyPiece (piece: number, buf: Uint8Array): Promise<void> {
+    try {
+      const digest = await sha256(buf)
+      if (!equal(digest, pieceHash(this.manifest, piece))) {
+        this.hashFailures++
+        this.wasted += buf.byteLength
+        this.buffers.delete(piece)
+        this.picker.pieceFailed(piece)
+        this.log(`piece ${piece} failed its hash check; fetching it again`)
+        this.fillAll()
+        return
+      }
+      await this.store.writePiece(piece, buf)
+      this.buffers.delete(piece)
+      this.picker.pieceVerified(piece)
+      for (const s of this.sessions.values()) {
+        s.have(piece)
+        this.updateInterest(s)
+      }
+      this.safeDispatchEvent('piece', { detail: piece })
+      if (this.picker.isComplete()) await this.complete()
+    } catch (err) {
+      this.safeDispatchEvent('error', { detail: err as Error })
+    }
+  }
+
+  private async complete (): Promise<void> {
+    if (this.completing || this.completed) return
+    this.completing = true
+    // renames the part file into place and keeps it open read-only, so we go on seeding from it
+    await this.store.finalize()
+    this.completed = true
+    this.log(`download complete: ${this.store.path}`)
+    for (const s of [...this.sessions.values()]) if (s.peerHasAll) s.close()
+    this.safeDispatchEvent('complete', { detail: { path: this.store.path, bytes: this.manifest.length } })
+    this.rechoke()
+  }
+
+  private updateInterest (session: PeerSession): void {
+    if (!session.haveStateReceived) return
+    const interesting = !this.completed && this.picker.isInteresting(session.remotePeer)
+    session.setInterested(interesting)
+    if (interesting) this.fillRequests(session)
+  }
+
+  private fillRequests (session: PeerSession): void {
+    if (session.closed || session.peerChoking || !session.amInterested || this.completed) return
+    // keep about one second of this peer's rate in flight (at least a few blocks)
+    const depth = requestDepth(session.down.rate())
+    const want = depth - this.picker.inFlight(session.remotePeer)
+    // top the pipeline up in batches, not one request per block received
+    if (want <= 0 || (want < Math.ceil(depth / 4) && this.picker.inFlight(session.remotePeer) > 0)) return
+    session.request(this.picker.pick(session.remotePeer, want))
+  }
+
+  private fillAll (): void {
+    for (const s of this.sessions.values()) this.fillRequests(s)
+  }
+
+  // --- timers --------------------------------------------------------------------------------
+
+  private chokerPeers (): ChokerPeer[] {
+    const out: ChokerPeer[] = []
+    for (const s of this.sessions.values()) {
+      out.push({
+        id: s.remotePeer,
+        interested: s.peerInterested,
+        downloadRate: s.down.rate(),
+        uploadRate: s.up.rate(),
+        connectedAt: s.connectedAt,
+        unchoked: !s.amChoking,
+        unchokesUs: !s.peerChoking,
+        amInterested: s.amInterested,
+        lastBlockAt: s.lastBlockAt
+      })
+    }
+    return out
+  }
+
+  /** BEP 3's tit-for-tat: every rechoke interval, the choker decides whom we upload to. */
+  rechoke (): void {
+    if (!this.running) return
+    const decision = this.choker.rechoke(this.chokerPeers(), this.completed)
+    for (const s of this.sessions.values()) {
+      if (decision.unchoked.has(s.remotePeer) || decision.optimistic === s.remotePeer) s.unchoke()
+      else s.choke()
+    }
+  }
+
+  private tick (): void {
+    for (const s of this.sessions.values()) {
+      const expired = s.expireRequests(this.requestTimeout)
+      for (const b of expired) this.picker.requestFailed(s.remotePeer, b as BlockRef)
+      s.keepAlive(KEEP_ALIVE_MS)
+    }
+    this.fillAll()
+  }
+
+  stats (): SwarmStats {
+    let unchoking = 0
+    let unchokedBy = 0
+    let interested = 0
+    for (const s of this.sessions.values()) {
+      if (!s.amChoking) unchoking++
+      if (!s.peerChoking) unchokedBy++
+      if (s.peerInterested) interested++
+    }
+    const have = this.picker.have.count()
+    let left = 0
+    if (!this.completed) {
+      for (let i = 0; i < this.count; i++) if (!this.picker.have.get(i)) left += pieceSize(this.manifest, i)
+    }
+    return {
+      peers: this.sessions.size,
+      unchoking,
+      unchokedBy,
+      interested,
+      have,
+      pieces: this.count,
+      downloaded: this.downloaded,
+      uploaded: this.uploaded,
+      downloadRate: this.downRate.rate(),
+      uploadRate: this.upRate.rate(),
+      left,
+      wasted: this.wasted,
+      hashFailures: this.hashFailures
+    }
+  }
+}
+
+function equal (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}

@@ -1,0 +1,245 @@
+/**
+ * The bitswarm wire protocol: stateless codec.
+ *
+ * A frame is `varint(length) | type (1 byte) | payload`. Integers are 32-bit big-endian, as in
+ * BEP 3. The codec knows
+ * nothing of sessions: it turns bytes into typed messages or throws InvalidMessageError, and
+ * the peer session decides what a message means in its state.
+ */
+import { LengthPrefixedDecoder } from '@libp2p/utils'
+import * as varint from 'uint8-varint'
+import { Uint8ArrayList } from 'uint8arraylist'
+
+export const WIRE_PROTOCOL = '/bitswarm/wire/1.0.0'
+export const WIRE_VERSION = 1
+/** Blocks are 16 KiB: "All current implementations use 2^14 (16 kiB)" (BEP 3). */
+export const MAX_BLOCK_LENGTH = 16384
+/** Cap on one frame: a block plus its header, or a bitfield of up to 1,048,576 pieces. */
+export const MAX_FRAME_LENGTH = 128 * 1024 + 16
+
+export enum MessageType {
+  Handshake = 0,
+  Bitfield = 1,
+  HaveAll = 2,
+  HaveNone = 3,
+  Have = 4,
+  Interested = 5,
+  NotInterested = 6,
+  Choke = 7,
+  Unchoke = 8,
+  Request = 9,
+  Piece = 10,
+  Cancel = 11,
+  Reject = 12,
+  KeepAlive = 13
+}
+
+export interface BlockSpec { piece: number, offset: number, length: number }
+
+export type WireMessage =
+  | { type: MessageType.Handshake, version: number, manifest: Uint8Array }
+  | { type: MessageType.Bitfield, bitfield: Uint8Array }
+  | { type: MessageType.HaveAll }
+  | { type: MessageType.HaveNone }
+  | { type: MessageType.Have, piece: number }
+  | { type: MessageType.Interested }
+  | { type: MessageType.NotInterested }
+  | { type: MessageType.Choke }
+  | { type: MessageType.Unchoke }
+  | ({ type: MessageType.Request } & BlockSpec)
+  | { type: MessageType.Piece, piece: number, offset: number, data: Uint8ArrayList }
+  | ({ type: MessageType.Cancel } & BlockSpec)
+  | ({ type: MessageType.Reject } & BlockSpec)
+  | { type: MessageType.KeepAlive }
+
+export class InvalidMessageError extends Error {
+  override name = 'InvalidMessageError'
+}
+
+export class TruncatedFrameError extends Error {
+  override name = 'TruncatedFrameError'
+}
+
+const TYPE_NAMES: Record<MessageType, string> = {
+  [MessageType.Handshake]: 'handshake',
+  [MessageType.Bitfield]: 'bitfield',
+  [MessageType.HaveAll]: 'have-all',
+  [MessageType.HaveNone]: 'have-none',
+  [MessageType.Have]: 'have',
+  [MessageType.Interested]: 'interested',
+  [MessageType.NotInterested]: 'not-interested',
+  [MessageType.Choke]: 'choke',
+  [MessageType.Unchoke]: 'unchoke',
+  [MessageType.Request]: 'request',
+  [MessageType.Piece]: 'piece',
+  [MessageType.Cancel]: 'cancel',
+  [MessageType.Reject]: 'reject',
+  [MessageType.KeepAlive]: 'keep-alive'
+}
+
+export function messageName (type: MessageType): string {
+  return TYPE_NAMES[type] ?? `unknown(${String(type)})`
+}
+
+function frame (type: MessageType, payloadLength: number): { buf: Uint8Array, view: DataView, at: number } {
+  const bodyLength = 1 + payloadLength
+  const prefix = varint.encodingLength(bodyLength)
+  const buf = new Uint8Array(prefix + bodyLength)
+  varint.encodeUint8Array(bodyLength, buf, 0)
+  buf[prefix] = type
+  return { buf, view: new DataView(buf.buffer, buf.byteOffset, buf.byteLength), at: prefix + 1 }
+}
+
+function empty (type: MessageType): Uint8Array {
+  return frame(type, 0).buf
+}
+
+function blockSpec (type: MessageType, b: BlockSpec): Uint8Array {
+  const { buf, view, at } = frame(type, 12)
+  view.setUint32(at, b.piece)
+  view.setUint32(at + 4, b.offset)
+  view.setUint32(at + 8, b.length)
+  return buf
+}
+
+/** keep-alive: `<13>` — sent when idle so that neither end times the stream out. */
+export const encodeKeepAlive = (): Uint8Array => empty(MessageType.KeepAlive)
+
+/** handshake: `<0><version: u8><manifest CID bytes>` — the first message on a stream, both ways. */
+export function encodeHandshake (manifest: Uint8Array, version = WIRE_VERSION): Uint8Array {
+  const { buf, at } = frame(MessageType.Handshake, 1 + manifest.byteLength)
+  buf[at] = version
+  buf.set(manifest, at + 1)
+  return buf
+}
+
+/** bitfield: `<1><bits>` — piece 0 is the high bit of the first byte (BEP 3). */
+export function encodeBitfield (bitfield: Uint8Array): Uint8Array {
+  const { buf, at } = frame(MessageType.Bitfield, bitfield.byteLength)
+  buf.set(bitfield, at)
+  return buf
+}
+
+/** have-all: `<2>`; have-none: `<3>` (BEP 6's shortcuts for a seeder or an empty peer). */
+export const encodeHaveAll = (): Uint8Array => empty(MessageType.HaveAll)
+export const encodeHaveNone = (): Uint8Array => empty(MessageType.HaveNone)
+
+/** have: `<4><piece: u32>` */
+export function encodeHave (piece: number): Uint8Array {
+  const { buf, view, at } = frame(MessageType.Have, 4)
+  view.setUint32(at, piece)
+  return buf
+}
+
+/** interested `<5>`, not-interested `<6>`, choke `<7>`, unchoke `<8>` */
+export const encodeInterested = (): Uint8Array => empty(MessageType.Interested)
+export const encodeNotInterested = (): Uint8Array => empty(MessageType.NotInterested)
+export const encodeChoke = (): Uint8Array => empty(MessageType.Choke)
+export const encodeUnchoke = (): Uint8Array => empty(MessageType.Unchoke)
+
+/** request: `<9><piece: u32><offset: u32><length: u32>` */
+export const encodeRequest = (b: BlockSpec): Uint8Array => blockSpec(MessageType.Request, b)
+/** cancel: `<11><piece: u32><offset: u32><length: u32>` */
+export const encodeCancel = (b: BlockSpec): Uint8Array => blockSpec(MessageType.Cancel, b)
+/** reject: `<12><piece: u32><offset: u32><length: u32>` (BEP 6's reject-request) */
+export const encodeReject = (b: BlockSpec): Uint8Array => blockSpec(MessageType.Reject, b)
+
+/**
+ * piece: `<10><piece: u32><offset: u32><block bytes>`. Returns the header and the block as a
+ * list so the block is not copied; `stream.send` takes a Uint8ArrayList.
+ */
+export function encodePiece (piece: number, offset: number, data: Uint8Array): Uint8ArrayList {
+  const bodyLength = 1 + 8 + data.byteLength
+  const prefix = varint.encodingLength(bodyLength)
+  const header = new Uint8Array(prefix + 9)
+  varint.encodeUint8Array(bodyLength, header, 0)
+  header[prefix] = MessageType.Piece
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength)
+  view.setUint32(prefix + 1, piece)
+  view.setUint32(prefix + 5, offset)
+  return new Uint8ArrayList(header, data)
+}
+
+function expectLength (type: MessageType, body: Uint8ArrayList, length: number): void {
+  if (body.byteLength !== length) {
+    throw new InvalidMessageError(`${messageName(type)} must be ${length} bytes, got ${body.byteLength}`)
+  }
+}
+
+/** Decodes one frame's body (the bytes after the length prefix). */
+export function decodeMessage (body: Uint8ArrayList): WireMessage {
+  if (body.byteLength < 1) throw new InvalidMessageError('empty message')
+  const type = body.get(0) as MessageType
+  switch (type) {
+    case MessageType.Handshake: {
+      if (body.byteLength < 3) throw new InvalidMessageError('handshake too short')
+      return { type, version: body.get(1), manifest: body.subarray(2) }
+    }
+    case MessageType.Bitfield:
+      return { type, bitfield: body.subarray(1) }
+    case MessageType.HaveAll:
+    case MessageType.HaveNone:
+    case MessageType.Interested:
+    case MessageType.NotInterested:
+    case MessageType.Choke:
+    case MessageType.Unchoke:
+    case MessageType.KeepAlive:
+      expectLength(type, body, 1)
+      return { type }
+    case MessageType.Have:
+      expectLength(type, body, 5)
+      return { type, piece: body.getUint32(1) }
+    case MessageType.Request:
+    case MessageType.Cancel:
+    case MessageType.Reject:
+      expectLength(type, body, 13)
+      return { type, piece: body.getUint32(1), offset: body.getUint32(5), length: body.getUint32(9) }
+    case MessageType.Piece: {
+      if (body.byteLength < 10) throw new InvalidMessageError('piece message too short')
+      const length = body.byteLength - 9
+      if (length > MAX_BLOCK_LENGTH) throw new InvalidMessageError(`block of ${length} bytes exceeds ${MAX_BLOCK_LENGTH}`)
+      return { type, piece: body.getUint32(1), offset: body.getUint32(5), data: body.sublist(9) }
+    }
+    default:
+      throw new InvalidMessageError(`unknown message type ${String(type)}`)
+  }
+}
+
+/**
+ * Turns a byte stream into messages. Feed it chunks as they come; call `end()` when the stream
+ * ends, which throws TruncatedFrameError if a frame was cut short.
+ */
+export class WireDecoder {
+  private readonly frames: LengthPrefixedDecoder
+  private buffered = 0
+
+  constructor (maxFrameLength = MAX_FRAME_LENGTH) {
+    this.frames = new LengthPrefixedDecoder({ maxDataLength: maxFrameLength, maxBufferSize: 2 * maxFrameLength + 16 })
+  }
+
+  * decode (chunk: Uint8Array | Uint8ArrayList): Generator<WireMessage> {
+    this.buffered += chunk.byteLength
+    const frames = this.frames.decode(chunk)
+    for (;;) {
+      let next: IteratorResult<Uint8ArrayList>
+      try {
+        next = frames.next()
+      } catch (err) {
+        throw new InvalidMessageError(`bad frame: ${(err as Error).message}`)
+      }
+      if (next.done === true) return
+      const body = next.value
+      this.buffered -= varint.encodingLength(body.byteLength) + body.byteLength
+      yield decodeMessage(body)
+    }
+  }
+
+  /** Bytes received that do not yet form a whole frame. */
+  get pending (): number {
+    return this.buffered
+  }
+
+  end (): void {
+    if (this.buffered > 0) throw new TruncatedFrameError(`stream ended inside a frame (${this.buffered} bytes left)`)
+  }
+}

@@ -1,0 +1,325 @@
+import { createServer as createHttpServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { createServer as createNetServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { announce, scrape, TrackerAnnouncer, TrackerError } from '../../src/discovery/tracker-client.js'
+import type { AnnouncedPeer, AnnounceParams, TrackerAnnouncerInit } from '../../src/discovery/tracker-client.js'
+import { createTrackerServer } from '../../tracker/server.js'
+import type { TrackerServer, TrackerServerInit } from '../../tracker/server.js'
+import { makeCid, makePeerId } from '../tracker/helpers.js'
+
+const trackers: TrackerServer[] = []
+const fakes: Server[] = []
+const announcers: TrackerAnnouncer[] = []
+
+afterEach(async () => {
+  vi.restoreAllMocks()
+  await Promise.all(announcers.splice(0).map(async a => { await a.stop() }))
+  await Promise.all(trackers.splice(0).map(async t => { await t.stop() }))
+  await Promise.all(fakes.splice(0).map(async s => {
+    await new Promise<void>(resolve => {
+      s.close(() => { resolve() })
+      s.closeAllConnections()
+    })
+  }))
+})
+
+async function startTracker (init: TrackerServerInit = {}): Promise<TrackerServer> {
+  const t = createTrackerServer({ port: 0, log: () => {}, ...init })
+  trackers.push(t)
+  await t.start()
+  return t
+}
+
+/** A hand-written tracker, to answer what a real one never would. */
+async function startFake (handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+  const s = createHttpServer(handler)
+  fakes.push(s)
+  await new Promise<void>(resolve => { s.listen(0, '127.0.0.1', () => { resolve() }) })
+  return `http://127.0.0.1:${(s.address() as AddressInfo).port}/announce`
+}
+
+function answer (status: number, body: string) {
+  return (_req: IncomingMessage, res: ServerResponse): void => {
+    res.writeHead(status, { 'content-type': 'application/json' })
+    res.end(body)
+  }
+}
+
+/** A port nothing listens on (just freed). */
+async function closedPort (): Promise<number> {
+  const s = createNetServer()
+  await new Promise<void>(resolve => { s.listen(0, '127.0.0.1', () => { resolve() }) })
+  const port = (s.address() as AddressInfo).port
+  await new Promise<void>(resolve => { s.close(() => { resolve() }) })
+  return port
+}
+
+let manifest: string
+let ids: string[]
+
+beforeAll(async () => {
+  manifest = await makeCid('x')
+  ids = await Promise.all(Array.from({ length: 4 }, makePeerId))
+})
+
+function params (i: number, over: Partial<AnnounceParams> = {}): AnnounceParams {
+  return { manifest, peerId: ids[i], multiaddrs: [`/ip4/127.0.0.1/tcp/${5000 + i}`], uploaded: 0, downloaded: 0, left: 10, ...over }
+}
+
+describe('announce / scrape', () => {
+  it('round trip against the real tracker', async () => {
+    const t = await startTracker()
+    const first = await announce(t.announceUrl, params(1, { event: 'started', left: 0 }))
+    expect(first).toEqual({ interval: 30, minInterval: 5, complete: 1, incomplete: 0, peers: [] })
+    const second = await announce(t.announceUrl, params(2, { event: 'started' }))
+    expect(second.peers).toEqual([{ peerId: ids[1], multiaddrs: ['/ip4/127.0.0.1/tcp/5001'] }])
+    expect(second.complete).toBe(1)
+    expect(second.incomplete).toBe(1)
+    await announce(t.announceUrl, params(2, { event: 'completed', left: 0 }))
+
+    const files = await scrape(t.announceUrl, [manifest])
+    expect(files).toEqual({ [manifest]: { complete: 2, incomplete: 0, downloaded: 1 } })
+    expect(Object.keys(await scrape(t.announceUrl, []))).toEqual([manifest])
+  })
+
+  it('a 400 becomes a TrackerError with the status and reason', async () => {
+    const t = await startTracker()
+    const err = await announce(t.announceUrl, params(1, { manifest: 'nope' })).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(TrackerError)
+    expect((err as TrackerError).status).toBe(400)
+    expect((err as TrackerError).message).toMatch(/manifest is not a CID/)
+  })
+
+  it('rejects URLs it cannot use', async () => {
+    await expect(announce('not a url', params(1))).rejects.toBeInstanceOf(TrackerError)
+    await expect(announce('ftp://127.0.0.1/announce', params(1))).rejects.toThrow(/scheme/)
+    await expect(scrape('http://127.0.0.1:1/tracker', [manifest])).rejects.toThrow(/does not support scrape/)
+  })
+
+  it('derives the scrape URL from the announce URL (BEP 48), keeping its query', async () => {
+    let seen = ''
+    const url = await startFake((req, res) => {
+      seen = req.url ?? ''
+      answer(200, '{"files":{}}')(req, res)
+    })
+    await scrape(url.replace('/announce', '/x/announce.php') + '?key=k', [manifest])
+    expect(seen).toBe(`/x/scrape.php?key=k&manifest=${manifest}`)
+  })
+
+  it('unreachable tracker -> TrackerError without status', async () => {
+    const port = await closedPort()
+    const err = await announce(`http://127.0.0.1:${port}/announce`, params(1)).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(TrackerError)
+    expect((err as TrackerError).status).toBeUndefined()
+    expect((err as TrackerError).message).toMatch(/unreachable/)
+  })
+
+  it('times out, and passes the caller\'s own abort through', async () => {
+    const url = await startFake(() => { /* never answers */ })
+    await expect(announce(url, params(1), { timeout: 100 })).rejects.toThrow(/timed out after 100 ms/)
+    const controller = new AbortController()
+    const p = announce(url, params(1), { signal: controller.signal })
+    setTimeout(() => { controller.abort() }, 20)
+    const err = await p.catch((e: unknown) => e)
+    expect(err).not.toBeInstanceOf(TrackerError)
+    expect((err as Error).name).toBe('AbortError')
+  })
+
+  describe('validates the tracker\'s answer', () => {
+    const bad: Array<[string, number, string, RegExp]> = [
+      ['not JSON', 200, 'hello', /not JSON/],
+      ['JSON but not an object', 200, '[1,2]', /not an object/],
+      ['null', 200, 'null', /not an object/],
+      ['no interval', 200, '{"peers":[]}', /interval/],
+      ['negative interval', 200, '{"interval":-1,"peers":[]}', /interval/],
+      ['peers not a list', 200, '{"interval":30,"peers":{}}', /peers/],
+      ['server error', 500, 'oops', /HTTP 500/],
+      ['error object', 503, '{"error":"overloaded"}', /HTTP 503: overloaded/]
+    ]
+    for (const [name, status, body, reason] of bad) {
+      it(name, async () => {
+        const url = await startFake(answer(status, body))
+        const err = await announce(url, params(0)).catch((e: unknown) => e)
+        expect(err).toBeInstanceOf(TrackerError)
+        expect((err as Error).message).toMatch(reason)
+        if (status !== 200) expect((err as TrackerError).status).toBe(status)
+      })
+    }
+
+    it('drops malformed peers entries, bad addresses, duplicates and ourselves', async () => {
+      const body = {
+        interval: 30,
+        complete: 'many', // bad counts read as 0
+        incomplete: 3,
+        peers: [
+          5, null, 'x', [],
+          { peerId: 'not-a-peer', multiaddrs: ['/ip4/1.2.3.4/tcp/1'] },
+          { peerId: ids[1], multiaddrs: '/ip4/1.2.3.4/tcp/1' },
+          { peerId: ids[1], multiaddrs: ['junk', 7, '/ip4/1.2.3.4/tcp/1'] },
+          { peerId: ids[1], multiaddrs: ['/ip4/9.9.9.9/tcp/9'] },
+          { peerId: ids[2], multiaddrs: ['junk'] },
+          { peerId: ids[0], multiaddrs: ['/ip4/1.2.3.4/tcp/2'] }
+        ]
+      }
+      const url = await startFake(answer(200, JSON.stringify(body)))
+      const r = await announce(url, params(0))
+      expect(r).toEqual({ interval: 30, complete: 0, incomplete: 3, peers: [{ peerId: ids[1], multiaddrs: ['/ip4/1.2.3.4/tcp/1'] }] })
+    })
+
+    it('refuses an oversized answer', async () => {
+      const url = await startFake(answer(200, JSON.stringify({ interval: 30, peers: [], pad: 'x'.repeat(2 * 1024 * 1024) })))
+      await expect(announce(url, params(0))).rejects.toThrow(/too large/)
+    })
+
+    it('scrape drops malformed entries and keeps hostile keys as data', async () => {
+      const url = await startFake(answer(200, '{"files":{"a":{"complete":1,"incomplete":2,"downloaded":3},"b":{"complete":-1,"incomplete":0,"downloaded":0},"c":7,"__proto__":{"complete":0,"incomplete":0,"downloaded":0}}}'))
+      const files = await scrape(url, [])
+      expect(Object.getPrototypeOf(files)).toBe(Object.prototype)
+      expect(Object.keys(files).sort()).toEqual(['__proto__', 'a'])
+      expect(files.a).toEqual({ complete: 1, incomplete: 2, downloaded: 3 })
+      const noFiles = await startFake(answer(200, '{"nope":1}'))
+      await expect(scrape(noFiles, [])).rejects.toBeInstanceOf(TrackerError)
+    })
+  })
+})
+
+describe('TrackerAnnouncer', () => {
+  function makeAnnouncer (announceUrl: string, i: number, over: Partial<TrackerAnnouncerInit> = {}): { a: TrackerAnnouncer, peers: AnnouncedPeer[][], statuses: string[], logs: string[] } {
+    const peers: AnnouncedPeer[][] = []
+    const statuses: string[] = []
+    const logs: string[] = []
+    const a = new TrackerAnnouncer({
+      announceUrl,
+      manifest,
+      peerId: ids[i],
+      getMultiaddrs: () => [`/ip4/127.0.0.1/tcp/${5000 + i}`],
+      getTransfer: () => ({ uploaded: 0, downloaded: 0, left: 10 }),
+      log: (m) => { logs.push(m) },
+      ...over
+    })
+    a.addEventListener('peers', (e) => { peers.push(e.detail) })
+    a.addEventListener('status', (e) => { statuses.push(e.detail) })
+    announcers.push(a)
+    return { a, peers, statuses, logs }
+  }
+
+  it('announces started, reports peers and status ok, then re-announces every interval', async () => {
+    const t = await startTracker({ interval: 1, minInterval: 1 })
+    await announce(t.announceUrl, params(1))
+    const { a, peers, statuses } = makeAnnouncer(t.announceUrl, 0)
+    expect(a.status).toBe('pending')
+    a.start()
+    await expect.poll(() => peers.length).toBe(1)
+    expect(peers[0]).toEqual([{ peerId: ids[1], multiaddrs: ['/ip4/127.0.0.1/tcp/5001'] }])
+    expect(a.status).toBe('ok')
+    expect(statuses).toEqual(['ok'])
+    expect((await scrape(t.announceUrl, [manifest]))[manifest].incomplete).toBe(2)
+    await expect.poll(() => peers.length, { timeout: 3_000 }).toBeGreaterThanOrEqual(2)
+    expect(statuses).toEqual(['ok']) // no event when nothing changed
+  })
+
+  it('goes down on an unreachable tracker, backs off, logs once, and recovers when a tracker appears', async () => {
+    const port = await closedPort()
+    const url = `http://127.0.0.1:${port}/announce`
+    const calls: number[] = []
+    const realFetch = globalThis.fetch
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      calls.push(Date.now())
+      return await realFetch(input, init)
+    })
+    const { a, peers, statuses, logs } = makeAnnouncer(url, 0, { minBackoff: 50, maxBackoff: 200 })
+    a.start()
+    await expect.poll(() => a.status).toBe('down')
+    await new Promise(resolve => setTimeout(resolve, 700))
+    // backoff 50, 100, 200, 200 …: a handful of tries, not one per 50 ms
+    expect(calls.length).toBeGreaterThanOrEqual(3)
+    expect(calls.length).toBeLessThanOrEqual(9)
+    expect(calls[2] - calls[1]).toBeGreaterThan(calls[1] - calls[0])
+    expect(logs.filter(l => l.includes('down'))).toHaveLength(1)
+
+    await startTracker({ port })
+    await expect.poll(() => a.status, { timeout: 3_000 }).toBe('ok')
+    expect(statuses).toEqual(['down', 'ok'])
+    expect(peers).toHaveLength(1)
+    expect(logs.some(l => l.includes('reachable again'))).toBe(true)
+    // the retried announce still carried event=started, so the peer is registered
+    const t = trackers[0]
+    expect((await scrape(t.announceUrl, [manifest]))[manifest].incomplete).toBe(1)
+  })
+
+  it('completed() announces event=completed once', async () => {
+    const t = await startTracker()
+    let left = 10
+    const { a } = makeAnnouncer(t.announceUrl, 0, { getTransfer: () => ({ uploaded: 0, downloaded: 10 - left, left }) })
+    a.start()
+    await expect.poll(() => a.status).toBe('ok')
+    left = 0
+    a.completed()
+    a.completed()
+    await expect.poll(async () => (await scrape(t.announceUrl, [manifest]))[manifest]).toEqual({ complete: 1, incomplete: 0, downloaded: 1 })
+  })
+
+  it('completed() right after start() is not lost', async () => {
+    const t = await startTracker()
+    const { a } = makeAnnouncer(t.announceUrl, 0, { getTransfer: () => ({ uploaded: 0, downloaded: 0, left: 0 }) })
+    a.start()
+    a.completed() // the started announce is still in flight
+    await expect.poll(async () => (await scrape(t.announceUrl, [manifest]))[manifest]?.downloaded).toBe(1)
+  })
+
+  it('stop() sends event=stopped, then stays silent', async () => {
+    const t = await startTracker({ interval: 1, minInterval: 1 })
+    const { a } = makeAnnouncer(t.announceUrl, 0)
+    a.start()
+    await expect.poll(() => a.status).toBe('ok')
+    expect((await scrape(t.announceUrl, [manifest]))[manifest].incomplete).toBe(1)
+
+    const calls: string[] = []
+    const realFetch = globalThis.fetch
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      calls.push(String(input))
+      return await realFetch(input, init)
+    })
+    await a.stop()
+    await a.stop() // idempotent
+    expect(calls).toHaveLength(1)
+    expect(calls[0]).toContain('event=stopped')
+    expect((await scrape(t.announceUrl, [manifest]))[manifest]).toEqual({ complete: 0, incomplete: 0, downloaded: 0 })
+    await new Promise(resolve => setTimeout(resolve, 1_300))
+    expect(calls.filter(c => c.includes('/announce'))).toHaveLength(1)
+    a.start() // a stopped announcer does not restart
+    a.completed()
+    expect(a.status).toBe('ok')
+  })
+
+  it('stop() never throws, and returns quickly when the tracker is gone', async () => {
+    const port = await closedPort()
+    const { a } = makeAnnouncer(`http://127.0.0.1:${port}/announce`, 0, { minBackoff: 10_000 })
+    a.start()
+    await expect.poll(() => a.status).toBe('down')
+    const t0 = Date.now()
+    await expect(a.stop()).resolves.toBeUndefined()
+    expect(Date.now() - t0).toBeLessThan(2_500)
+
+    const never = new TrackerAnnouncer({ announceUrl: 'nope', manifest, peerId: ids[0], getMultiaddrs: () => [], getTransfer: () => ({ uploaded: 0, downloaded: 0, left: 0 }) })
+    await expect(never.stop()).resolves.toBeUndefined() // never started: nothing to send
+  })
+
+  it('a throwing getTransfer counts as a failed round, not a crash', async () => {
+    const t = await startTracker()
+    let fail = true
+    const { a } = makeAnnouncer(t.announceUrl, 0, {
+      minBackoff: 20,
+      getTransfer: () => {
+        if (fail) throw new Error('not ready')
+        return { uploaded: 0, downloaded: 0, left: 1 }
+      }
+    })
+    a.start()
+    await expect.poll(() => a.status).toBe('down')
+    fail = false
+    await expect.poll(() => a.status).toBe('ok')
+  })
+})

@@ -1,0 +1,447 @@
+import { describe, expect, it } from 'vitest'
+import { Bitfield } from '../../src/bitfield.js'
+import { BLOCK_SIZE, PiecePicker, requestDepth, type BlockRef } from '../../src/picker/picker.js'
+
+// Policy tests in the style of libtorrent's test_piece_picker: availability is a string with one
+// digit per piece ("2223333": piece 3 is held by three peers), the have-set a string where '*'
+// marks a piece we already have ("* * *  ").
+
+interface Setup {
+  availability: string
+  have?: string
+  blocksPerPiece?: number
+  randomFirstPieces?: number
+  random?: () => number
+}
+
+/** Peers 'p0'..'p(k-1)': peer j has piece i when j < availability[i]. */
+function setup (s: Setup): PiecePicker {
+  const n = s.availability.length
+  const bpp = s.blocksPerPiece ?? 1
+  let have: Bitfield | undefined
+  if (s.have !== undefined) {
+    have = new Bitfield(n)
+    for (let i = 0; i < n; i++) if (s.have[i] === '*') have.set(i)
+  }
+  const picker = new PiecePicker({
+    pieceCount: n,
+    pieceLength: bpp * BLOCK_SIZE,
+    totalLength: n * bpp * BLOCK_SIZE,
+    randomFirstPieces: s.randomFirstPieces ?? 0,
+    random: s.random ?? (() => 0),
+    have
+  })
+  const counts = [...s.availability].map(Number)
+  const peers = Math.max(0, ...counts)
+  for (let j = 0; j < peers; j++) {
+    const bf = new Bitfield(n)
+    for (let i = 0; i < n; i++) if (j < counts[i]) bf.set(i)
+    picker.addPeer(`p${j}`, bf)
+  }
+  return picker
+}
+
+const pieces = (blocks: BlockRef[]): number[] => [...new Set(blocks.map(b => b.piece))]
+
+/** A deterministic sequence for injected randomness. */
+function sequence (...values: number[]): () => number {
+  let i = 0
+  return () => values[i++ % values.length]
+}
+
+describe('PiecePicker: rarest first', () => {
+  it('picks the rarest piece the peer has', () => {
+    const picker = setup({ availability: '4443444' })
+    expect(pieces(picker.pick('p0', 1))).toEqual([3])
+  })
+
+  it('only considers pieces this peer has', () => {
+    // p0 has everything; p3 only has pieces with availability 4: piece 3 is rarest, but not p3's
+    const picker = setup({ availability: '4443444' })
+    expect(picker.peerHas('p3', 3)).toBe(false)
+    expect(pieces(picker.pick('p3', 1))).not.toContain(3)
+  })
+
+  it('breaks ties with the injected random source', () => {
+    expect(pieces(setup({ availability: '3113', random: () => 0 }).pick('p0', 1))).toEqual([1])
+    expect(pieces(setup({ availability: '3113', random: () => 0.99 }).pick('p0', 1))).toEqual([2])
+  })
+
+  it('orders several new pieces by rarity', () => {
+    const picker = setup({ availability: '5142' })
+    expect(picker.pick('p0', 4).map(b => b.piece)).toEqual([1, 3, 2, 0])
+  })
+
+  it('never picks a piece we have', () => {
+    const picker = setup({ availability: '1111', have: '** *' })
+    expect(picker.pick('p0', 10).map(b => b.piece)).toEqual([2])
+    expect(picker.pick('p0', 10)).toEqual([])
+  })
+
+  it('never picks a piece we have even when it is the rarest', () => {
+    const picker = setup({ availability: '2122', have: ' *  ' })
+    expect(picker.pick('p0', 3).map(b => b.piece).sort()).toEqual([0, 2, 3])
+  })
+
+  it('tracks availability through addPeer, peerHave and removePeer', () => {
+    const picker = setup({ availability: '2100' })
+    expect([0, 1, 2, 3].map(i => picker.availability(i))).toEqual([2, 1, 0, 0])
+    picker.addPeer('seed', 'all')
+    picker.peerHave('p1', 3)
+    picker.peerHave('p1', 3) // duplicate have: counted once
+    picker.peerHave('p1', 99) // out of range: ignored
+    expect([0, 1, 2, 3].map(i => picker.availability(i))).toEqual([3, 2, 1, 2])
+    picker.removePeer('p0')
+    expect([0, 1, 2, 3].map(i => picker.availability(i))).toEqual([2, 1, 1, 2])
+    picker.removePeer('seed')
+    expect([0, 1, 2, 3].map(i => picker.availability(i))).toEqual([1, 0, 0, 1])
+    // replacing a peer's have-set replaces its availability
+    picker.addPeer('p1', 'none')
+    expect([0, 1, 2, 3].map(i => picker.availability(i))).toEqual([0, 0, 0, 0])
+    picker.peerHave('newcomer', 2) // a have before any bitfield: the peer starts empty
+    expect(picker.peerHas('newcomer', 2)).toBe(true)
+    expect(picker.availability(2)).toBe(1)
+  })
+
+  it('isInteresting: the peer has a piece we lack', () => {
+    const picker = setup({ availability: '2100', have: '*   ' })
+    expect(picker.isInteresting('p0')).toBe(true) // has piece 1
+    expect(picker.isInteresting('p1')).toBe(false) // only piece 0, which we have
+    picker.addPeer('empty', 'none')
+    expect(picker.isInteresting('empty')).toBe(false)
+    picker.peerHave('empty', 3)
+    expect(picker.isInteresting('empty')).toBe(true)
+    picker.pieceVerified(1)
+    expect(picker.isInteresting('p0')).toBe(false)
+    picker.addPeer('seed', 'all')
+    expect(picker.isInteresting('seed')).toBe(true)
+    expect(picker.isInteresting('unknown')).toBe(false)
+  })
+})
+
+describe('PiecePicker: random first pieces', () => {
+  it('picks a random piece (not the rarest) while we have fewer than randomFirstPieces', () => {
+    // candidates are 0..3 in order; 0.9 * 4 -> index 3, the most common piece
+    const picker = setup({ availability: '1234', randomFirstPieces: 1, random: () => 0.9 })
+    expect(pieces(picker.pick('p0', 1))).toEqual([3])
+  })
+
+  it('follows the injected random source', () => {
+    const picker = setup({ availability: '1111111', randomFirstPieces: 4, random: sequence(0.5, 0, 0.99) })
+    // 7 candidates: 0.5 -> 3; then [0,1,2,6,4,5]: 0 -> 0; then [5,1,2,6,4]: 0.99 -> 4
+    expect(picker.pick('p0', 3).map(b => b.piece)).toEqual([3, 0, 4])
+  })
+
+  it('switches to rarest first once enough pieces are verified', () => {
+    const picker = setup({ availability: '4442444', randomFirstPieces: 2, have: '*      ', random: () => 0.99 })
+    expect(pieces(picker.pick('p0', 1))).toEqual([6]) // 1 < 2 verified: random
+    picker.pieceVerified(5)
+    expect(pieces(picker.pick('p0', 1))).toEqual([3]) // 2 verified: rarest
+  })
+})
+
+describe('PiecePicker: partial pieces first', () => {
+  it('finishes a started piece before starting a rarer one', () => {
+    const picker = setup({ availability: '3333', blocksPerPiece: 4 })
+    const first = picker.pick('p0', 2)
+    expect(first.map(b => [b.piece, b.offset])).toEqual([[0, 0], [0, BLOCK_SIZE]])
+    // piece 3 becomes the rarest by far, but piece 0 was started: strict priority
+    picker.removePeer('p2')
+    picker.peerHave('p1', 0)
+    picker.addPeer('x', Bitfield.full(4))
+    picker.addPeer('y', Bitfield.full(4))
+    picker.addPeer('p2', new Bitfield(4))
+    const next = picker.pick('p1', 3)
+    expect(next.map(b => [b.piece, b.offset])).toEqual([[0, 2 * BLOCK_SIZE], [0, 3 * BLOCK_SIZE], [1, 0]])
+  })
+
+  it('finishes the oldest started piece first', () => {
+    const picker = setup({ availability: '1111', blocksPerPiece: 2 })
+    picker.addPeer('a', 'all')
+    picker.addPeer('b', 'all')
+    const a = picker.pick('a', 1) // starts piece 0
+    const b = picker.pick('b', 3) // piece 0 block 1, then piece 1
+    expect(a.map(x => [x.piece, x.offset])).toEqual([[0, 0]])
+    expect(b.map(x => [x.piece, x.offset])).toEqual([[0, BLOCK_SIZE], [1, 0], [1, BLOCK_SIZE]])
+  })
+
+  it('a released partial piece goes back to the rarest-first pool', () => {
+    const picker = setup({ availability: '2221', blocksPerPiece: 2 })
+    const got = picker.pick('p0', 1) // piece 3, rarest
+    expect(got[0].piece).toBe(3)
+    picker.requestFailed('p0', got[0])
+    expect(picker.inFlight('p0')).toBe(0)
+    // p1 lacks piece 3: if it stayed a "partial" nothing would change anyway; p0 gets it again
+    expect(picker.pick('p0', 1)[0]).toEqual(got[0])
+  })
+})
+
+describe('PiecePicker: blocks and sizes', () => {
+  it('gets the last piece and last block sizes right', () => {
+    const pieceLength = 4 * BLOCK_SIZE
+    const totalLength = 2 * pieceLength + BLOCK_SIZE + 100
+    const picker = new PiecePicker({ pieceCount: 3, pieceLength, totalLength, random: () => 0 })
+    expect(picker.pieceSize(0)).toBe(pieceLength)
+    expect(picker.pieceSize(2)).toBe(BLOCK_SIZE + 100)
+    expect(picker.blocksOf(2)).toEqual([
+      { piece: 2, offset: 0, length: BLOCK_SIZE },
+      { piece: 2, offset: BLOCK_SIZE, length: 100 }
+    ])
+    expect(picker.blocksOf(1)).toHaveLength(4)
+    expect(() => picker.pieceSize(3)).toThrow(RangeError)
+    picker.addPeer('s', 'all')
+    const all = picker.pick('s', 100)
+    expect(all).toHaveLength(10)
+    expect(all.reduce((sum, b) => sum + b.length, 0)).toBe(totalLength)
+    expect(all.find(b => b.piece === 2 && b.offset === BLOCK_SIZE)?.length).toBe(100)
+  })
+
+  it('handles a piece shorter than one block and a custom block size', () => {
+    const picker = new PiecePicker({ pieceCount: 2, pieceLength: 32768, totalLength: 32768 + 10, blockSize: 8192 })
+    expect(picker.blocksOf(0)).toHaveLength(4)
+    expect(picker.blocksOf(1)).toEqual([{ piece: 1, offset: 0, length: 10 }])
+  })
+
+  it('rejects inconsistent geometry', () => {
+    expect(() => new PiecePicker({ pieceCount: 3, pieceLength: BLOCK_SIZE, totalLength: BLOCK_SIZE })).toThrow(RangeError)
+    expect(() => new PiecePicker({ pieceCount: 1, pieceLength: BLOCK_SIZE, totalLength: 1, have: new Bitfield(2) })).toThrow(RangeError)
+    const empty = new PiecePicker({ pieceCount: 0, pieceLength: BLOCK_SIZE, totalLength: 0 })
+    expect(empty.isComplete()).toBe(true)
+    expect(empty.endgame).toBe(false)
+  })
+})
+
+describe('PiecePicker: receiving, failing, releasing', () => {
+  it('accepts only blocks requested from that peer, once', () => {
+    const picker = setup({ availability: '22', blocksPerPiece: 2 })
+    const [blk] = picker.pick('p0', 1)
+    expect(picker.blockReceived('p1', blk.piece, blk.offset).accepted).toBe(false) // not asked of p1
+    expect(picker.blockReceived('p0', blk.piece, blk.offset + 1).accepted).toBe(false) // not a block offset
+    expect(picker.blockReceived('p0', blk.piece, 9 * BLOCK_SIZE).accepted).toBe(false) // past the piece
+    expect(picker.blockReceived('p0', 1 - blk.piece, 0).accepted).toBe(false) // never requested
+    const r = picker.blockReceived('p0', blk.piece, blk.offset)
+    expect(r).toEqual({ accepted: true, cancels: [], pieceComplete: false })
+    expect(picker.blockReceived('p0', blk.piece, blk.offset).accepted).toBe(false) // duplicate
+    expect(picker.inFlight('p0')).toBe(0)
+  })
+
+  it('reports pieceComplete, then pieceVerified sets have', () => {
+    const picker = setup({ availability: '1', blocksPerPiece: 3 })
+    const blocks = picker.pick('p0', 10)
+    expect(blocks).toHaveLength(3)
+    expect(picker.inFlight('p0')).toBe(3)
+    const results = blocks.map(b => picker.blockReceived('p0', b.piece, b.offset).pieceComplete)
+    expect(results).toEqual([false, false, true])
+    expect(picker.isComplete()).toBe(false)
+    picker.pieceVerified(0)
+    expect(picker.have.get(0)).toBe(true)
+    expect(picker.isComplete()).toBe(true)
+    expect(picker.endgame).toBe(false)
+    expect(picker.pick('p0', 10)).toEqual([])
+  })
+
+  it('pieceFailed makes every block of the piece missing again', () => {
+    const picker = setup({ availability: '11', blocksPerPiece: 2 })
+    const blocks = picker.pick('p0', 2)
+    expect(pieces(blocks)).toEqual([0])
+    for (const b of blocks) picker.blockReceived('p0', b.piece, b.offset)
+    picker.pieceFailed(0)
+    expect(picker.have.get(0)).toBe(false)
+    // piece 0 is an ordinary unstarted piece again, as rare as piece 1; random () => 0 picks 0
+    const again = picker.pick('p0', 4)
+    expect(again.map(b => [b.piece, b.offset])).toEqual([[0, 0], [0, BLOCK_SIZE], [1, 0], [1, BLOCK_SIZE]])
+    expect(picker.blockReceived('p0', 0, 0).accepted).toBe(true)
+  })
+
+  it('pieceFailed on a verified piece un-verifies it', () => {
+    const picker = setup({ availability: '11', have: '**' })
+    expect(picker.isComplete()).toBe(true)
+    picker.pieceFailed(1)
+    expect(picker.isComplete()).toBe(false)
+    expect(picker.isInteresting('p0')).toBe(true)
+    expect(pieces(picker.pick('p0', 5))).toEqual([1])
+  })
+
+  it('removePeer releases its in-flight blocks to other peers', () => {
+    const picker = setup({ availability: '22', blocksPerPiece: 2 })
+    const taken = picker.pick('p0', 3)
+    expect(taken).toHaveLength(3)
+    const released = picker.removePeer('p0')
+    expect(released).toEqual(taken)
+    expect(picker.inFlight('p0')).toBe(0)
+    expect(picker.peerHas('p0', 0)).toBe(false)
+    expect(picker.endgame).toBe(false)
+    const regained = picker.pick('p1', 10)
+    expect(regained).toHaveLength(4)
+    expect(picker.removePeer('p0')).toEqual([])
+  })
+
+  it('requestFailed makes the block requestable again', () => {
+    const picker = setup({ availability: '2', blocksPerPiece: 2 })
+    const [a, b] = picker.pick('p0', 2)
+    picker.requestFailed('p0', b)
+    expect(picker.inFlight('p0')).toBe(1)
+    expect(picker.endgame).toBe(false)
+    expect(picker.pick('p1', 1)).toEqual([b])
+    expect(picker.inFlight('p1')).toBe(1)
+    // a late block from p0 after its request failed is dropped
+    expect(picker.blockReceived('p0', b.piece, b.offset).accepted).toBe(false)
+    expect(picker.blockReceived('p0', a.piece, a.offset).accepted).toBe(true)
+  })
+})
+
+describe('PiecePicker: endgame', () => {
+  it('duplicates requests only when no unrequested block remains, and returns the cancels', () => {
+    const picker = setup({ availability: '111', blocksPerPiece: 2 })
+    picker.addPeer('b', Bitfield.fromBytes(3, new Uint8Array([0b1100_0000]))) // pieces 0 and 1
+    picker.peerHave('d', 2)
+    picker.peerHave('e', 2)
+    // availability 2 2 3: p0 (a seed) is asked for the rarer pieces 0 and 1
+    const fromA = picker.pick('p0', 4)
+    picker.addPeer('c', 'all')
+    expect(pieces(fromA)).toEqual([0, 1])
+    expect(picker.endgame).toBe(false)
+    // piece 2 is still unrequested: b may not duplicate p0's requests yet
+    expect(picker.pick('b', 10)).toEqual([])
+    const fromC = picker.pick('c', 10) // takes the last free blocks, then duplicates
+    expect(fromC.slice(0, 2).map(x => x.piece)).toEqual([2, 2])
+    expect(picker.endgame).toBe(true)
+    expect(fromC.slice(2)).toEqual(fromA) // endgame fill-up with p0's blocks
+    // a peer never gets a duplicate of its own request
+    expect(picker.pick('p0', 10).map(x => x.piece)).toEqual([2, 2])
+    const fromB = picker.pick('b', 10)
+    expect(fromB).toEqual(fromA)
+    expect(picker.inFlight('b')).toBe(4)
+
+    const got = picker.blockReceived('b', 0, 0)
+    expect(got.accepted).toBe(true)
+    expect(got.cancels.map(c => c.peerId).sort()).toEqual(['c', 'p0'])
+    expect(got.cancels[0].block).toEqual({ piece: 0, offset: 0, length: BLOCK_SIZE })
+    expect(picker.inFlight('p0')).toBe(5)
+    expect(picker.inFlight('c')).toBe(5)
+    // the slower copies arrive later: dropped
+    expect(picker.blockReceived('p0', 0, 0).accepted).toBe(false)
+    expect(picker.blockReceived('c', 0, 0).accepted).toBe(false)
+  })
+
+  it('prefers the least duplicated blocks', () => {
+    const picker = setup({ availability: '1', blocksPerPiece: 3 })
+    picker.addPeer('b', 'all')
+    picker.addPeer('c', 'all')
+    picker.pick('p0', 3)
+    expect(picker.pick('b', 1)).toEqual([{ piece: 0, offset: 0, length: BLOCK_SIZE }])
+    // block 0 now has two requesters: c gets blocks 1 and 2 first
+    expect(picker.pick('c', 2).map(x => x.offset)).toEqual([BLOCK_SIZE, 2 * BLOCK_SIZE])
+  })
+
+  it('removing the only requester of an endgame block leaves the duplicates in place', () => {
+    const picker = setup({ availability: '1', blocksPerPiece: 1 })
+    picker.addPeer('b', 'all')
+    const [blk] = picker.pick('p0', 1)
+    expect(picker.pick('b', 1)).toEqual([blk])
+    picker.removePeer('p0')
+    expect(picker.endgame).toBe(true) // b still has it in flight
+    picker.removePeer('b')
+    expect(picker.endgame).toBe(false)
+    picker.addPeer('c', 'all')
+    expect(picker.pick('c', 1)).toEqual([blk])
+  })
+})
+
+describe('requestDepth', () => {
+  it('is about one second of blocks, clamped to [4, 256]', () => {
+    expect(requestDepth(0)).toBe(4)
+    expect(requestDepth(-5)).toBe(4)
+    expect(requestDepth(Number.NaN)).toBe(4)
+    expect(requestDepth(10 * BLOCK_SIZE)).toBe(10)
+    expect(requestDepth(1024 * 1024)).toBe(64)
+    expect(requestDepth(1e12)).toBe(256)
+    expect(requestDepth(Number.POSITIVE_INFINITY)).toBe(256)
+    expect(requestDepth(1024 * 1024, 4096)).toBe(256)
+    expect(requestDepth(100 * 1024, 8192)).toBe(13)
+  })
+})
+
+describe('PiecePicker: whole downloads', () => {
+  /** Small deterministic PRNG (mulberry32) so the simulation is reproducible. */
+  function prng (seed: number): () => number {
+    let a = seed
+    return () => {
+      a = (a + 0x6d2b79f5) | 0
+      let t = Math.imul(a ^ (a >>> 15), 1 | a)
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+    }
+  }
+
+  it('completes a download from partial peers with failures and departures', () => {
+    const rnd = prng(42)
+    const pieceCount = 200
+    const pieceLength = 4 * BLOCK_SIZE
+    const totalLength = (pieceCount - 1) * pieceLength + 3 * BLOCK_SIZE + 7
+    const picker = new PiecePicker({ pieceCount, pieceLength, totalLength, random: rnd })
+    const peers = ['a', 'b', 'c', 'd', 'e']
+    for (const id of peers) {
+      const bf = new Bitfield(pieceCount)
+      for (let i = 0; i < pieceCount; i++) if (rnd() < 0.5) bf.set(i)
+      picker.addPeer(id, bf)
+    }
+    picker.addPeer('seed', 'all')
+    const received = new Map<number, number>()
+    let bytes = 0
+    let failedOnce = false
+    let rounds = 0
+    while (!picker.isComplete()) {
+      expect(++rounds).toBeLessThan(10_000)
+      for (const id of [...peers, 'seed']) {
+        for (const b of picker.pick(id, 8)) {
+          if (rnd() < 0.1) { picker.requestFailed(id, b); continue }
+          const r = picker.blockReceived(id, b.piece, b.offset)
+          if (!r.accepted) continue
+          bytes += b.length
+          received.set(b.piece, (received.get(b.piece) ?? 0) + 1)
+          if (r.pieceComplete) {
+            expect(received.get(b.piece)).toBe(picker.blocksOf(b.piece).length)
+            received.delete(b.piece)
+            if (!failedOnce && b.piece % 7 === 3) {
+              failedOnce = true
+              bytes -= picker.pieceSize(b.piece)
+              picker.pieceFailed(b.piece)
+            } else {
+              picker.pieceVerified(b.piece)
+            }
+          }
+        }
+      }
+      if (rounds === 5) expect(picker.removePeer('a')).toEqual([])
+    }
+    expect(failedOnce).toBe(true)
+    expect(bytes).toBe(totalLength)
+    for (const id of peers) expect(picker.inFlight(id)).toBe(0)
+  })
+
+  it('stays fast with 65536 pieces and thousands of picks', () => {
+    const pieceCount = 65536
+    const picker = new PiecePicker({ pieceCount, pieceLength: BLOCK_SIZE, totalLength: pieceCount * BLOCK_SIZE, random: () => 0.5 })
+    for (let p = 0; p < 20; p++) {
+      const bf = new Bitfield(pieceCount)
+      for (let i = p; i < pieceCount; i += 3) bf.set(i)
+      picker.addPeer(`p${p}`, bf)
+    }
+    picker.addPeer('seed', 'all')
+    const start = performance.now()
+    let n = 0
+    for (let k = 0; k < 1000; k++) {
+      const id = k % 2 === 0 ? 'seed' : `p${k % 20}`
+      for (const b of picker.pick(id, 16)) {
+        n++
+        if (picker.blockReceived(id, b.piece, b.offset).pieceComplete) picker.pieceVerified(b.piece)
+      }
+    }
+    const ms = performance.now() - start
+    expect(n).toBe(1000 * 16)
+    expect(picker.have.count()).toBe(n)
+    // O(pieces) per pick, about 1 ms here on a slow box; generous bound against CI noise
+    expect(ms).toBeLessThan(10_000)
+  })
+})

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest'
+import { handleAnnounce, handleScrape, sample } from '../../tracker/logic.js'
+import type { AnnounceRequest, LogicOptions } from '../../tracker/logic.js'
+import { MemoryPeerStore } from '../../tracker/store.js'
+
+const opts: LogicOptions = { interval: 30, minInterval: 5, peerTtl: 60, random: Math.random }
+
+function req (peerId: string, over: Partial<AnnounceRequest> = {}): AnnounceRequest {
+  return { manifest: 'm', peerId, multiaddrs: [`/ip4/10.0.0.1/tcp/${peerId.length}`], uploaded: 0, downloaded: 0, left: 1, numwant: 50, ...over }
+}
+
+describe('tracker logic', () => {
+  it('sample returns distinct items, at most n, and tolerates random() === 1', () => {
+    const items = [1, 2, 3, 4, 5]
+    const s = sample(items, 3, Math.random)
+    expect(new Set(s).size).toBe(3)
+    expect(s.every(x => items.includes(x))).toBe(true)
+    expect(sample(items, 10, () => 0.999999).sort()).toEqual(items)
+    expect(sample(items, 5, () => 1).sort()).toEqual(items)
+    expect(sample([], 5, Math.random)).toEqual([])
+    expect(items).toEqual([1, 2, 3, 4, 5]) // input untouched
+  })
+
+  it('is pure given now: expiry depends only on the passed clock', () => {
+    const store = new MemoryPeerStore()
+    handleAnnounce(store, req('a'), 0, opts)
+    handleAnnounce(store, req('b'), 10_000, opts)
+    expect(handleAnnounce(store, req('c'), 60_000, opts).peers.map(p => p.peerId).sort()).toEqual(['a', 'b'])
+    expect(handleAnnounce(store, req('c'), 60_001, opts).peers.map(p => p.peerId)).toEqual(['b'])
+  })
+
+  it('an expired peer that comes back is a new peer (its completion counts again only if it re-completes)', () => {
+    const store = new MemoryPeerStore()
+    handleAnnounce(store, req('a', { event: 'completed', left: 0 }), 0, opts)
+    handleAnnounce(store, req('a', { event: 'completed', left: 0 }), 1_000, opts)
+    expect(handleScrape(store, [], 1_000, opts.peerTtl).files.m).toEqual({ complete: 1, incomplete: 0, downloaded: 1 })
+    handleAnnounce(store, req('a', { event: 'completed', left: 0 }), 200_000, opts)
+    expect(handleScrape(store, [], 200_000, opts.peerTtl).files.m.downloaded).toBe(2)
+  })
+
+  it('scrape keys answers by what the client asked, and a __proto__ key stays data', () => {
+    const store = new MemoryPeerStore()
+    handleAnnounce(store, req('a', { left: 0 }), 0, opts)
+    const r = handleScrape(store, [{ key: '__proto__', manifest: 'm' }], 0, opts.peerTtl)
+    expect(Object.getPrototypeOf(r.files)).toBe(Object.prototype)
+    expect(Object.keys(r.files)).toEqual(['__proto__'])
+  })
+})

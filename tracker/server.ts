@@ -1,0 +1,170 @@
+/**
+ * The tracker service: node:http server, expiry sweep and periodic swarm stats.
+ */
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { handleRequest } from './http.js'
+import type { HandlerContext } from './http.js'
+import { seenSince } from './logic.js'
+import { MemoryPeerStore } from './store.js'
+import type { PeerStore } from './store.js'
+
+export { BadRequestError } from './http.js'
+export { MemoryPeerStore } from './store.js'
+export type { PeerStore, PeerRecord, SwarmCounts } from './store.js'
+
+export interface TrackerServerInit {
+  /** default 127.0.0.1 */
+  host?: string
+  /** default 8000; 0 = a free port */
+  port?: number
+  /** seconds between announces, told to clients; default 30 */
+  interval?: number
+  /** seconds, told to clients; default 5 */
+  minInterval?: number
+  /** seconds a silent peer is kept; default 2 × interval */
+  peerTtl?: number
+  /** ms between stats lines (one per swarm); default 30_000; 0 disables */
+  statsInterval?: number
+  /** default console.log */
+  log?: (line: string) => void
+  /** default a new MemoryPeerStore */
+  store?: PeerStore
+  /** ms; default Date.now */
+  now?: () => number
+  /** default Math.random (peer sampling) */
+  random?: () => number
+}
+
+export class TrackerServerError extends Error {
+  override name = 'TrackerServerError'
+}
+
+export class TrackerServer {
+  private readonly host: string
+  private readonly initPort: number
+  private readonly statsInterval: number
+  private readonly log: (line: string) => void
+  private readonly ctx: HandlerContext
+  private server: Server | undefined
+  private boundPort: number | undefined
+  private sweepTimer: ReturnType<typeof setInterval> | undefined
+  private statsTimer: ReturnType<typeof setInterval> | undefined
+
+  constructor (init: TrackerServerInit = {}) {
+    const interval = positive('interval', init.interval ?? 30)
+    const minInterval = nonNegative('minInterval', init.minInterval ?? 5)
+    const peerTtl = positive('peerTtl', init.peerTtl ?? 2 * interval)
+    this.host = init.host ?? '127.0.0.1'
+    this.initPort = init.port ?? 8000
+    this.statsInterval = nonNegative('statsInterval', init.statsInterval ?? 30_000)
+    this.log = init.log ?? ((line) => { console.log(line) })
+    this.ctx = {
+      store: init.store ?? new MemoryPeerStore(),
+      logic: { interval, minInterval, peerTtl, random: init.random ?? Math.random },
+      now: init.now ?? Date.now,
+      log: this.log
+    }
+  }
+
+  /** The actual port once started (useful with port 0), else the configured one. */
+  get port (): number {
+    return this.boundPort ?? this.initPort
+  }
+
+  /** http://HOST:PORT/announce; only meaningful after start(). */
+  get announceUrl (): string {
+    if (this.boundPort === undefined) throw new TrackerServerError('tracker not started')
+    const host = this.host.includes(':') ? `[${this.host}]` : this.host
+    return `http://${host}:${this.boundPort}/announce`
+  }
+
+  async start (): Promise<void> {
+    if (this.server != null) return
+    const server = createServer((req, res) => { handleRequest(req, res, this.ctx) })
+    this.server = server
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(this.initPort, this.host, () => {
+          server.off('error', reject)
+          resolve()
+        })
+      })
+    } catch (err) {
+      this.server = undefined
+      throw err
+    }
+    // a late socket error must not crash the process
+    server.on('error', (err) => { this.log(`tracker: server error: ${err.message}`) })
+    this.boundPort = (server.address() as AddressInfo).port
+
+    // Expired peers are filtered on read anyway; the sweep only bounds memory.
+    const ttlMs = this.ctx.logic.peerTtl * 1000
+    this.sweepTimer = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(ttlMs / 2, 60_000)))
+    this.sweepTimer.unref()
+    if (this.statsInterval > 0) {
+      this.statsTimer = setInterval(() => { this.logStats() }, this.statsInterval)
+      this.statsTimer.unref()
+    }
+    this.log(`tracker: listening on ${this.announceUrl}`)
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.sweepTimer)
+    clearInterval(this.statsTimer)
+    this.sweepTimer = undefined
+    this.statsTimer = undefined
+    const server = this.server
+    if (server == null) return
+    this.server = undefined
+    await new Promise<void>((resolve) => {
+      server.close(() => { resolve() })
+      // keep-alive clients (fetch keeps sockets) would otherwise hold close() open
+      server.closeAllConnections()
+    })
+    this.boundPort = undefined
+  }
+
+  /** Drop expired peers now; returns how many. */
+  sweep (): number {
+    try {
+      return this.ctx.store.sweep(seenSince(this.ctx.now(), this.ctx.logic.peerTtl))
+    } catch (err) {
+      this.log(`tracker: sweep failed: ${err instanceof Error ? err.message : String(err)}`)
+      return 0
+    }
+  }
+
+  /** One line per swarm: short cid, seeders, leechers, completed. */
+  logStats (): void {
+    try {
+      const since = seenSince(this.ctx.now(), this.ctx.logic.peerTtl)
+      for (const manifest of this.ctx.store.manifests()) {
+        const c = this.ctx.store.counts(manifest, since)
+        this.log(`tracker: swarm ${shortCid(manifest)} seeders=${c.complete} leechers=${c.incomplete} completed=${c.downloaded}`)
+      }
+    } catch (err) {
+      this.log(`tracker: stats failed: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+}
+
+export function createTrackerServer (init?: TrackerServerInit): TrackerServer {
+  return new TrackerServer(init)
+}
+
+function shortCid (cid: string): string {
+  return cid.length <= 16 ? cid : `${cid.slice(0, 8)}…${cid.slice(-6)}`
+}
+
+function positive (name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new TrackerServerError(`${name} must be a positive number`)
+  return value
+}
+
+function nonNegative (name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) throw new TrackerServerError(`${name} must be a non-negative number`)
+  return value
+}

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // libp2p v3 calls Promise.withResolvers, which Node 20 lacks
+    setupFiles: ['./src/polyfill.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 30_000,
+    // the machine has 2 cores: process-spawning suites must not starve each other
+    maxWorkers: 2
+  }
+})
