@@ -19,6 +19,8 @@ export interface NodeInit {
 
 export async function createNode (init: NodeInit = {}): Promise<Libp2p> {
   return await createLibp2p({
+    // started by the caller, once its protocol handlers are ready to be registered
+    start: false,
     ...(init.privateKey != null ? { privateKey: init.privateKey } : {}),
     addresses: { listen: init.listen != null && init.listen.length > 0 ? init.listen : [DEFAULT_LISTEN] },
     transports: [tcp()],

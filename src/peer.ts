@@ -18,7 +18,7 @@ import { TrackerAnnouncer, type AnnouncedPeer } from './discovery/tracker-client
 import { fetchManifest, serveManifests } from './manifest/exchange.js'
 import { createManifest, parseCid, pieceCount, readManifestFile, writeManifestFile, type Manifest } from './manifest/manifest.js'
 import { announceAddrs, createNode, fullAddrs } from './node.js'
-import { openDownloadStore, openSeedStore, StorageError } from './storage/storage.js'
+import { openDownloadStore, openSeedStore, StorageError, type PieceStore } from './storage/storage.js'
 import { Swarm, type SwarmStats } from './swarm/swarm.js'
 
 export { UsageError }
@@ -38,6 +38,10 @@ export interface PeerEvents {
   'error': CustomEvent<Error>
 }
 
+interface SeedPlan { kind: 'seed', manifest: Manifest, bytes: Uint8Array, store: PieceStore }
+interface GetPlan { kind: 'get', outDir: string, local?: { manifest: Manifest, bytes: Uint8Array } }
+type Plan = SeedPlan | GetPlan
+
 /** Until the manifest is known we cannot say how much is left; announce "not done yet". */
 const UNKNOWN_LEFT = Number.MAX_SAFE_INTEGER
 
@@ -51,15 +55,20 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   private readonly known = new Map<string, AnnouncedPeer>()
   private readonly log: (msg: string) => void
   private readonly options: PeerOptions
+  /** where the manifest was written (seeding) */
+  readonly manifestPath: string | undefined
+  private readonly plan: Plan
   private fetching = false
   private stopped = false
   private readonly abort = new AbortController()
 
-  private constructor (node: Libp2p, cid: CID, options: PeerOptions) {
+  private constructor (node: Libp2p, cid: CID, options: PeerOptions, plan: Plan, manifestPath?: string) {
     super()
     this.node = node
     this.cid = cid
     this.options = options
+    this.plan = plan
+    this.manifestPath = manifestPath
     this.log = options.log ?? (() => {})
   }
 
@@ -81,8 +90,11 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     return { peers: 0, unchoking: 0, unchokedBy: 0, interested: 0, have: 0, pieces: 0, downloaded: 0, uploaded: 0, downloadRate: 0, uploadRate: 0, left: UNKNOWN_LEFT, wasted: 0, hashFailures: 0 }
   }
 
-  /** Hashes `file`, writes its manifest, and serves it. */
-  static async seed (file: string, options: PeerOptions & { manifestPath?: string } = {}): Promise<Peer & { manifestPath: string }> {
+  /**
+   * Hashes `file` and writes its manifest; `start()` then serves it. Listeners attached
+   * between the two see every event.
+   */
+  static async seed (file: string, options: PeerOptions & { manifestPath?: string } = {}): Promise<Peer> {
     const path = resolve(file)
     const info = await stat(path).catch((err: NodeJS.ErrnoException) => { throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`) })
     if (!info.isFile()) throw new UsageError(`${file} is not a regular file`)
@@ -90,19 +102,13 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     const manifestPath = await saveManifest(path, manifest.name, bytes, options.manifestPath)
     const store = await openSeedStore(path, manifest)
     const node = await createNode({ listen: options.listen })
-    const peer = new Peer(node, cid, options) as Peer & { manifestPath: string }
-    peer.manifestPath = manifestPath
-    try {
-      await peer.begin()
-      await peer.startSwarm(manifest, bytes, store, Bitfield.full(pieceCount(manifest)))
-    } catch (err) {
-      await peer.stop()
-      throw err
-    }
-    return peer
+    return new Peer(node, cid, options, { kind: 'seed', manifest, bytes, store }, manifestPath)
   }
 
-  /** Fetches the manifest (by CID, from peers) or reads it (from a file), then downloads. */
+  /**
+   * Checks the target (a manifest file or a CID) and `outDir`; `start()` then fetches the
+   * manifest if need be and downloads.
+   */
   static async get (target: string, outDir: string, options: PeerOptions = {}): Promise<Peer> {
     let cid: CID
     let local: { manifest: Manifest, bytes: Uint8Array } | undefined
@@ -120,17 +126,25 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     await checkWritableDir(outDir)
     if ((options.trackers ?? []).length === 0) throw new UsageError('no --tracker given: a peer needs somewhere to find others')
     const node = await createNode({ listen: options.listen })
-    const peer = new Peer(node, cid, options)
-    const out = resolve(outDir)
+    return new Peer(node, cid, options, { kind: 'get', outDir: resolve(outDir), local })
+  }
+
+  async start (): Promise<void> {
     try {
-      await peer.begin()
-      if (local != null) await peer.download(local.manifest, local.bytes, out)
-      else peer.waitForManifest(out)
+      await this.begin()
+      const plan = this.plan
+      if (plan.kind === 'seed') {
+        await this.startSwarm(plan.manifest, plan.bytes, plan.store, true)
+      } else if (plan.local != null) {
+        await this.download(plan.local.manifest, plan.local.bytes, plan.outDir)
+      } else {
+        // with only a CID, announce first: the tracker's answer names peers to ask for the manifest
+        this.startAnnouncing()
+      }
     } catch (err) {
-      await peer.stop()
+      await this.stop()
       throw err
     }
-    return peer
   }
 
   /** Starts the node, serves the manifest, announces to every tracker. */
@@ -148,7 +162,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
           return { uploaded: s.uploaded, downloaded: s.downloaded, left: this.swarm == null ? UNKNOWN_LEFT : s.left }
         },
         minBackoff: this.options.trackerMinBackoff,
-        log: (msg) => { this.log(`tracker ${url}: ${msg}`) }
+        log: this.log
       })
       a.addEventListener('peers', (evt) => { this.onPeers(evt.detail) })
       this.announcers.push(a)
@@ -165,13 +179,6 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     else void this.fetchFromKnown()
   }
 
-  private waitForManifest (outDir: string): void {
-    this.pendingOut = outDir
-    this.startAnnouncing()
-  }
-
-  private pendingOut: string | undefined
-
   /** Asks known peers, one after another, for the manifest; the first that verifies wins. */
   private async fetchFromKnown (): Promise<void> {
     if (this.fetching || this.manifest != null || this.stopped) return
@@ -184,7 +191,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
           await this.node.peerStore.merge(id, { multiaddrs: p.multiaddrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } }) })
           const { manifest, bytes } = await fetchManifest(this.node, id, this.cid, { signal: this.abort.signal })
           if (this.manifest != null || this.stopped) return
-          await this.download(manifest, bytes, this.pendingOut as string)
+          await this.download(manifest, bytes, (this.plan as GetPlan).outDir)
           return
         } catch (err) {
           if (err instanceof StorageError) {
@@ -201,10 +208,10 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
 
   private async download (manifest: Manifest, bytes: Uint8Array, outDir: string): Promise<void> {
     const store = await openDownloadStore(outDir, manifest)
-    await this.startSwarm(manifest, bytes, store, new Bitfield(pieceCount(manifest)))
+    await this.startSwarm(manifest, bytes, store, false)
   }
 
-  private async startSwarm (manifest: Manifest, bytes: Uint8Array, store: Awaited<ReturnType<typeof openSeedStore>>, have: Bitfield): Promise<void> {
+  private async startSwarm (manifest: Manifest, bytes: Uint8Array, store: PieceStore, seeding: boolean): Promise<void> {
     this.manifest = manifest
     this.manifestBytes = bytes
     const swarm = new Swarm({
@@ -212,7 +219,8 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       manifest,
       cid: this.cid,
       store,
-      have,
+      have: seeding ? Bitfield.full(pieceCount(manifest)) : undefined,
+      seeding,
       choker: this.options.choker,
       log: this.log
     })
@@ -222,14 +230,11 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     })
     swarm.addEventListener('error', (evt) => { this.safeDispatchEvent('error', { detail: evt.detail }) })
     this.swarm = swarm
-    await swarm.start()
     this.safeDispatchEvent('manifest', { detail: { cid: this.cid.toString(), manifest } })
+    // a download with nothing left (an empty file) completes inside start()
+    await swarm.start()
     swarm.addPeers([...this.known.values()])
     this.startAnnouncing()
-    // an empty file is complete before any peer shows up
-    if (swarm.seeding && swarm.stats().have === swarm.stats().pieces && have.size === 0) {
-      this.safeDispatchEvent('complete', { detail: { cid: this.cid.toString(), path: swarm.path, bytes: 0 } })
-    }
   }
 
   /** Announces `stopped`, closes sessions and the node. Never throws. */
@@ -239,6 +244,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     this.abort.abort()
     await Promise.all(this.announcers.map(async a => { await a.stop() }))
     await this.swarm?.stop().catch(() => {})
+    if (this.swarm == null && this.plan.kind === 'seed') await this.plan.store.close()
     await Promise.resolve(this.node.stop()).catch(() => {})
   }
 }

@@ -30,7 +30,7 @@ class Proc {
   private readonly waiters: Array<{ event: string, resolve: (e: JsonEvent) => void }> = []
   readonly exited: Promise<number | null>
 
-  constructor (name: string, args: string[], onStderr: (line: string) => void) {
+  constructor (name: string, args: string[], onStderr: (name: string, line: string) => void) {
     this.name = name
     this.child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.exited = new Promise(resolve => this.child.once('exit', (code) => { resolve(code) }))
@@ -43,7 +43,7 @@ class Proc {
         w.resolve(e)
       }
     })
-    createInterface({ input: this.child.stderr as NodeJS.ReadableStream }).on('line', (line) => { onStderr(`${name}: ${line}`) })
+    createInterface({ input: this.child.stderr as NodeJS.ReadableStream }).on('line', (line) => { onStderr(name, line) })
   }
 
   async wait (event: string, timeoutMs = 30_000): Promise<JsonEvent> {
@@ -93,7 +93,8 @@ export async function runDemo (argv: string[], out: Output): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'bitswarm-demo-'))
   const file = join(dir, 'demo.bin')
   const procs: Proc[] = []
-  const warn = (line: string): void => { out.warn(`  ${line}`) }
+  // each process's diagnostics, labelled with who said it
+  const warn = (name: string, line: string): void => { out.warn(`  ${name.padEnd(9)}| ${line.replace(/^tracker: /, '')}`) }
   let ok = false
   try {
     out.line(`bitswarm demo: a tracker, 1 seeder and ${leechers} leechers on 127.0.0.1, sharing a ${sizeMiB} MiB random file`)

@@ -73,7 +73,8 @@ async function tracker (argv: string[], out: Output): Promise<void> {
     log: (line) => { out.warn(line) }
   })
   await server.start()
-  out.event({ event: 'listening', announce: server.announceUrl }, `tracker listening: ${server.announceUrl}`)
+  // the server logs its own "listening" line for people; this event is for scripts
+  out.event({ event: 'listening', announce: server.announceUrl })
   await untilSignal()
   await server.stop()
 }
@@ -96,15 +97,10 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   let peer: Peer
   if (kind === 'seed') {
     if (options.trackers.length === 0) out.warn('no --tracker given: only peers that dial this one will find it')
-    const seeder = await Peer.seed(positionals[0], { ...options, manifestPath: values.manifest })
-    peer = seeder
-    out.event({ event: 'seeding', cid: peer.cid.toString(), manifest: seeder.manifestPath, peerId: peer.peerId, multiaddrs: peer.multiaddrs },
-      `seeding ${peer.manifest?.name ?? ''} (${formatBytes(peer.manifest?.length ?? 0)})\n  cid:      ${peer.cid.toString()}\n  manifest: ${seeder.manifestPath}\n  peer:     ${peer.peerId}\n${peer.multiaddrs.map(a => `  listen:   ${a}`).join('\n')}`)
+    peer = await Peer.seed(positionals[0], { ...options, manifestPath: values.manifest })
   } else {
     if (values.out == null) throw new UsageError('get needs --out <dir>')
     peer = await Peer.get(positionals[0], values.out, options)
-    out.event({ event: 'started', cid: peer.cid.toString(), peerId: peer.peerId, multiaddrs: peer.multiaddrs },
-      `fetching ${shortCid(peer.cid.toString())} as ${peer.peerId}`)
   }
 
   const done = Promise.withResolvers<number>()
@@ -118,13 +114,21 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
     else if (kind === 'get') out.line('seeding until Ctrl-C')
   })
   peer.addEventListener('error', (evt) => {
-    out.warn(`error: ${evt.detail.message}`)
+    out.warn(`bitswarm: ${evt.detail.message}`)
     done.resolve(1)
   })
   const report = (): void => {
     const e = statsEvent(peer.cid.toString(), peer.stats(), peer.trackerStatus)
     if (out.json) out.event(e as unknown as { event: string } & Record<string, unknown>)
     else out.status(`${progressBar(e.progress)} ${statsLine(e)}`)
+  }
+  await peer.start()
+  if (kind === 'seed') {
+    out.event({ event: 'seeding', cid: peer.cid.toString(), manifest: peer.manifestPath, peerId: peer.peerId, multiaddrs: peer.multiaddrs },
+      `seeding ${peer.manifest?.name ?? ''} (${formatBytes(peer.manifest?.length ?? 0)})\n  cid:      ${peer.cid.toString()}\n  manifest: ${peer.manifestPath ?? ''}\n  peer:     ${peer.peerId}\n${peer.multiaddrs.map(a => `  listen:   ${a}`).join('\n')}`)
+  } else {
+    out.event({ event: 'started', cid: peer.cid.toString(), peerId: peer.peerId, multiaddrs: peer.multiaddrs },
+      `fetching ${shortCid(peer.cid.toString())} as ${peer.peerId}`)
   }
   const timer = setInterval(report, statsInterval * 1000)
   const signal = untilSignal().then(() => 0)

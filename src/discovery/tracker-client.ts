@@ -313,7 +313,7 @@ export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> 
     try {
       await announce(this.init.announceUrl, this.params('stopped'), { timeout: STOP_TIMEOUT })
     } catch (err) {
-      this.log(`tracker: stopped announce failed: ${describe(err)}`)
+      this.log(`tracker: ${this.init.announceUrl} stopped announce failed: ${describe(err)}`)
     }
   }
 

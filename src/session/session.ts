@@ -77,6 +77,7 @@ export class PeerSession {
   /** ms of the last block received, or of the last unchoke from the peer, whichever later */
   lastBlockAt = 0
   lastSentAt: number
+  lastReceivedAt: number
   readonly down: RateMeter
   readonly up: RateMeter
   closed = false
@@ -95,6 +96,7 @@ export class PeerSession {
   private readonly forgiven = new Set<string>()
   private readonly incoming: BlockSpec[] = []
   private pumping = false
+  private rejectedWhileChoked = 0
   private outbox = new Uint8ArrayList()
   private outboxBytes = 0
   private flushTimer: ReturnType<typeof setImmediate> | undefined
@@ -109,6 +111,7 @@ export class PeerSession {
     this.now = init.now ?? Date.now
     this.connectedAt = this.now()
     this.lastSentAt = this.connectedAt
+    this.lastReceivedAt = this.connectedAt
     this.down = new RateMeter({ windowMs: 20_000, now: this.now })
     this.up = new RateMeter({ windowMs: 20_000, now: this.now })
   }
@@ -131,20 +134,24 @@ export class PeerSession {
     try {
       for await (const chunk of this.stream) {
         if (this.closed) return
+        this.lastReceivedAt = this.now()
         for (const msg of this.decoder.decode(chunk)) {
           this.handle(msg)
           if (this.closed) return
         }
       }
       this.decoder.end()
-      this.finish(undefined)
+      this.close() // the remote ended its side: end ours too, or the stream stays half open
     } catch (err) {
       if (this.closed) return
       const e = err as Error
       if (e instanceof InvalidMessageError || e instanceof ProtocolError || e instanceof InvalidBitfieldError || e.name === 'TruncatedFrameError') {
         this.close(`${e.name}: ${e.message}`)
       } else {
+        // the stream failed, or handling a message did (a bug of ours): either way this
+        // session is done; abort so that nothing is left half open
         this.finish(`stream error: ${e.message}`)
+        this.stream.abort(e)
       }
     }
   }
@@ -228,7 +235,9 @@ export class PeerSession {
         this.checkBlock(msg, 'request')
         if (!this.delegate.hasPiece(msg.piece)) this.violation(`request for piece ${msg.piece}, which we do not have`)
         if (this.amChoking) {
-          // a request that crossed our choke on the wire: refuse it politely (BEP 6)
+          // a request that crossed our choke on the wire: refuse it politely (BEP 6), but a
+          // peer that keeps asking while choked is only making us write rejects
+          if (++this.rejectedWhileChoked > MAX_QUEUED_REQUESTS) this.violation(`more than ${MAX_QUEUED_REQUESTS} requests while choked`)
           this.send(encodeReject(msg))
           break
         }
@@ -365,6 +374,7 @@ export class PeerSession {
   unchoke (): void {
     if (!this.amChoking) return
     this.amChoking = false
+    this.rejectedWhileChoked = 0
     this.send(encodeUnchoke())
   }
 
@@ -388,18 +398,23 @@ export class PeerSession {
   expireRequests (timeoutMs: number): BlockSpec[] {
     const now = this.now()
     const expired: BlockSpec[] = []
-    for (const [k, o] of this.outstanding) {
+    for (const o of this.outstanding.values()) {
       if (now - o.sentAt > timeoutMs) {
         expired.push(o.block)
         this.cancel(o.block)
-        this.forgive(k)
       }
     }
     return expired
   }
 
-  keepAlive (idleMs: number): void {
-    if (this.now() - this.lastSentAt >= idleMs) this.send(encodeKeepAlive())
+  /** Sends a keep-alive when we have been quiet; closes a peer silent for `deadMs`. */
+  keepAlive (idleMs: number, deadMs: number): void {
+    const now = this.now()
+    if (now - this.lastReceivedAt > deadMs) {
+      this.close(`nothing received for ${Math.round(deadMs / 1000)} s`)
+      return
+    }
+    if (now - this.lastSentAt >= idleMs) this.send(encodeKeepAlive())
   }
 
   /** Closes the session for a protocol reason (logged) or quietly (no reason). */
@@ -407,6 +422,8 @@ export class PeerSession {
     if (this.closed) return
     if (reason != null) {
       this.log(`closing session with ${shortId(this.remotePeer)}: ${reason}`)
+      // finish first: abort() emits 'close' at once, whose listener would report "stream closed: …"
+      this.finish(reason)
       this.stream.abort(new ProtocolError(reason))
     } else {
       this.flush()

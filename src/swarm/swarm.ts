@@ -27,6 +27,8 @@ export interface SwarmInit {
   store: PieceStore
   /** pieces already verified on disk (all of them when seeding) */
   have?: Bitfield
+  /** we start as a seeder: nothing to download, nothing to finalize */
+  seeding?: boolean
   choker?: ChokerInit
   /** most sessions at once (default 50) */
   maxPeers?: number
@@ -62,7 +64,9 @@ export interface SwarmEvents {
 }
 
 const TICK_MS = 1000
+/** Quiet for this long, we send a keep-alive; a peer quiet for DEAD_PEER_MS is gone. */
 const KEEP_ALIVE_MS = 30_000
+const DEAD_PEER_MS = 4 * KEEP_ALIVE_MS
 
 export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDelegate {
   readonly manifest: Manifest
@@ -113,7 +117,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.choker = new Choker({ now: this.now, random: init.random, ...init.choker })
     this.downRate = new RateMeter({ windowMs: 5_000, now: this.now })
     this.upRate = new RateMeter({ windowMs: 5_000, now: this.now })
-    this.completed = this.picker.isComplete()
+    this.completed = init.seeding === true
   }
 
   get seeding (): boolean {
@@ -133,6 +137,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.timers.push(setInterval(() => { this.rechoke() }, this.choker.rechokeInterval))
     this.timers.push(setInterval(() => { this.tick() }, TICK_MS))
     for (const t of this.timers) t.unref?.()
+    // nothing to fetch (an empty file): finish now, not when some peer says something
+    if (!this.completed && this.picker.isComplete()) await this.complete()
   }
 
   async stop (): Promise<void> {
@@ -378,7 +384,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     for (const s of this.sessions.values()) {
       const expired = s.expireRequests(this.requestTimeout)
       for (const b of expired) this.picker.requestFailed(s.remotePeer, b as BlockRef)
-      s.keepAlive(KEEP_ALIVE_MS)
+      s.keepAlive(KEEP_ALIVE_MS, DEAD_PEER_MS)
     }
     this.fillAll()
   }

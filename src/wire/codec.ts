@@ -169,11 +169,14 @@ function expectLength (type: MessageType, body: Uint8ArrayList, length: number):
 /** Decodes one frame's body (the bytes after the length prefix). */
 export function decodeMessage (body: Uint8ArrayList): WireMessage {
   if (body.byteLength < 1) throw new InvalidMessageError('empty message')
-  const type = body.get(0) as MessageType
+  // read the fixed header from one contiguous view: indexing a list byte by byte is slow
+  const head = body.subarray(0, Math.min(body.byteLength, 13))
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength)
+  const type = head[0] as MessageType
   switch (type) {
     case MessageType.Handshake: {
       if (body.byteLength < 3) throw new InvalidMessageError('handshake too short')
-      return { type, version: body.get(1), manifest: body.subarray(2) }
+      return { type, version: head[1], manifest: body.subarray(2) }
     }
     case MessageType.Bitfield:
       return { type, bitfield: body.subarray(1) }
@@ -188,21 +191,43 @@ export function decodeMessage (body: Uint8ArrayList): WireMessage {
       return { type }
     case MessageType.Have:
       expectLength(type, body, 5)
-      return { type, piece: body.getUint32(1) }
+      return { type, piece: view.getUint32(1) }
     case MessageType.Request:
     case MessageType.Cancel:
     case MessageType.Reject:
       expectLength(type, body, 13)
-      return { type, piece: body.getUint32(1), offset: body.getUint32(5), length: body.getUint32(9) }
+      return { type, piece: view.getUint32(1), offset: view.getUint32(5), length: view.getUint32(9) }
     case MessageType.Piece: {
       if (body.byteLength < 10) throw new InvalidMessageError('piece message too short')
       const length = body.byteLength - 9
       if (length > MAX_BLOCK_LENGTH) throw new InvalidMessageError(`block of ${length} bytes exceeds ${MAX_BLOCK_LENGTH}`)
-      return { type, piece: body.getUint32(1), offset: body.getUint32(5), data: body.sublist(9) }
+      return { type, piece: view.getUint32(1), offset: view.getUint32(5), data: body.sublist(9) }
     }
     default:
       throw new InvalidMessageError(`unknown message type ${String(type)}`)
   }
+}
+
+/**
+ * Reads a frame's length prefix, strictly: LengthPrefixedDecoder would silently skip an empty
+ * frame (leaving `buffered` wrong) and misframe a non-minimal varint (it re-derives the prefix
+ * size from the value). A RangeError still means "need more bytes".
+ */
+function frameLength (data: Uint8Array | Uint8ArrayList): number {
+  // MAX_FRAME_LENGTH fits in 3 varint bytes: a 4th continuation byte can only be garbage, so
+  // say so now rather than wait for more bytes that will never make sense
+  if (data.byteLength >= 3 && (byteAt(data, 0) & byteAt(data, 1) & byteAt(data, 2) & 0x80) !== 0) {
+    throw new InvalidMessageError('length prefix too long')
+  }
+  const n = varint.decode(data)
+  if (n === 0) throw new InvalidMessageError('empty message')
+  const last = data instanceof Uint8Array ? data[varint.encodingLength(n) - 1] : data.get(varint.encodingLength(n) - 1)
+  if ((last & 0x80) !== 0) throw new InvalidMessageError('length prefix is not minimally encoded')
+  return n
+}
+
+function byteAt (data: Uint8Array | Uint8ArrayList, i: number): number {
+  return data instanceof Uint8Array ? data[i] : data.get(i)
 }
 
 /**
@@ -214,7 +239,9 @@ export class WireDecoder {
   private buffered = 0
 
   constructor (maxFrameLength = MAX_FRAME_LENGTH) {
-    this.frames = new LengthPrefixedDecoder({ maxDataLength: maxFrameLength, maxBufferSize: 2 * maxFrameLength + 16 })
+    // a chunk may carry many whole frames (up to yamux's 16 MiB window), so the buffer cap is
+    // that window, not one frame; a frame itself is capped by maxDataLength
+    this.frames = new LengthPrefixedDecoder({ maxDataLength: maxFrameLength, maxBufferSize: 16 * 1024 * 1024 + maxFrameLength, lengthDecoder: frameLength })
   }
 
   * decode (chunk: Uint8Array | Uint8ArrayList): Generator<WireMessage> {

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest'
+import { RateMeter } from '../../src/stats/rate.js'
+import { formatBytes, formatDuration } from '../../src/stats/format.js'
+import { progressBar, statsEvent, statsLine } from '../../src/stats/reporter.js'
+
+describe('RateMeter', () => {
+  it('averages over its window and forgets what fell out of it', () => {
+    let now = 1_000_000
+    const m = new RateMeter({ windowMs: 5000, now: () => now })
+    for (let s = 0; s < 5; s++) { m.add(1000); now += 1000 }
+    expect(m.rate()).toBeGreaterThan(900)
+    expect(m.rate()).toBeLessThan(1300)
+    now += 10_000
+    expect(m.rate()).toBe(0)
+    expect(m.total).toBe(5000)
+  })
+
+  it('does not report a huge rate in its first moments', () => {
+    let now = 0
+    const m = new RateMeter({ windowMs: 20_000, now: () => now })
+    m.add(16384)
+    now = 10
+    expect(m.rate()).toBeLessThanOrEqual(16384)
+  })
+})
+
+describe('stats line', () => {
+  it('formats sizes, durations and the line', () => {
+    expect(formatBytes(0)).toBe('0 B')
+    expect(formatBytes(1536)).toBe('1.5 KiB')
+    expect(formatBytes(64 * 1024 * 1024)).toBe('64.0 MiB')
+    expect(formatDuration(75)).toBe('1m15s')
+    expect(formatDuration(undefined)).toBe('∞')
+    const e = statsEvent('bafyreie2slt4e4plywxq7mbctnrc24cj6tzs4szknkkjd7e6qhg5cbui7i', {
+      peers: 3, unchoking: 2, unchokedBy: 1, interested: 2, have: 512, pieces: 1024, downloaded: 1 << 25, uploaded: 1 << 20,
+      downloadRate: 1 << 20, uploadRate: 1 << 19, left: 1 << 25, wasted: 0, hashFailures: 0
+    }, 'ok')
+    expect(e).toMatchObject({ event: 'stats', progress: 0.5, eta: 32 })
+    expect(statsLine(e)).toBe('[bafyre…cbui7i] | peers 3 (unchoking 2, unchoked by 1) | 512/1024 pieces 50.0% | ↓ 1.0 MiB/s ↑ 512.0 KiB/s | total ↓ 32.0 MiB ↑ 1.0 MiB | ETA 32s | tracker ok')
+    expect(progressBar(0.5, 10)).toBe('[#####-----]  50.0%')
+  })
+})

@@ -1,0 +1,408 @@
+import { describe, expect, it } from 'vitest'
+import { Uint8ArrayList } from 'uint8arraylist'
+import {
+  decodeMessage, encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll,
+  encodeHaveNone, encodeInterested, encodeKeepAlive, encodeNotInterested, encodePiece, encodeReject,
+  encodeRequest, encodeUnchoke, InvalidMessageError, MAX_BLOCK_LENGTH, MAX_FRAME_LENGTH, MessageType,
+  messageName, TruncatedFrameError, WIRE_VERSION, WireDecoder, type WireMessage
+} from '../../src/wire/codec.js'
+
+/** mulberry32: a small seeded PRNG, so every run feeds the decoder the same "random" input */
+function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const randInt = (random: () => number, n: number): number => Math.floor(random() * n)
+
+function randomBytes (random: () => number, n: number): Uint8Array {
+  const out = new Uint8Array(n)
+  for (let i = 0; i < n; i++) out[i] = randInt(random, 256)
+  return out
+}
+
+function bytesOf (data: Uint8Array | Uint8ArrayList): Uint8Array {
+  return data instanceof Uint8Array ? data : data.subarray()
+}
+
+function concat (parts: Array<Uint8Array | Uint8ArrayList>): Uint8Array {
+  return new Uint8ArrayList(...parts).subarray()
+}
+
+/** Replaces Uint8ArrayList payloads by plain arrays so that messages compare with toEqual. */
+function plain (msg: WireMessage): Record<string, unknown> {
+  if (msg.type === MessageType.Piece) return { ...msg, data: Array.from(msg.data.subarray()) }
+  if (msg.type === MessageType.Handshake) return { ...msg, manifest: Array.from(msg.manifest) }
+  if (msg.type === MessageType.Bitfield) return { ...msg, bitfield: Array.from(msg.bitfield) }
+  return { ...msg }
+}
+
+/** Re-encodes a decoded message with the encode* helpers. */
+function encode (msg: WireMessage): Uint8Array {
+  switch (msg.type) {
+    case MessageType.Handshake: return encodeHandshake(msg.manifest, msg.version)
+    case MessageType.Bitfield: return encodeBitfield(msg.bitfield)
+    case MessageType.HaveAll: return encodeHaveAll()
+    case MessageType.HaveNone: return encodeHaveNone()
+    case MessageType.Have: return encodeHave(msg.piece)
+    case MessageType.Interested: return encodeInterested()
+    case MessageType.NotInterested: return encodeNotInterested()
+    case MessageType.Choke: return encodeChoke()
+    case MessageType.Unchoke: return encodeUnchoke()
+    case MessageType.Request: return encodeRequest(msg)
+    case MessageType.Piece: return encodePiece(msg.piece, msg.offset, msg.data.subarray()).subarray()
+    case MessageType.Cancel: return encodeCancel(msg)
+    case MessageType.Reject: return encodeReject(msg)
+    case MessageType.KeepAlive: return encodeKeepAlive()
+  }
+}
+
+function decodeAll (decoder: WireDecoder, chunks: Array<Uint8Array | Uint8ArrayList>): WireMessage[] {
+  const out: WireMessage[] = []
+  for (const chunk of chunks) out.push(...decoder.decode(chunk))
+  return out
+}
+
+/** Cuts `bytes` into pieces at random points (some of them empty). */
+function randomSplit (random: () => number, bytes: Uint8Array): Uint8Array[] {
+  const chunks: Uint8Array[] = []
+  let at = 0
+  while (at < bytes.byteLength) {
+    const n = randInt(random, Math.min(bytes.byteLength - at, 40) + 1)
+    chunks.push(bytes.subarray(at, at + n))
+    at += n
+  }
+  return chunks
+}
+
+function expectInvalid (bytes: Uint8Array | Uint8ArrayList, pattern?: RegExp): InvalidMessageError {
+  let caught: unknown
+  try {
+    decodeAll(new WireDecoder(), [bytes])
+  } catch (err) {
+    caught = err
+  }
+  expect(caught).toBeInstanceOf(InvalidMessageError)
+  const err = caught as InvalidMessageError
+  expect(err.name).toBe('InvalidMessageError')
+  if (pattern != null) expect(err.message).toMatch(pattern)
+  return err
+}
+
+const MANIFEST = Uint8Array.from([0x01, 0x71, 0x12, 0x20, ...Array.from({ length: 32 }, (_, i) => i * 7)])
+const BLOCK = Uint8Array.from({ length: MAX_BLOCK_LENGTH }, (_, i) => (i * 31 + 7) & 0xff)
+
+/** One of every message type, with edge values where a field has any. */
+const SAMPLES: Array<[string, Uint8Array | Uint8ArrayList, WireMessage]> = [
+  ['handshake', encodeHandshake(MANIFEST), { type: MessageType.Handshake, version: WIRE_VERSION, manifest: MANIFEST }],
+  ['handshake of another version', encodeHandshake(Uint8Array.of(9), 255), { type: MessageType.Handshake, version: 255, manifest: Uint8Array.of(9) }],
+  ['bitfield', encodeBitfield(Uint8Array.of(0xa5, 0x80)), { type: MessageType.Bitfield, bitfield: Uint8Array.of(0xa5, 0x80) }],
+  ['empty bitfield', encodeBitfield(new Uint8Array(0)), { type: MessageType.Bitfield, bitfield: new Uint8Array(0) }],
+  ['have-all', encodeHaveAll(), { type: MessageType.HaveAll }],
+  ['have-none', encodeHaveNone(), { type: MessageType.HaveNone }],
+  ['have 0', encodeHave(0), { type: MessageType.Have, piece: 0 }],
+  ['have 2^32-1', encodeHave(0xffffffff), { type: MessageType.Have, piece: 0xffffffff }],
+  ['interested', encodeInterested(), { type: MessageType.Interested }],
+  ['not-interested', encodeNotInterested(), { type: MessageType.NotInterested }],
+  ['choke', encodeChoke(), { type: MessageType.Choke }],
+  ['unchoke', encodeUnchoke(), { type: MessageType.Unchoke }],
+  ['request', encodeRequest({ piece: 3, offset: 16384, length: 16384 }), { type: MessageType.Request, piece: 3, offset: 16384, length: 16384 }],
+  ['request of max u32 fields', encodeRequest({ piece: 0xffffffff, offset: 0xfffffffe, length: 0x80000000 }), { type: MessageType.Request, piece: 0xffffffff, offset: 0xfffffffe, length: 0x80000000 }],
+  ['piece (full block)', encodePiece(7, 32768, BLOCK), { type: MessageType.Piece, piece: 7, offset: 32768, data: new Uint8ArrayList(BLOCK) }],
+  ['piece (one byte)', encodePiece(0, 5, Uint8Array.of(42)), { type: MessageType.Piece, piece: 0, offset: 5, data: new Uint8ArrayList(Uint8Array.of(42)) }],
+  ['cancel', encodeCancel({ piece: 1, offset: 0, length: 100 }), { type: MessageType.Cancel, piece: 1, offset: 0, length: 100 }],
+  ['reject', encodeReject({ piece: 2, offset: 49152, length: 1 }), { type: MessageType.Reject, piece: 2, offset: 49152, length: 1 }],
+  ['keep-alive', encodeKeepAlive(), { type: MessageType.KeepAlive }]
+]
+
+describe('wire codec: round trip', () => {
+  it('covers every message type', () => {
+    const types = new Set(SAMPLES.map(([, , msg]) => msg.type))
+    const all = Object.values(MessageType).filter((v): v is MessageType => typeof v === 'number')
+    expect([...types].sort((a, b) => a - b)).toEqual(all)
+  })
+
+  it.each(SAMPLES)('%s survives encode → decode, fed whole', (_name, bytes, expected) => {
+    const decoder = new WireDecoder()
+    const out = decodeAll(decoder, [bytes])
+    expect(out.map(plain)).toEqual([plain(expected)])
+    expect(decoder.pending).toBe(0)
+    expect(() => { decoder.end() }).not.toThrow()
+  })
+
+  it.each(SAMPLES)('%s survives encode → decode, fed byte by byte', (_name, bytes, expected) => {
+    const flat = bytesOf(bytes)
+    const decoder = new WireDecoder()
+    const out: WireMessage[] = []
+    let early: string | undefined
+    for (let i = 0; i < flat.byteLength; i++) {
+      out.push(...decoder.decode(flat.subarray(i, i + 1)))
+      // nothing comes out before the last byte, and the decoder counts what it holds
+      if (i < flat.byteLength - 1 && early == null && (out.length > 0 || decoder.pending !== i + 1)) {
+        early = `after byte ${i}: ${out.length} messages, ${decoder.pending} pending`
+      }
+    }
+    expect(early).toBeUndefined()
+    expect(out.map(plain)).toEqual([plain(expected)])
+    expect(decoder.pending).toBe(0)
+    decoder.end()
+  })
+
+  it('decodes all messages back to back, in random splits, in order', () => {
+    const random = prng(1)
+    const stream = concat(SAMPLES.map(([, bytes]) => bytes))
+    const expected = SAMPLES.map(([, , msg]) => plain(msg))
+    for (let round = 0; round < 20; round++) {
+      const decoder = new WireDecoder()
+      const out = decodeAll(decoder, randomSplit(random, stream))
+      expect(out.map(plain)).toEqual(expected)
+      expect(decoder.pending).toBe(0)
+      decoder.end()
+    }
+  })
+
+  it('accepts a Uint8ArrayList chunk as well as a Uint8Array', () => {
+    const list = new Uint8ArrayList(encodeHave(1), encodePiece(1, 0, Uint8Array.of(1, 2, 3)))
+    const out = decodeAll(new WireDecoder(), [list])
+    expect(out.map(plain)).toEqual([
+      { type: MessageType.Have, piece: 1 },
+      { type: MessageType.Piece, piece: 1, offset: 0, data: [1, 2, 3] }
+    ])
+  })
+
+  it('decodes a frame of exactly MAX_FRAME_LENGTH', () => {
+    const bits = new Uint8Array(MAX_FRAME_LENGTH - 1).fill(0xff)
+    const out = decodeAll(new WireDecoder(), [encodeBitfield(bits)])
+    expect(out).toHaveLength(1)
+    expect(out[0].type === MessageType.Bitfield && out[0].bitfield.byteLength).toBe(MAX_FRAME_LENGTH - 1)
+  })
+
+  it('names message types, and unknown ones too', () => {
+    expect(messageName(MessageType.HaveNone)).toBe('have-none')
+    expect(messageName(MessageType.KeepAlive)).toBe('keep-alive')
+    expect(messageName(99 as MessageType)).toBe('unknown(99)')
+  })
+})
+
+describe('wire codec: golden bytes (frame = varint(len) | type | payload, u32 big-endian)', () => {
+  it('have(5)', () => {
+    expect([...encodeHave(5)]).toEqual([5, 4, 0, 0, 0, 5])
+  })
+
+  it('have(0x01020304)', () => {
+    expect([...encodeHave(0x01020304)]).toEqual([5, 4, 1, 2, 3, 4])
+  })
+
+  it('keep-alive, have-all, interested, choke: a type byte only', () => {
+    expect([...encodeKeepAlive()]).toEqual([1, 13])
+    expect([...encodeHaveAll()]).toEqual([1, 2])
+    expect([...encodeInterested()]).toEqual([1, 5])
+    expect([...encodeChoke()]).toEqual([1, 7])
+  })
+
+  it('handshake: <0><version><manifest bytes>', () => {
+    expect([...encodeHandshake(Uint8Array.of(0xaa, 0xbb))]).toEqual([4, 0, 1, 0xaa, 0xbb])
+  })
+
+  it('bitfield: <1><bits>', () => {
+    expect([...encodeBitfield(Uint8Array.of(0xf0))]).toEqual([2, 1, 0xf0])
+  })
+
+  it('request, cancel, reject: <type><piece><offset><length>', () => {
+    const spec = { piece: 1, offset: 16384, length: 16384 }
+    const tail = [0, 0, 0, 1, 0, 0, 0x40, 0, 0, 0, 0x40, 0]
+    expect([...encodeRequest(spec)]).toEqual([13, 9, ...tail])
+    expect([...encodeCancel(spec)]).toEqual([13, 11, ...tail])
+    expect([...encodeReject(spec)]).toEqual([13, 12, ...tail])
+  })
+
+  it('piece: <10><piece><offset><block>, block not copied', () => {
+    const block = Uint8Array.of(1, 2, 3)
+    const list = encodePiece(2, 0x10000, block)
+    expect([...list.subarray()]).toEqual([12, 10, 0, 0, 0, 2, 0, 1, 0, 0, 1, 2, 3])
+    // the header and the caller's block, as two chunks
+    expect([...list]).toHaveLength(2)
+    expect([...list][1]).toBe(block)
+  })
+
+  it('piece with a 16 KiB block has a 3-byte varint prefix', () => {
+    // 1 + 8 + 16384 = 16393 = 0b1_0000000_0001001 → 0x89 0x80 0x01
+    const bytes = encodePiece(0, 0, BLOCK).subarray()
+    expect([...bytes.subarray(0, 4)]).toEqual([0x89, 0x80, 0x01, 10])
+    expect(bytes.byteLength).toBe(3 + 16393)
+  })
+})
+
+describe('wire codec: malformed input', () => {
+  it('rejects unknown message types', () => {
+    expectInvalid(Uint8Array.of(1, 14), /unknown message type 14/)
+    expectInvalid(Uint8Array.of(3, 255, 1, 2), /unknown message type 255/)
+  })
+
+  it('rejects a have of the wrong length', () => {
+    expectInvalid(Uint8Array.of(4, 4, 0, 0, 5), /have must be 5 bytes, got 4/)
+    expectInvalid(Uint8Array.of(6, 4, 0, 0, 0, 5, 0), /have must be 5 bytes, got 6/)
+  })
+
+  it('rejects request, cancel and reject of the wrong length', () => {
+    for (const type of [MessageType.Request, MessageType.Cancel, MessageType.Reject]) {
+      expectInvalid(Uint8Array.of(12, type, ...new Uint8Array(11)), /must be 13 bytes, got 12/)
+      expectInvalid(Uint8Array.of(14, type, ...new Uint8Array(13)), /must be 13 bytes, got 14/)
+    }
+  })
+
+  it('rejects payloads on messages that have none', () => {
+    for (const type of [MessageType.HaveAll, MessageType.HaveNone, MessageType.Interested, MessageType.NotInterested,
+      MessageType.Choke, MessageType.Unchoke, MessageType.KeepAlive]) {
+      expectInvalid(Uint8Array.of(2, type, 0), /must be 1 bytes, got 2/)
+    }
+  })
+
+  it('rejects a piece with a block over 16 KiB', () => {
+    expectInvalid(encodePiece(0, 0, new Uint8Array(MAX_BLOCK_LENGTH + 1)), /block of 16385 bytes exceeds 16384/)
+  })
+
+  it('rejects a piece with no block', () => {
+    expectInvalid(Uint8Array.of(9, 10, 0, 0, 0, 0, 0, 0, 0, 0), /piece message too short/)
+  })
+
+  it('rejects a handshake that is too short', () => {
+    expectInvalid(Uint8Array.of(1, 0), /handshake too short/)
+    expectInvalid(Uint8Array.of(2, 0, 1), /handshake too short/)
+    expect(() => decodeMessage(new Uint8ArrayList())).toThrow(InvalidMessageError)
+  })
+
+  it('rejects a frame length over MAX_FRAME_LENGTH as soon as the prefix is read', () => {
+    const prefix = encodeBitfield(new Uint8Array(MAX_FRAME_LENGTH)).subarray(0, 3)
+    expectInvalid(prefix, /bad frame/)
+    expectInvalid(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0x0f), /bad frame/)
+  })
+
+  it('rejects an empty frame instead of skipping it', () => {
+    expectInvalid(Uint8Array.of(0), /empty message/)
+    expectInvalid(Uint8Array.of(...encodeHave(1), 0, ...encodeHave(2)), /empty message/)
+  })
+
+  it('rejects a length prefix that is not minimally encoded', () => {
+    // 0x85 0x00 is 5, but takes two bytes: a decoder that trusted it would misframe the stream
+    expectInvalid(Uint8Array.of(0x85, 0x00, 4, 0, 0, 0, 5), /bad frame/)
+    expectInvalid(Uint8Array.of(0x80, 0x00), /bad frame/)
+  })
+
+  it('reports a frame cut short when the stream ends', () => {
+    const have = encodeHave(5)
+    const decoder = new WireDecoder()
+    expect(decodeAll(decoder, [have.subarray(0, 4)])).toEqual([])
+    expect(decoder.pending).toBe(4)
+    expect(() => { decoder.end() }).toThrow(TruncatedFrameError)
+    expect(() => { decoder.end() }).toThrow(/4 bytes left/)
+  })
+
+  it('reports a stream that ends inside a length prefix', () => {
+    const decoder = new WireDecoder()
+    expect(decodeAll(decoder, [encodeHave(1), Uint8Array.of(0x89)])).toHaveLength(1)
+    expect(decoder.pending).toBe(1)
+    expect(() => { decoder.end() }).toThrow(TruncatedFrameError)
+  })
+
+  it('ends cleanly after whole frames only', () => {
+    const decoder = new WireDecoder()
+    expect(decodeAll(decoder, [encodeHave(1), encodeChoke()])).toHaveLength(2)
+    expect(decoder.pending).toBe(0)
+    expect(() => { decoder.end() }).not.toThrow()
+  })
+})
+
+describe('wire codec: random input', () => {
+  /** Checks a decoded message is one the encoders could have produced. */
+  function expectWellFormed (msg: WireMessage): void {
+    const u32 = (n: number): void => { expect(Number.isInteger(n) && n >= 0 && n <= 0xffffffff).toBe(true) }
+    expect(Object.values(MessageType)).toContain(msg.type)
+    switch (msg.type) {
+      case MessageType.Handshake:
+        expect(msg.version).toBeGreaterThanOrEqual(0)
+        expect(msg.version).toBeLessThanOrEqual(255)
+        expect(msg.manifest.byteLength).toBeGreaterThan(0)
+        break
+      case MessageType.Have: u32(msg.piece); break
+      case MessageType.Request:
+      case MessageType.Cancel:
+      case MessageType.Reject:
+        u32(msg.piece); u32(msg.offset); u32(msg.length)
+        break
+      case MessageType.Piece:
+        u32(msg.piece); u32(msg.offset)
+        expect(msg.data.byteLength).toBeGreaterThan(0)
+        expect(msg.data.byteLength).toBeLessThanOrEqual(MAX_BLOCK_LENGTH)
+        break
+      default:
+        break
+    }
+  }
+
+  /** Valid frames, some of them damaged: more interesting than pure noise, which is mostly unknown types. */
+  function mutatedFrames (random: () => number): Uint8Array {
+    const parts: Uint8Array[] = []
+    const n = 1 + randInt(random, 4)
+    for (let i = 0; i < n; i++) parts.push(bytesOf(SAMPLES[randInt(random, SAMPLES.length)][1]).slice(0, 64))
+    const bytes = concat(parts)
+    const flips = randInt(random, 3)
+    for (let i = 0; i < flips; i++) bytes[randInt(random, bytes.byteLength)] = randInt(random, 256)
+    return bytes.subarray(0, bytes.byteLength - randInt(random, 3))
+  }
+
+  it('either yields well-formed messages or throws InvalidMessageError (2,000 seeded inputs)', () => {
+    const random = prng(0x5eed)
+    let accepted = 0
+    let rejected = 0
+    for (let i = 0; i < 2000; i++) {
+      const input = random() < 0.5 ? randomBytes(random, randInt(random, 48)) : mutatedFrames(random)
+      const decoder = new WireDecoder()
+      const out: WireMessage[] = []
+      try {
+        for (const chunk of randomSplit(random, input)) {
+          for (const msg of decoder.decode(chunk)) out.push(msg)
+        }
+      } catch (err) {
+        if (!(err instanceof InvalidMessageError)) throw new Error(`input #${i} [${[...input].join(',')}] threw ${String(err)}`)
+        rejected++
+        continue
+      }
+      accepted++
+      for (const msg of out) expectWellFormed(msg)
+      // what was accepted is exactly what the encoders write for these messages
+      const consumed = input.byteLength - decoder.pending
+      expect([...concat(out.map(encode))], `input #${i}`).toEqual([...input.subarray(0, consumed)])
+      try {
+        decoder.end()
+        expect(decoder.pending).toBe(0)
+      } catch (err) {
+        expect(err).toBeInstanceOf(TruncatedFrameError)
+        expect(decoder.pending).toBeGreaterThan(0)
+      }
+    }
+    // both paths were exercised
+    expect(accepted).toBeGreaterThan(100)
+    expect(rejected).toBeGreaterThan(100)
+  })
+
+  it('a decoder keeps working across many random splits of valid traffic', () => {
+    const random = prng(7)
+    const decoder = new WireDecoder()
+    let expected = 0
+    let got = 0
+    for (let i = 0; i < 200; i++) {
+      const frames = Array.from({ length: 1 + randInt(random, 5) }, () => SAMPLES[randInt(random, SAMPLES.length)][1])
+      expected += frames.length
+      for (const chunk of randomSplit(random, concat(frames))) got += [...decoder.decode(chunk)].length
+    }
+    expect(got).toBe(expected)
+    decoder.end()
+  })
+})
