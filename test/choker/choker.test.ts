@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { Choker, type ChokeDecision, type ChokerPeer } from '../../src/choker/choker.js'
+import { prng } from '../helpers/prng.js'
 
 const OLD = -1_000_000 // connected long ago: not a newcomer
 
@@ -29,16 +30,6 @@ function apply (peers: ChokerPeer[], d: ChokeDecision): void {
   for (const p of peers) p.unchoked = d.unchoked.has(p.id)
 }
 
-/** Small deterministic PRNG (mulberry32). */
-function prng (seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('Choker: leeching', () => {
   it('unchokes the four interested peers with the best download rate, plus one optimistic', () => {

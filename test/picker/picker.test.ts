@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { Bitfield } from '../../src/bitfield.js'
 import { BLOCK_SIZE, PiecePicker, requestDepth, type BlockRef } from '../../src/picker/picker.js'
+import { prng } from '../helpers/prng.js'
 
 // Policy tests in the style of libtorrent's test_piece_picker: availability is a string with one
 // digit per piece ("2223333": piece 3 is held by three peers), the have-set a string where '*'
@@ -363,16 +364,6 @@ describe('requestDepth', () => {
 })
 
 describe('PiecePicker: whole downloads', () => {
-  /** Small deterministic PRNG (mulberry32) so the simulation is reproducible. */
-  function prng (seed: number): () => number {
-    let a = seed
-    return () => {
-      a = (a + 0x6d2b79f5) | 0
-      let t = Math.imul(a ^ (a >>> 15), 1 | a)
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    }
-  }
 
   it('completes a download from partial peers with failures and departures', () => {
     const rnd = prng(42)

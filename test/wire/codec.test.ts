@@ -6,18 +6,7 @@ import {
   encodeRequest, encodeUnchoke, InvalidMessageError, MAX_BLOCK_LENGTH, MAX_FRAME_LENGTH, MessageType,
   messageName, TruncatedFrameError, WIRE_VERSION, WireDecoder, type WireMessage
 } from '../../src/wire/codec.js'
-
-/** mulberry32: a small seeded PRNG, so every run feeds the decoder the same "random" input */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { prng } from '../helpers/prng.js'
 
 const randInt = (random: () => number, n: number): number => Math.floor(random() * n)
 
