@@ -311,6 +311,9 @@ export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> 
     this.inFlight = undefined
     if (!this.started) return
     try {
+      // a download that finished just before shutdown still counts as completed (scrape's
+      // `downloaded`): say so before saying goodbye
+      if (this.completedPending) await announce(this.init.announceUrl, this.params('completed'), { timeout: STOP_TIMEOUT })
       await announce(this.init.announceUrl, this.params('stopped'), { timeout: STOP_TIMEOUT })
     } catch (err) {
       this.log(`tracker: ${this.init.announceUrl} stopped announce failed: ${describe(err)}`)

@@ -15,6 +15,7 @@ import { pieceCount, pieceHash, pieceSize, type Manifest } from '../manifest/man
 import { PiecePicker, requestDepth, type BlockRef } from '../picker/picker.js'
 import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
 import { RateMeter } from '../stats/rate.js'
+import { PieceCache } from '../storage/piece-cache.js'
 import { sha256, type PieceStore } from '../storage/storage.js'
 import { WIRE_PROTOCOL, type BlockSpec } from '../wire/codec.js'
 
@@ -73,6 +74,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   readonly cid: CID
   private readonly node: Libp2p
   private readonly store: PieceStore
+  private readonly cache: PieceCache
   private readonly picker: PiecePicker
   private readonly choker: Choker
   private readonly sessions = new Map<string, PeerSession>()
@@ -101,6 +103,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.manifest = init.manifest
     this.cid = init.cid
     this.store = init.store
+    this.cache = new PieceCache(init.store, init.manifest.pieceLength)
     this.log = init.log ?? (() => {})
     this.now = init.now ?? Date.now
     this.maxPeers = init.maxPeers ?? 50
@@ -272,7 +275,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   }
 
   async readBlock (piece: number, offset: number, length: number): Promise<Uint8Array> {
-    return await this.store.readBlock(piece, offset, length)
+    return await this.cache.readBlock(piece, offset, length)
   }
 
   onUpload (_session: PeerSession, bytes: number): void {

@@ -294,6 +294,16 @@ describe('TrackerAnnouncer', () => {
     expect(a.status).toBe('ok')
   })
 
+  it('stop() right after completed() still reports the completion', async () => {
+    const t = await startTracker({ interval: 1, minInterval: 1 })
+    const { a } = makeAnnouncer(t.announceUrl, 0)
+    a.start()
+    await expect.poll(() => a.status).toBe('ok')
+    a.completed()
+    await a.stop()
+    expect((await scrape(t.announceUrl, [manifest]))[manifest]).toEqual({ complete: 0, incomplete: 0, downloaded: 1 })
+  })
+
   it('stop() never throws, and returns quickly when the tracker is gone', async () => {
     const port = await closedPort()
     const { a } = makeAnnouncer(`http://127.0.0.1:${port}/announce`, 0, { minBackoff: 10_000 })

@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { createManifest } from '../../src/manifest/manifest.js'
+import { PieceCache } from '../../src/storage/piece-cache.js'
+import { openSeedStore, type PieceStore } from '../../src/storage/storage.js'
+
+describe('PieceCache', () => {
+  let dir: string
+  let store: PieceStore
+  let data: Uint8Array
+  let pieceReads: number
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bitswarm-cache-'))
+    data = new Uint8Array(randomBytes(5 * 16384 + 100))
+    await writeFile(join(dir, 'f'), data)
+    const { manifest } = await createManifest(join(dir, 'f'), { pieceLength: 32768 })
+    const real = await openSeedStore(join(dir, 'f'), manifest)
+    pieceReads = 0
+    store = new Proxy(real, {
+      get (target, prop, receiver) {
+        if (prop === 'readPiece') return async (piece: number) => { pieceReads++; return await target.readPiece(piece) }
+        return Reflect.get(target, prop, receiver)
+      }
+    })
+  })
+
+  afterEach(async () => {
+    await store.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('reads a piece once and serves its blocks from memory', async () => {
+    const cache = new PieceCache(store, 32768, 4 * 32768)
+    expect(await cache.readBlock(1, 0, 16384)).toEqual(data.subarray(32768, 49152))
+    expect(await cache.readBlock(1, 16384, 16384)).toEqual(data.subarray(49152, 65536))
+    expect(await cache.readBlock(2, 0, 16384 + 100)).toEqual(data.subarray(65536, 65536 + 16384 + 100))
+    expect(pieceReads).toBe(2)
+  })
+
+  it('stays within its capacity, dropping the least recently used piece', async () => {
+    const cache = new PieceCache(store, 32768, 4 * 32768) // 4 pieces
+    for (const p of [0, 1, 2, 0]) await cache.readBlock(p, 0, 100)
+    expect(pieceReads).toBe(3)
+    await cache.readBlock(2, 0, 100) // all three still cached
+    expect(pieceReads).toBe(3)
+  })
+
+  it('reads blocks directly when pieces are too large to cache', async () => {
+    const cache = new PieceCache(store, 32768, 32768)
+    expect(await cache.readBlock(0, 100, 50)).toEqual(data.subarray(100, 150))
+    expect(pieceReads).toBe(0)
+  })
+})
