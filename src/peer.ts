@@ -19,6 +19,7 @@ import { fetchManifest, serveManifests } from './manifest/exchange.js'
 import { createManifest, parseCid, pieceCount, readManifestFile, writeManifestFile, type Manifest } from './manifest/manifest.js'
 import { announceAddrs, createNode, fullAddrs } from './node.js'
 import { openDownloadStore, openSeedStore, StorageError, type PieceStore } from './storage/storage.js'
+import type { Phase } from './stats/reporter.js'
 import { Swarm, type SwarmStats } from './swarm/swarm.js'
 
 export { UsageError }
@@ -83,6 +84,11 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   get trackerStatus (): string {
     if (this.announcers.length === 0) return 'none'
     return this.announcers.map(a => a.status).join(',')
+  }
+
+  get phase (): Phase {
+    if (this.swarm == null) return 'manifest'
+    return this.swarm.seeding ? 'seeding' : 'downloading'
   }
 
   stats (): SwarmStats {

@@ -118,7 +118,7 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
     done.resolve(1)
   })
   const report = (): void => {
-    const e = statsEvent(peer.cid.toString(), peer.stats(), peer.trackerStatus)
+    const e = statsEvent(peer.cid.toString(), peer.phase, peer.stats(), peer.trackerStatus)
     if (out.json) out.event(e as unknown as { event: string } & Record<string, unknown>)
     else out.status(`${progressBar(e.progress)} ${statsLine(e)}`)
   }

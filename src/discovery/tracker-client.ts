@@ -212,13 +212,10 @@ function count (value: unknown): number | undefined {
 }
 
 function describe (err: unknown): string {
-  if (err instanceof Error) {
-    // fetch hides the socket error (ECONNREFUSED, …) in `cause`
-    const cause = err.cause
-    if (cause instanceof Error && cause.message !== '') return cause.message
-    return err.message
-  }
-  return String(err)
+  // fetch hides the socket error (ECONNREFUSED, …) in a chain of `cause`s: report the deepest
+  let e: unknown = err
+  while (e instanceof Error && e.cause instanceof Error && e.cause.message !== '') e = e.cause
+  return e instanceof Error ? e.message : String(e)
 }
 
 export interface TrackerAnnouncerInit {

@@ -66,6 +66,8 @@ const key = (piece: number, offset: number): string => `${piece}:${offset}`
 export class PeerSession {
   readonly remotePeer: string
   readonly stream: Stream
+  /** who opened the stream: we did (outbound) or the remote did (inbound) */
+  readonly direction: 'inbound' | 'outbound'
   readonly connectedAt: number
   /** BEP 3: "Connections start out choked and not interested." */
   amChoking = true
@@ -103,6 +105,7 @@ export class PeerSession {
 
   constructor (init: PeerSessionInit) {
     this.stream = init.stream
+    this.direction = init.stream.direction
     this.remotePeer = init.remotePeer
     this.geometry = init.geometry
     this.delegate = init.delegate

@@ -5,20 +5,25 @@
 import type { SwarmStats } from '../swarm/swarm.js'
 import { formatBytes, formatDuration, formatRate, shortCid } from './format.js'
 
+/** what a peer is doing: looking for the manifest, downloading, or seeding */
+export type Phase = 'manifest' | 'downloading' | 'seeding'
+
 export interface StatsEvent extends SwarmStats {
   event: 'stats'
   cid: string
+  phase: Phase
   progress: number
   eta: number | null
   tracker: string
 }
 
-export function statsEvent (cid: string, s: SwarmStats, tracker: string): StatsEvent {
-  const progress = s.pieces === 0 ? 1 : s.have / s.pieces
-  const eta = s.left === 0 ? 0 : s.downloadRate > 0 ? Math.round(s.left / s.downloadRate) : null
+export function statsEvent (cid: string, phase: Phase, s: SwarmStats, tracker: string): StatsEvent {
+  const progress = phase === 'manifest' ? 0 : s.pieces === 0 ? 1 : s.have / s.pieces
+  const eta = phase === 'manifest' ? null : s.left === 0 ? 0 : s.downloadRate > 0 ? Math.round(s.left / s.downloadRate) : null
   return {
     event: 'stats',
     cid,
+    phase,
     ...s,
     downloadRate: Math.round(s.downloadRate),
     uploadRate: Math.round(s.uploadRate),
@@ -30,6 +35,9 @@ export function statsEvent (cid: string, s: SwarmStats, tracker: string): StatsE
 
 export function statsLine (e: StatsEvent): string {
   const pct = (e.progress * 100).toFixed(1)
+  if (e.phase === 'manifest') {
+    return [`[${shortCid(e.cid)}]`, 'looking for the manifest', `peers ${e.peers}`, `tracker ${e.tracker}`].join(' | ')
+  }
   return [
     `[${shortCid(e.cid)}]`,
     `peers ${e.peers} (unchoking ${e.unchoking}, unchoked by ${e.unchokedBy})`,

@@ -161,7 +161,6 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       if (!this.running) return
       if (p.peerId === self || this.sessions.has(p.peerId) || this.dialing.has(p.peerId)) continue
       if (this.sessions.size + this.dialing.size >= this.maxPeers) return
-      // two complete peers have nothing to trade
       void this.dial(p)
     }
   }
@@ -187,10 +186,10 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     if (!this.running) { stream.abort(new Error('swarm stopped')); return }
     const existing = this.sessions.get(remotePeer)
     if (existing != null) {
-      // Both ends dialled at once. Keep the stream opened by the peer whose id sorts first, so
-      // both ends keep the same one.
+      // Both ends dialled at once: keep the stream opened by the peer whose id sorts first, so
+      // both ends keep the same one. The same direction twice is a reconnect: the new one wins.
       const self = this.node.peerId.toString()
-      const keepNew = (direction === 'outbound') === (self < remotePeer)
+      const keepNew = existing.direction === direction || (direction === 'outbound') === (self < remotePeer)
       if (!keepNew) { stream.abort(new Error('duplicate session')); return }
       existing.close()
     } else if (this.sessions.size >= this.maxPeers) {

@@ -31,12 +31,16 @@ describe('stats line', () => {
     expect(formatBytes(64 * 1024 * 1024)).toBe('64.0 MiB')
     expect(formatDuration(75)).toBe('1m15s')
     expect(formatDuration(undefined)).toBe('∞')
-    const e = statsEvent('bafyreie2slt4e4plywxq7mbctnrc24cj6tzs4szknkkjd7e6qhg5cbui7i', {
+    const stats = {
       peers: 3, unchoking: 2, unchokedBy: 1, interested: 2, have: 512, pieces: 1024, downloaded: 1 << 25, uploaded: 1 << 20,
       downloadRate: 1 << 20, uploadRate: 1 << 19, left: 1 << 25, wasted: 0, hashFailures: 0
-    }, 'ok')
-    expect(e).toMatchObject({ event: 'stats', progress: 0.5, eta: 32 })
+    }
+    const e = statsEvent('bafyreie2slt4e4plywxq7mbctnrc24cj6tzs4szknkkjd7e6qhg5cbui7i', 'downloading', stats, 'ok')
+    expect(e).toMatchObject({ event: 'stats', phase: 'downloading', progress: 0.5, eta: 32 })
     expect(statsLine(e)).toBe('[bafyre…cbui7i] | peers 3 (unchoking 2, unchoked by 1) | 512/1024 pieces 50.0% | ↓ 1.0 MiB/s ↑ 512.0 KiB/s | total ↓ 32.0 MiB ↑ 1.0 MiB | ETA 32s | tracker ok')
     expect(progressBar(0.5, 10)).toBe('[#####-----]  50.0%')
+    const waiting = statsEvent('bafyreie2slt4e4plywxq7mbctnrc24cj6tzs4szknkkjd7e6qhg5cbui7i', 'manifest', { ...stats, pieces: 0, have: 0, left: Number.MAX_SAFE_INTEGER }, 'down')
+    expect(waiting).toMatchObject({ progress: 0, eta: null })
+    expect(statsLine(waiting)).toBe('[bafyre…cbui7i] | looking for the manifest | peers 3 | tracker down')
   })
 })
