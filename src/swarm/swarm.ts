@@ -325,7 +325,6 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     // renames the part file into place and keeps it open read-only, so we go on seeding from it
     await this.store.finalize()
     this.completed = true
-    this.log(`download complete: ${this.store.path}`)
     for (const s of [...this.sessions.values()]) if (s.peerHasAll) s.close()
     this.safeDispatchEvent('complete', { detail: { path: this.store.path, bytes: this.manifest.length } })
     this.rechoke()
