@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
@@ -8,6 +10,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 30_000,
     // the machine has 2 cores: process-spawning suites must not starve each other
-    maxWorkers: 2
+    maxWorkers: 2,
+    // no test may read or write the user's own peer cache
+    env: { BITSWARM_STATE_DIR: join(tmpdir(), `bitswarm-test-state-${process.pid}`) }
   }
 })

@@ -1,14 +1,27 @@
 /**
- * The libp2p node every bitswarm peer runs: TCP + Noise + Yamux and nothing that reaches out
- * on its own (no bootstrap list, no UPnP, no relay). Services are added by the issues that need
- * them (the DHT, for one).
+ * The libp2p node every bitswarm peer runs: TCP + Noise + Yamux, identify, ping and a LAN
+ * Kademlia DHT — and nothing that reaches out on its own to peers it was not told about (no
+ * bootstrap list, no mDNS, no UPnP, no relay).
  */
 import './polyfill.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { kadDHT, removePublicAddressesMapper } from '@libp2p/kad-dht'
+import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { Identify } from '@libp2p/identify'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { Ping } from '@libp2p/ping'
+
+/** kad-dht's protocol for a private/LAN DHT: keeps us off the public Amino DHT (/ipfs/kad/1.0.0) */
+export const DHT_PROTOCOL = '/ipfs/lan/kad/1.0.0'
+
+// a type, not an interface: libp2p's ServiceMap needs an index signature an interface lacks
+export type BitswarmServices = { identify: Identify, ping: Ping, dht: KadDHT }
+export type BitswarmNode = Libp2p<BitswarmServices>
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/0'
 
@@ -17,7 +30,7 @@ export interface NodeInit {
   privateKey?: PrivateKey
 }
 
-export async function createNode (init: NodeInit = {}): Promise<Libp2p> {
+export async function createNode (init: NodeInit = {}): Promise<BitswarmNode> {
   return await createLibp2p({
     // started by the caller, once its protocol handlers are ready to be registered
     start: false,
@@ -29,6 +42,34 @@ export async function createNode (init: NodeInit = {}): Promise<Libp2p> {
     connectionManager: {
       // a swarm member talks to many peers; the default cap is ample but dials must not hang
       dialTimeout: 10_000
+    },
+    services: {
+      // kad-dht depends on both: identify tells it which peers speak the DHT protocol (that is
+      // how connections land in the routing table), ping vets a contact before it is added
+      identify: identify(),
+      ping: ping(),
+      // What the DHT does on its own, all of it towards peers it learnt from connections we
+      // made or accepted and from their answers (private addresses only, see the mapper): a
+      // self-query at start (it waits for the first peer; every other query waits for it) and
+      // every 5 min, a routing-table refresh at start and every 5 min, pings to vet new
+      // and evict stale contacts, keep-alive re-dials of its 20 closest peers, and a re-provide
+      // of our records after 24 h. No bootstrap list, so nothing reaches the internet.
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        // the default (client mode until a public address shows up) never serves on a LAN
+        clientMode: false,
+        // the default mapper drops private addresses such as 127.0.0.1 / 192.168.x: keep those,
+        // drop public ones (this DHT is for peers that reach each other directly)
+        peerInfoMapper: removePublicAddressesMapper,
+        // per-message timeout adapts between 5 s and 60 s by default; a LAN peer that has not
+        // answered in 10 s is gone (matches dialTimeout), so one dead contact cannot hold a
+        // query path for a minute
+        networkDialTimeout: { maxTimeout: 10_000 },
+        // every query (provide, findProviders) waits for the first self-query, which by default
+        // starts 1 s after start; it waits for the first routing-table peer anyway, so start it
+        // at once: a node that joins right away answers ~0.7 s sooner
+        initialQuerySelfInterval: 0
+      })
     }
   })
 }

@@ -1,6 +1,7 @@
 /**
- * A bitswarm peer: a libp2p node, the manifest exchange, tracker announcers and, once the
- * manifest is known, the swarm. `seed` and `get` are the two ways to start one.
+ * A bitswarm peer: a libp2p node, the manifest exchange, discovery (trackers, DHT, bootstrap,
+ * peer cache) and, once the manifest is known, the swarm. `seed` and `get` are the two ways to
+ * make one; `start()` runs it.
  */
 import './polyfill.js'
 import { access, mkdir, stat } from 'node:fs/promises'
@@ -9,31 +10,45 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
-import type { Libp2p } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { Bitfield } from './bitfield.js'
 import { UsageError } from './cli/errors.js'
 import type { ChokerInit } from './choker/choker.js'
-import { TrackerAnnouncer, type AnnouncedPeer } from './discovery/tracker-client.js'
+import { Discovery, type DiscoveryStatus } from './discovery/discovery.js'
+import { defaultStateDir, PeerCache } from './discovery/peer-cache.js'
+import type { PeerAddress } from './discovery/types.js'
 import { fetchManifest, serveManifests } from './manifest/exchange.js'
 import { createManifest, parseCid, pieceCount, readManifestFile, writeManifestFile, type Manifest } from './manifest/manifest.js'
-import { announceAddrs, createNode, fullAddrs } from './node.js'
+import { createNode, fullAddrs, type BitswarmNode } from './node.js'
 import { openDownloadStore, openSeedStore, StorageError, type PieceStore } from './storage/storage.js'
 import type { Phase } from './stats/reporter.js'
-import { Swarm, type SwarmStats } from './swarm/swarm.js'
+import { PEER_SOURCES, Swarm, type PeerSource, type SwarmStats } from './swarm/swarm.js'
 
 export { UsageError }
 
 export interface PeerOptions {
   listen?: string[]
   trackers?: string[]
+  /** multiaddrs (with /p2p/<id>) of peers to join the DHT through */
+  bootstrap?: string[]
+  /** where the peer cache lives (default: defaultStateDir()); false: no cache */
+  stateDir?: string | false
+  /** ms between peer-exchange messages (default 30_000) */
+  pexInterval?: number
+  /** ms between DHT lookups while the trackers are down (default 5_000) */
+  lookupInterval?: number
+  /** provide and look up the manifest on the DHT (default true) */
+  dht?: boolean
   choker?: ChokerInit
   log?: (msg: string) => void
   /** tracker retry backoff floor, ms (tests shrink it) */
   trackerMinBackoff?: number
+  /** upload cap, bytes/s, all peers together (default: none) */
+  maxUploadRate?: number
 }
 
 export interface PeerEvents {
+  'peer:connect': CustomEvent<{ peerId: string, source: PeerSource }>
   'manifest': CustomEvent<{ cid: string, manifest: Manifest }>
   'complete': CustomEvent<{ cid: string, path: string, bytes: number }>
   'error': CustomEvent<Error>
@@ -43,17 +58,21 @@ interface SeedPlan { kind: 'seed', manifest: Manifest, bytes: Uint8Array, store:
 interface GetPlan { kind: 'get', outDir: string, local?: { manifest: Manifest, bytes: Uint8Array } }
 type Plan = SeedPlan | GetPlan
 
+/** a leecher with fewer connections than this looks for more */
+const WANT_PEERS = 8
+
 /** Until the manifest is known we cannot say how much is left; announce "not done yet". */
 const UNKNOWN_LEFT = Number.MAX_SAFE_INTEGER
 
 export class Peer extends TypedEventEmitter<PeerEvents> {
-  readonly node: Libp2p
+  readonly node: BitswarmNode
   readonly cid: CID
   swarm: Swarm | undefined
   manifest: Manifest | undefined
   private manifestBytes: Uint8Array | undefined
-  private readonly announcers: TrackerAnnouncer[] = []
-  private readonly known = new Map<string, AnnouncedPeer>()
+  private readonly discovery: Discovery
+  /** every peer any source told us of, with the first source that did */
+  private readonly known = new Map<string, { peer: PeerAddress, source: PeerSource }>()
   private readonly log: (msg: string) => void
   private readonly options: PeerOptions
   /** where the manifest was written (seeding) */
@@ -63,7 +82,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   private stopped = false
   private readonly abort = new AbortController()
 
-  private constructor (node: Libp2p, cid: CID, options: PeerOptions, plan: Plan, manifestPath?: string) {
+  private constructor (node: BitswarmNode, cid: CID, options: PeerOptions, plan: Plan, manifestPath?: string) {
     super()
     this.node = node
     this.cid = cid
@@ -71,6 +90,23 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     this.plan = plan
     this.manifestPath = manifestPath
     this.log = options.log ?? (() => {})
+    this.discovery = new Discovery({
+      node,
+      cid,
+      trackers: options.trackers ?? [],
+      bootstrap: options.bootstrap ?? [],
+      stateDir: stateDirOf(options),
+      getTransfer: () => {
+        const s = this.stats()
+        return { uploaded: s.uploaded, downloaded: s.downloaded, left: this.swarm == null ? UNKNOWN_LEFT : s.left }
+      },
+      wantPeers: () => this.swarm == null || (!this.swarm.seeding && this.swarm.stats().peers < WANT_PEERS),
+      lookupInterval: options.lookupInterval,
+      dht: options.dht,
+      trackerMinBackoff: options.trackerMinBackoff,
+      log: this.log
+    })
+    this.discovery.addEventListener('peers', (evt) => { this.onPeers(evt.detail.peers, evt.detail.source) })
   }
 
   get peerId (): string {
@@ -82,8 +118,11 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   }
 
   get trackerStatus (): string {
-    if (this.announcers.length === 0) return 'none'
-    return this.announcers.map(a => a.status).join(',')
+    return this.discovery.status().tracker
+  }
+
+  discoveryStatus (): DiscoveryStatus {
+    return this.discovery.status()
   }
 
   get phase (): Phase {
@@ -93,7 +132,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
 
   stats (): SwarmStats {
     if (this.swarm != null) return this.swarm.stats()
-    return { peers: 0, unchoking: 0, unchokedBy: 0, interested: 0, have: 0, pieces: 0, downloaded: 0, uploaded: 0, downloadRate: 0, uploadRate: 0, left: UNKNOWN_LEFT, wasted: 0, hashFailures: 0 }
+    return { peers: 0, unchoking: 0, unchokedBy: 0, interested: 0, have: 0, pieces: 0, downloaded: 0, uploaded: 0, downloadRate: 0, uploadRate: 0, left: UNKNOWN_LEFT, wasted: 0, hashFailures: 0, sources: noSources(), downloadedFrom: noSources() }
   }
 
   /**
@@ -130,7 +169,11 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       }
     }
     await checkWritableDir(outDir)
-    if ((options.trackers ?? []).length === 0) throw new UsageError('no --tracker given: a peer needs somewhere to find others')
+    if ((options.trackers ?? []).length === 0 && (options.bootstrap ?? []).length === 0) {
+      const dir = stateDirOf(options)
+      const cached = dir == null ? [] : await new PeerCache({ dir }).load()
+      if (cached.length === 0) throw new UsageError('no --tracker, no --bootstrap and no peers remembered from earlier runs: nowhere to look for the swarm')
+    }
     const node = await createNode({ listen: options.listen })
     return new Peer(node, cid, options, { kind: 'get', outDir: resolve(outDir), local })
   }
@@ -143,45 +186,26 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
         await this.startSwarm(plan.manifest, plan.bytes, plan.store, true)
       } else if (plan.local != null) {
         await this.download(plan.local.manifest, plan.local.bytes, plan.outDir)
-      } else {
-        // with only a CID, announce first: the tracker's answer names peers to ask for the manifest
-        this.startAnnouncing()
       }
+      // with only a CID, discovery's first answers name the peers to ask for the manifest
+      await this.discovery.start()
     } catch (err) {
       await this.stop()
       throw err
     }
   }
 
-  /** Starts the node, serves the manifest, announces to every tracker. */
+  /** Starts the node and serves the manifest (once we have it). */
   private async begin (): Promise<void> {
     await this.node.start()
     await serveManifests(this.node, (c) => c === this.cid.toString() ? this.manifestBytes : undefined, this.log)
-    for (const url of this.options.trackers ?? []) {
-      const a = new TrackerAnnouncer({
-        announceUrl: url,
-        manifest: this.cid.toString(),
-        peerId: this.peerId,
-        getMultiaddrs: () => announceAddrs(this.node),
-        getTransfer: () => {
-          const s = this.stats()
-          return { uploaded: s.uploaded, downloaded: s.downloaded, left: this.swarm == null ? UNKNOWN_LEFT : s.left }
-        },
-        minBackoff: this.options.trackerMinBackoff,
-        log: this.log
-      })
-      a.addEventListener('peers', (evt) => { this.onPeers(evt.detail) })
-      this.announcers.push(a)
-    }
   }
 
-  private startAnnouncing (): void {
-    for (const a of this.announcers) if (a.status === 'pending') a.start()
-  }
-
-  private onPeers (peers: AnnouncedPeer[]): void {
-    for (const p of peers) this.known.set(p.peerId, p)
-    if (this.swarm != null) this.swarm.addPeers(peers)
+  private onPeers (peers: PeerAddress[], source: PeerSource): void {
+    for (const p of peers) if (!this.known.has(p.peerId)) this.known.set(p.peerId, { peer: p, source })
+    // a bootstrap peer that answered is worth remembering even if it is not in this swarm
+    if (source === 'bootstrap') this.discovery.remember(peers)
+    if (this.swarm != null) this.swarm.addPeers(peers, source)
     else void this.fetchFromKnown()
   }
 
@@ -190,7 +214,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     if (this.fetching || this.manifest != null || this.stopped) return
     this.fetching = true
     try {
-      for (const p of [...this.known.values()]) {
+      for (const { peer: p } of [...this.known.values()]) {
         if (this.manifest != null || this.stopped) return
         try {
           const id = peerIdFromString(p.peerId)
@@ -228,10 +252,17 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       have: seeding ? Bitfield.full(pieceCount(manifest)) : undefined,
       seeding,
       choker: this.options.choker,
+      maxUploadRate: this.options.maxUploadRate,
+      pexInterval: this.options.pexInterval,
       log: this.log
     })
+    swarm.addEventListener('peer:connect', (evt) => {
+      const k = this.known.get(evt.detail.peerId)
+      if (k != null) this.discovery.remember([k.peer])
+      this.safeDispatchEvent('peer:connect', { detail: evt.detail })
+    })
     swarm.addEventListener('complete', (evt) => {
-      for (const a of this.announcers) a.completed()
+      this.discovery.completed()
       this.safeDispatchEvent('complete', { detail: { cid: this.cid.toString(), ...evt.detail } })
     })
     swarm.addEventListener('error', (evt) => { this.safeDispatchEvent('error', { detail: evt.detail }) })
@@ -239,8 +270,9 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     this.safeDispatchEvent('manifest', { detail: { cid: this.cid.toString(), manifest } })
     // a download with nothing left (an empty file) completes inside start()
     await swarm.start()
-    swarm.addPeers([...this.known.values()])
-    this.startAnnouncing()
+    for (const source of PEER_SOURCES) {
+      swarm.addPeers([...this.known.values()].filter(k => k.source === source).map(k => k.peer), source)
+    }
   }
 
   /** Announces `stopped`, closes sessions and the node. Never throws. */
@@ -248,11 +280,20 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     if (this.stopped) return
     this.stopped = true
     this.abort.abort()
-    await Promise.all(this.announcers.map(async a => { await a.stop() }))
+    await this.discovery.stop()
     await this.swarm?.stop().catch(() => {})
     if (this.swarm == null && this.plan.kind === 'seed') await this.plan.store.close()
     await Promise.resolve(this.node.stop()).catch(() => {})
   }
+}
+
+function noSources (): Record<PeerSource, number> {
+  return Object.fromEntries(PEER_SOURCES.map(k => [k, 0])) as Record<PeerSource, number>
+}
+
+function stateDirOf (options: PeerOptions): string | undefined {
+  if (options.stateDir === false) return undefined
+  return options.stateDir ?? defaultStateDir()
 }
 
 async function isFile (path: string): Promise<boolean> {

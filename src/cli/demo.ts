@@ -106,7 +106,9 @@ export async function runDemo (argv: string[], out: Output): Promise<void> {
     const announce = String((await tracker.wait('listening')).announce)
     out.line(`  tracker: ${announce}`)
 
-    const seeder = new Proc('seeder', ['seed', file, '--tracker', announce, '--listen', LOOPBACK, '--json'], warn)
+    // the demo's peers remember each other in the demo's own directory, not in the user's
+    const state = ['--state-dir', join(dir, 'state')]
+    const seeder = new Proc('seeder', ['seed', file, '--tracker', announce, '--listen', LOOPBACK, ...state, '--json'], warn)
     procs.push(seeder)
     const seeding = await seeder.wait('seeding', 120_000)
     const cid = String(seeding.cid)
@@ -116,7 +118,7 @@ export async function runDemo (argv: string[], out: Output): Promise<void> {
     const peers: Proc[] = []
     for (let i = 1; i <= leechers; i++) {
       // --seed: a leecher keeps uploading after it finishes, as a good swarm member does
-      const p = new Proc(`leecher${i}`, ['get', cid, '--tracker', announce, '--out', join(dir, `leecher${i}`), '--listen', LOOPBACK, '--seed', '--json'], warn)
+      const p = new Proc(`leecher${i}`, ['get', cid, '--tracker', announce, '--out', join(dir, `leecher${i}`), '--listen', LOOPBACK, ...state, '--seed', '--json'], warn)
       procs.push(p)
       peers.push(p)
     }

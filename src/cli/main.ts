@@ -4,6 +4,8 @@ import '../polyfill.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { Peer } from '../peer.js'
 import { UsageError } from './errors.js'
+import { parseRate } from '../throttle.js'
+import { multiaddr } from '@multiformats/multiaddr'
 import { progressBar, statsEvent, statsLine } from '../stats/reporter.js'
 import { formatBytes, shortCid } from '../stats/format.js'
 import { Output } from './output.js'
@@ -12,19 +14,26 @@ const USAGE = `bitswarm — a peer-to-peer file swarm on libp2p
 
 Usage:
   bitswarm tracker [--host 127.0.0.1] [--port 8000] [--json]
-  bitswarm seed <file> --tracker <announce-url> [--listen <multiaddr>]... [--json]
-  bitswarm get <cid | manifest file> --tracker <announce-url> --out <dir>
-               [--listen <multiaddr>]... [--seed] [--json]
+  bitswarm seed <file> [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
+               [--listen <multiaddr>]... [--json]
+  bitswarm get <cid | manifest file> --out <dir> [--tracker <announce-url>]...
+               [--bootstrap <multiaddr>]... [--listen <multiaddr>]... [--seed] [--json]
   bitswarm demo [--size <MiB>] [--leechers <n>]
 
 Options:
   --tracker <url>          announce URL of a tracker (repeatable)
+  --bootstrap <multiaddr>  a peer (with /p2p/<id>) to join the DHT through (repeatable)
+  --no-dht                 do not provide or look up the manifest on the DHT (trackers and
+                           peer exchange only)
+  --state-dir <dir>        where to remember peers between runs
+                           (default $XDG_STATE_HOME/bitswarm or ~/.local/state/bitswarm)
   --listen <multiaddr>     address to listen on (repeatable; default /ip4/0.0.0.0/tcp/0)
   --out <dir>              where \`get\` writes the file
   --seed                   after \`get\` completes, keep seeding until SIGINT/SIGTERM
   --stats-interval <s>     seconds between stats lines (default 1)
   --json                   one JSON object per line on stdout (NDJSON)
   --manifest <path>        (seed) where to write the manifest (default <file>.bitswarm)
+  --max-upload-rate <rate> cap on upload, all peers together (e.g. 20MiB, 512KiB; default none)
   --rechoke-interval <s>   seconds between choking rounds (default 10)
   --optimistic-interval <s> seconds between optimistic unchoke rotations (default 30)
   -h, --help               this help
@@ -32,6 +41,9 @@ Options:
 
 const PEER_OPTIONS = {
   tracker: { type: 'string', multiple: true },
+  bootstrap: { type: 'string', multiple: true },
+  'state-dir': { type: 'string' },
+  'no-dht': { type: 'boolean' },
   listen: { type: 'string', multiple: true },
   out: { type: 'string' },
   seed: { type: 'boolean' },
@@ -40,6 +52,7 @@ const PEER_OPTIONS = {
   'stats-interval': { type: 'string' },
   'rechoke-interval': { type: 'string' },
   'optimistic-interval': { type: 'string' },
+  'max-upload-rate': { type: 'string' },
   help: { type: 'boolean', short: 'h' }
 } satisfies ParseArgsConfig['options']
 
@@ -48,6 +61,24 @@ function positiveNumber (value: string | undefined, name: string, fallback: numb
   const n = Number(value)
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number, got ${value}`)
   return n
+}
+
+function rateOption (value: string | undefined): number | undefined {
+  if (value == null) return undefined
+  try {
+    return parseRate(value)
+  } catch (err) {
+    throw new UsageError(`--max-upload-rate: ${(err as Error).message}`)
+  }
+}
+
+function checkBootstrap (addrs: string[]): string[] {
+  for (const a of addrs) {
+    let ok = false
+    try { ok = multiaddr(a).getComponents().some(c => c.name === 'p2p') } catch {}
+    if (!ok) throw new UsageError(`--bootstrap ${a} must be a multiaddr ending in /p2p/<peer id>`)
+  }
+  return addrs
 }
 
 function checkUrls (urls: string[]): string[] {
@@ -87,16 +118,20 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   const options = {
     listen: values.listen,
     trackers: checkUrls(values.tracker ?? []),
+    bootstrap: checkBootstrap(values.bootstrap ?? []),
+    stateDir: values['state-dir'],
+    dht: values['no-dht'] !== true,
     choker: {
       rechokeInterval: positiveNumber(values['rechoke-interval'], 'rechoke-interval', 10) * 1000,
       optimisticInterval: positiveNumber(values['optimistic-interval'], 'optimistic-interval', 30) * 1000
     },
+    maxUploadRate: rateOption(values['max-upload-rate']),
     log: (msg: string) => { out.warn(msg) }
   }
   const { Peer } = await import('../peer.js')
   let peer: Peer
   if (kind === 'seed') {
-    if (options.trackers.length === 0) out.warn('no --tracker given: only peers that dial this one will find it')
+    if (options.trackers.length === 0 && options.bootstrap.length === 0) out.warn('no --tracker and no --bootstrap: only peers that find this one on their own (DHT, peer exchange) will')
     peer = await Peer.seed(positionals[0], { ...options, manifestPath: values.manifest })
   } else {
     if (values.out == null) throw new UsageError('get needs --out <dir>')
@@ -106,6 +141,9 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   const done = Promise.withResolvers<number>()
   peer.addEventListener('manifest', (evt) => {
     if (kind === 'get') out.event({ event: 'manifest', cid: evt.detail.cid, name: evt.detail.manifest.name, bytes: evt.detail.manifest.length, pieceLength: evt.detail.manifest.pieceLength }, `manifest: ${evt.detail.manifest.name} (${formatBytes(evt.detail.manifest.length)})`)
+  })
+  peer.addEventListener('peer:connect', (evt) => {
+    out.event({ event: 'peer', peerId: evt.detail.peerId, source: evt.detail.source })
   })
   peer.addEventListener('complete', (evt) => {
     report()
@@ -118,7 +156,7 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
     done.resolve(1)
   })
   const report = (): void => {
-    const e = statsEvent(peer.cid.toString(), peer.phase, peer.stats(), peer.trackerStatus)
+    const e = statsEvent(peer.cid.toString(), peer.phase, peer.stats(), peer.discoveryStatus())
     if (out.json) out.event(e as unknown as { event: string } & Record<string, unknown>)
     else out.status(`${progressBar(e.progress)} ${statsLine(e)}`)
   }

@@ -9,11 +9,12 @@ import type { Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { Bitfield, InvalidBitfieldError } from '../bitfield.js'
 import { RateMeter } from '../stats/rate.js'
+import type { Throttle } from '../throttle.js'
 import {
   encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaveNone,
-  encodeInterested, encodeKeepAlive, encodeNotInterested, encodePiece, encodeReject, encodeRequest, encodeUnchoke,
+  encodeInterested, encodeKeepAlive, encodeNotInterested, encodePeers, encodePiece, encodeReject, encodeRequest, encodeUnchoke,
   InvalidMessageError, MAX_BLOCK_LENGTH, MessageType, messageName, WIRE_VERSION, WireDecoder,
-  type BlockSpec, type WireMessage
+  type BlockSpec, type WireMessage, type WirePeer
 } from '../wire/codec.js'
 
 /** How many requests a peer may queue with us before it is cut off as a flood. */
@@ -47,6 +48,8 @@ export interface SessionDelegate {
   hasPiece: (piece: number) => boolean
   readBlock: (piece: number, offset: number, length: number) => Promise<Uint8Array>
   onUpload: (session: PeerSession, bytes: number) => void
+  /** peer exchange: swarm members this peer knows (structure checked, contents not) */
+  onPeers: (session: PeerSession, peers: WirePeer[]) => void
   onClose: (session: PeerSession, reason: string | undefined) => void
 }
 
@@ -58,6 +61,8 @@ export interface PeerSessionInit {
   /** our have-state to announce after the handshake */
   localHave: () => Bitfield
   log: (msg: string) => void
+  /** the upload rate cap shared by every session of this peer */
+  throttle?: Throttle
   now?: () => number
 }
 
@@ -89,6 +94,7 @@ export class PeerSession {
   private readonly delegate: SessionDelegate
   private readonly localHave: () => Bitfield
   private readonly log: (msg: string) => void
+  private readonly throttle: Throttle | undefined
   private readonly now: () => number
   private readonly decoder = new WireDecoder()
   private handshaken = false
@@ -111,6 +117,7 @@ export class PeerSession {
     this.delegate = init.delegate
     this.localHave = init.localHave
     this.log = init.log
+    this.throttle = init.throttle
     this.now = init.now ?? Date.now
     this.connectedAt = this.now()
     this.lastSentAt = this.connectedAt
@@ -276,6 +283,10 @@ export class PeerSession {
         }
         break
       }
+      case MessageType.Peers:
+        this.requireHaveState(msg.type)
+        this.delegate.onPeers(this, msg.peers)
+        break
       case MessageType.KeepAlive:
         break
     }
@@ -297,6 +308,13 @@ export class PeerSession {
     try {
       while (!this.closed && this.incoming.length > 0) {
         const b = this.incoming[0]
+        if (this.throttle != null && !this.throttle.unlimited) {
+          // under a rate cap, what is queued goes out now rather than wait for a full batch
+          this.flush()
+          await this.throttle.take(b.length)
+          if (this.closed) return
+          if (this.incoming[0] !== b) continue
+        }
         const data = await this.delegate.readBlock(b.piece, b.offset, b.length)
         if (this.closed) return
         // it may have been cancelled (or the peer choked) while we read from disk
@@ -354,6 +372,11 @@ export class PeerSession {
 
   get queuedUploads (): number {
     return this.incoming.length
+  }
+
+  /** Peer exchange: tell this peer about other swarm members. */
+  sendPeers (peers: WirePeer[]): void {
+    if (peers.length > 0) this.send(encodePeers(peers))
   }
 
   have (piece: number): void {

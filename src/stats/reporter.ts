@@ -2,6 +2,7 @@
  * The periodic stats line (or NDJSON `stats` event) each peer prints every --stats-interval
  * seconds: manifest, peers, choking, pieces, rates, totals, ETA, discovery state.
  */
+import type { DiscoveryStatus } from '../discovery/discovery.js'
 import type { SwarmStats } from '../swarm/swarm.js'
 import { formatBytes, formatDuration, formatRate, shortCid } from './format.js'
 
@@ -14,10 +15,12 @@ export interface StatsEvent extends SwarmStats {
   phase: Phase
   progress: number
   eta: number | null
+  /** each tracker's state: ok, down, pending (comma-separated), or none */
   tracker: string
+  dht: DiscoveryStatus['dht']
 }
 
-export function statsEvent (cid: string, phase: Phase, s: SwarmStats, tracker: string): StatsEvent {
+export function statsEvent (cid: string, phase: Phase, s: SwarmStats, discovery: DiscoveryStatus): StatsEvent {
   const progress = phase === 'manifest' ? 0 : s.pieces === 0 ? 1 : s.have / s.pieces
   const eta = phase === 'manifest' ? null : s.left === 0 ? 0 : s.downloadRate > 0 ? Math.round(s.left / s.downloadRate) : null
   return {
@@ -29,14 +32,25 @@ export function statsEvent (cid: string, phase: Phase, s: SwarmStats, tracker: s
     uploadRate: Math.round(s.uploadRate),
     progress: Math.round(progress * 10000) / 10000,
     eta,
-    tracker
+    tracker: discovery.tracker,
+    dht: discovery.dht
   }
+}
+
+/** Where our peers came from: `tracker=down:0 dht=5 pex=3 in=1 (dht table 7)`. */
+export function discoveryText (e: StatsEvent): string {
+  const s = e.sources
+  const parts = [`tracker=${e.tracker}:${s.tracker}`, `dht=${s.dht}`, `pex=${s.pex}`]
+  if (s.bootstrap > 0) parts.push(`bootstrap=${s.bootstrap}`)
+  if (s.cache > 0) parts.push(`cache=${s.cache}`)
+  if (s.incoming > 0) parts.push(`in=${s.incoming}`)
+  return `${parts.join(' ')} (dht table ${e.dht.routingTable})`
 }
 
 export function statsLine (e: StatsEvent): string {
   const pct = (e.progress * 100).toFixed(1)
   if (e.phase === 'manifest') {
-    return [`[${shortCid(e.cid)}]`, 'looking for the manifest', `peers ${e.peers}`, `tracker ${e.tracker}`].join(' | ')
+    return [`[${shortCid(e.cid)}]`, 'looking for the manifest', `peers ${e.peers}`, discoveryText(e)].join(' | ')
   }
   return [
     `[${shortCid(e.cid)}]`,
@@ -45,7 +59,7 @@ export function statsLine (e: StatsEvent): string {
     `↓ ${formatRate(e.downloadRate)} ↑ ${formatRate(e.uploadRate)}`,
     `total ↓ ${formatBytes(e.downloaded)} ↑ ${formatBytes(e.uploaded)}`,
     `ETA ${e.left === 0 ? 'done' : formatDuration(e.eta ?? undefined)}`,
-    `tracker ${e.tracker}`
+    discoveryText(e)
   ].join(' | ')
 }
 

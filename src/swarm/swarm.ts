@@ -6,20 +6,25 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
-import type { Libp2p, Stream } from '@libp2p/interface'
+import type { IdentifyResult, Libp2p, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { Bitfield } from '../bitfield.js'
+import { fromWirePeers, PexView, PEX_MAX_PEERS, toWirePeers } from '../discovery/pex.js'
+import type { PeerAddress } from '../discovery/types.js'
 import { Choker, type ChokerInit, type ChokerPeer } from '../choker/choker.js'
 import { pieceCount, pieceHash, pieceSize, type Manifest } from '../manifest/manifest.js'
 import { PiecePicker, requestDepth, type BlockRef } from '../picker/picker.js'
 import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
 import { RateMeter } from '../stats/rate.js'
+import { Throttle } from '../throttle.js'
 import { PieceCache } from '../storage/piece-cache.js'
 import { sha256, type PieceStore } from '../storage/storage.js'
-import { WIRE_PROTOCOL, type BlockSpec } from '../wire/codec.js'
+import { WIRE_PROTOCOL, type BlockSpec, type WirePeer } from '../wire/codec.js'
 
-export interface SwarmPeerAddress { peerId: string, multiaddrs: string[] }
+/** How we came to know a peer; `incoming` peers dialled us. */
+export type PeerSource = 'tracker' | 'dht' | 'pex' | 'bootstrap' | 'cache' | 'incoming'
+export const PEER_SOURCES: readonly PeerSource[] = ['tracker', 'dht', 'pex', 'bootstrap', 'cache', 'incoming']
 
 export interface SwarmInit {
   node: Libp2p
@@ -35,6 +40,10 @@ export interface SwarmInit {
   maxPeers?: number
   /** a request not answered within this many ms is given to another peer (default 30_000) */
   requestTimeout?: number
+  /** upload cap in bytes/s for all sessions together (default: none) */
+  maxUploadRate?: number
+  /** ms between peer-exchange messages to each peer (default 30_000; the first goes after ~1 s) */
+  pexInterval?: number
   log?: (msg: string) => void
   now?: () => number
   random?: () => number
@@ -54,12 +63,16 @@ export interface SwarmStats {
   left: number
   wasted: number
   hashFailures: number
+  /** connected peers by how we learned of them */
+  sources: Record<PeerSource, number>
+  /** bytes downloaded, by how we learned of the peer that sent them */
+  downloadedFrom: Record<PeerSource, number>
 }
 
 export interface SwarmEvents {
   'piece': CustomEvent<number>
   'complete': CustomEvent<{ path: string, bytes: number }>
-  'peer:connect': CustomEvent<string>
+  'peer:connect': CustomEvent<{ peerId: string, source: PeerSource }>
   'peer:disconnect': CustomEvent<{ peerId: string, reason?: string }>
   'error': CustomEvent<Error>
 }
@@ -79,11 +92,20 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly choker: Choker
   private readonly sessions = new Map<string, PeerSession>()
   private readonly dialing = new Set<string>()
+  /** how we learned of each connected peer */
+  private readonly sources = new Map<string, PeerSource>()
+  /** when each session is due its next peer-exchange message */
+  private readonly pexDue = new Map<string, number>()
+  private readonly pex: PexView
+  private readonly pexInterval: number
+  private readonly lastPexFrom = new Map<string, number>()
+  private readonly downloadedFrom = Object.fromEntries(PEER_SOURCES.map(k => [k, 0])) as Record<PeerSource, number>
   private readonly buffers = new Map<number, Uint8Array>()
   private readonly log: (msg: string) => void
   private readonly now: () => number
   private readonly maxPeers: number
   private readonly requestTimeout: number
+  private readonly throttle: Throttle
   private readonly manifestBytes: Uint8Array
   private readonly count: number
   private readonly downRate: RateMeter
@@ -108,6 +130,9 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.now = init.now ?? Date.now
     this.maxPeers = init.maxPeers ?? 50
     this.requestTimeout = init.requestTimeout ?? 30_000
+    this.throttle = new Throttle({ rate: init.maxUploadRate ?? 0 })
+    this.pexInterval = init.pexInterval ?? 30_000
+    this.pex = new PexView({ random: init.random, now: this.now })
     this.manifestBytes = init.cid.bytes
     this.count = pieceCount(init.manifest)
     this.picker = new PiecePicker({
@@ -135,8 +160,9 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     if (this.running) return
     this.running = true
     await this.node.handle(WIRE_PROTOCOL, (stream, connection) => {
-      this.accept(stream, connection.remotePeer.toString(), 'inbound')
+      this.accept(stream, connection.remotePeer.toString(), 'inbound', 'incoming')
     }, { maxInboundStreams: 4 })
+    this.node.addEventListener('peer:identify', this.onIdentify)
     this.timers.push(setInterval(() => { this.rechoke() }, this.choker.rechokeInterval))
     this.timers.push(setInterval(() => { this.tick() }, TICK_MS))
     for (const t of this.timers) t.unref?.()
@@ -149,23 +175,24 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.running = false
     for (const t of this.timers) clearInterval(t)
     this.timers = []
+    this.node.removeEventListener('peer:identify', this.onIdentify)
     await this.node.unhandle(WIRE_PROTOCOL).catch(() => {})
     for (const s of [...this.sessions.values()]) s.close()
     await this.store.close()
   }
 
-  /** Dials peers we are not yet talking to (from the tracker or elsewhere). */
-  addPeers (peers: SwarmPeerAddress[]): void {
+  /** Dials peers we are not yet talking to, remembering where we heard of them. */
+  addPeers (peers: PeerAddress[], source: PeerSource): void {
     const self = this.node.peerId.toString()
     for (const p of peers) {
       if (!this.running) return
       if (p.peerId === self || this.sessions.has(p.peerId) || this.dialing.has(p.peerId)) continue
       if (this.sessions.size + this.dialing.size >= this.maxPeers) return
-      void this.dial(p)
+      void this.dial(p, source)
     }
   }
 
-  private async dial (p: SwarmPeerAddress): Promise<void> {
+  private async dial (p: PeerAddress, source: PeerSource): Promise<void> {
     this.dialing.add(p.peerId)
     try {
       const peerId = peerIdFromString(p.peerId)
@@ -174,15 +201,17 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       const stream = await this.node.dialProtocol(peerId, WIRE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
       this.dialing.delete(p.peerId)
       if (!this.running) { stream.abort(new Error('swarm stopped')); return }
-      this.accept(stream, p.peerId, 'outbound')
+      this.accept(stream, p.peerId, 'outbound', source)
     } catch (err) {
-      this.log(`dial ${shortId(p.peerId)} failed: ${(err as Error).message}`)
+      // an address that does not answer is not passed on to others
+      this.pex.remove(p.peerId)
+      this.log(`dial ${shortId(p.peerId)} (from ${source}) failed: ${(err as Error).message}`)
     } finally {
       this.dialing.delete(p.peerId)
     }
   }
 
-  private accept (stream: Stream, remotePeer: string, direction: 'inbound' | 'outbound'): void {
+  private accept (stream: Stream, remotePeer: string, direction: 'inbound' | 'outbound', source: PeerSource): void {
     if (!this.running) { stream.abort(new Error('swarm stopped')); return }
     const existing = this.sessions.get(remotePeer)
     if (existing != null) {
@@ -203,16 +232,22 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       delegate: this,
       localHave: () => this.picker.have,
       log: this.log,
+      throttle: this.throttle,
       now: this.now
     })
     this.sessions.set(remotePeer, session)
+    this.sources.set(remotePeer, source)
+    this.pexDue.set(remotePeer, this.now() + Math.min(1000, this.pexInterval))
     session.start()
-    this.safeDispatchEvent('peer:connect', { detail: remotePeer })
+    this.safeDispatchEvent('peer:connect', { detail: { peerId: remotePeer, source } })
   }
 
   // --- SessionDelegate: what the swarm does with each valid message -------------------------
 
   onHaveState (session: PeerSession): void {
+    // a member we are talking to is worth passing on to others (peer exchange); if identify
+    // has not told us its listen addresses yet, onIdentify will
+    void this.listenAddrs(session.remotePeer).then(multiaddrs => { this.learn(session.remotePeer, multiaddrs) })
     const has = session.peerHas as Bitfield
     this.picker.addPeer(session.remotePeer, has.isComplete() ? 'all' : has.count() === 0 ? 'none' : has)
     this.updateInterest(session)
@@ -249,6 +284,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
 
   onBlock (session: PeerSession, piece: number, offset: number, data: Uint8ArrayList): void {
     this.downloaded += data.byteLength
+    this.downloadedFrom[this.sources.get(session.remotePeer) ?? 'incoming'] += data.byteLength
     this.downRate.add(data.byteLength)
     const r = this.picker.blockReceived(session.remotePeer, piece, offset)
     if (!r.accepted) {
@@ -282,9 +318,24 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.upRate.add(bytes)
   }
 
+  onPeers (session: PeerSession, raw: WirePeer[]): void {
+    const due = this.lastPexFrom.get(session.remotePeer) ?? 0
+    const now = this.now()
+    // gossip is periodic: a peer that sends it much more often gets ignored, not obeyed
+    if (now < due) return
+    this.lastPexFrom.set(session.remotePeer, now + Math.min(5000, this.pexInterval / 2))
+    const { peers, dropped } = fromWirePeers(raw)
+    if (dropped > 0) this.log(`peer exchange from ${shortId(session.remotePeer)}: dropped ${dropped} malformed entries`)
+    const self = this.node.peerId.toString()
+    this.addPeers(peers.filter(p => p.peerId !== self), 'pex')
+  }
+
   onClose (session: PeerSession, reason: string | undefined): void {
     if (this.sessions.get(session.remotePeer) !== session) return
     this.sessions.delete(session.remotePeer)
+    this.sources.delete(session.remotePeer)
+    this.pexDue.delete(session.remotePeer)
+    this.lastPexFrom.delete(session.remotePeer)
     this.picker.removePeer(session.remotePeer)
     this.safeDispatchEvent('peer:disconnect', { detail: { peerId: session.remotePeer, reason } })
     this.fillAll()
@@ -381,7 +432,48 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     }
   }
 
+  /**
+   * Peer exchange (as BEP 11, over our wire): each connected member periodically gets a random
+   * subset of the other members we are connected to, so a peer that reached one member soon
+   * knows the rest without a tracker.
+   */
+  private async exchangePeers (): Promise<void> {
+    const now = this.now()
+    const due = [...this.sessions.values()].filter(s => s.haveStateReceived && (this.pexDue.get(s.remotePeer) ?? Infinity) <= now)
+    if (due.length === 0) return
+    // refresh what we know of the members we are talking to (identify may have run since)
+    for (const s of this.sessions.values()) {
+      this.learn(s.remotePeer, await this.listenAddrs(s.remotePeer))
+    }
+    for (const s of due) {
+      if (s.closed) continue
+      this.pexDue.set(s.remotePeer, now + this.pexInterval)
+      s.sendPeers(toWirePeers(this.pex.sample(PEX_MAX_PEERS, new Set([s.remotePeer]))))
+    }
+  }
+
+  private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
+    const peerId = evt.detail.peerId.toString()
+    if (this.sessions.has(peerId)) this.learn(peerId, evt.detail.listenAddrs.map(a => a.toString()))
+  }
+
+  private learn (peerId: string, multiaddrs: string[]): void {
+    const usable = multiaddrs.filter(a => !a.includes('/p2p-circuit')).map(a => a.split('/p2p/')[0])
+    if (usable.length > 0) this.pex.add({ peerId, multiaddrs: usable })
+  }
+
+  /** A connected peer's listen addresses, as identify reported them (not its ephemeral port). */
+  private async listenAddrs (peerId: string): Promise<string[]> {
+    try {
+      const peer = await this.node.peerStore.get(peerIdFromString(peerId))
+      return peer.addresses.map(a => a.multiaddr.toString())
+    } catch {
+      return []
+    }
+  }
+
   private tick (): void {
+    void this.exchangePeers().catch((err: Error) => { this.log(`peer exchange failed: ${err.message}`) })
     for (const s of this.sessions.values()) {
       const expired = s.expireRequests(this.requestTimeout)
       for (const b of expired) this.picker.requestFailed(s.remotePeer, b as BlockRef)
@@ -399,6 +491,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       if (!s.peerChoking) unchokedBy++
       if (s.peerInterested) interested++
     }
+    const sources = Object.fromEntries(PEER_SOURCES.map(k => [k, 0])) as Record<PeerSource, number>
+    for (const src of this.sources.values()) sources[src]++
     const have = this.picker.have.count()
     let left = 0
     if (!this.completed) {
@@ -417,7 +511,9 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       uploadRate: this.upRate.rate(),
       left,
       wasted: this.wasted,
-      hashFailures: this.hashFailures
+      hashFailures: this.hashFailures,
+      sources,
+      downloadedFrom: { ...this.downloadedFrom }
     }
   }
 }

@@ -31,10 +31,19 @@ export enum MessageType {
   Piece = 10,
   Cancel = 11,
   Reject = 12,
-  KeepAlive = 13
+  KeepAlive = 13,
+  Peers = 14
 }
 
 export interface BlockSpec { piece: number, offset: number, length: number }
+
+/** One peer of a `peers` message: its peer id bytes and its multiaddrs' bytes (checked for structure only). */
+export interface WirePeer { id: Uint8Array, addrs: Uint8Array[] }
+/** Caps on a `peers` message: BEP 11 "limits the number of peers per message to 50"; the rest bound the frame. */
+export const PEERS_MAX_COUNT = 50
+export const PEERS_MAX_ID_LENGTH = 64
+export const PEERS_MAX_ADDRS = 8
+export const PEERS_MAX_ADDR_LENGTH = 255
 
 export type WireMessage =
   | { type: MessageType.Handshake, version: number, manifest: Uint8Array }
@@ -51,6 +60,7 @@ export type WireMessage =
   | ({ type: MessageType.Cancel } & BlockSpec)
   | ({ type: MessageType.Reject } & BlockSpec)
   | { type: MessageType.KeepAlive }
+  | { type: MessageType.Peers, peers: WirePeer[] }
 
 export class InvalidMessageError extends Error {
   override name = 'InvalidMessageError'
@@ -74,7 +84,8 @@ const TYPE_NAMES: Record<MessageType, string> = {
   [MessageType.Piece]: 'piece',
   [MessageType.Cancel]: 'cancel',
   [MessageType.Reject]: 'reject',
-  [MessageType.KeepAlive]: 'keep-alive'
+  [MessageType.KeepAlive]: 'keep-alive',
+  [MessageType.Peers]: 'peers'
 }
 
 export function messageName (type: MessageType): string {
@@ -160,6 +171,94 @@ export function encodePiece (piece: number, offset: number, data: Uint8Array): U
   return new Uint8ArrayList(header, data)
 }
 
+function checkPeers (peers: WirePeer[]): void {
+  if (peers.length > PEERS_MAX_COUNT) throw new InvalidMessageError(`peers: ${peers.length} peers exceed ${PEERS_MAX_COUNT}`)
+  for (const { id, addrs } of peers) {
+    if (id.byteLength < 1 || id.byteLength > PEERS_MAX_ID_LENGTH) {
+      throw new InvalidMessageError(`peers: peer id of ${id.byteLength} bytes, must be 1..${PEERS_MAX_ID_LENGTH}`)
+    }
+    if (addrs.length > PEERS_MAX_ADDRS) throw new InvalidMessageError(`peers: ${addrs.length} addrs exceed ${PEERS_MAX_ADDRS}`)
+    for (const addr of addrs) {
+      if (addr.byteLength < 1 || addr.byteLength > PEERS_MAX_ADDR_LENGTH) {
+        throw new InvalidMessageError(`peers: addr of ${addr.byteLength} bytes, must be 1..${PEERS_MAX_ADDR_LENGTH}`)
+      }
+    }
+  }
+}
+
+/**
+ * peers (peer exchange, after BEP 11): `<14><count: u8>` then `count` entries
+ * `<idLen: u8><peer id bytes><addrCount: u8>` and `addrCount` × `<len: u16><multiaddr bytes>`.
+ * Throws InvalidMessageError past the caps rather than write a frame the other end must reject.
+ */
+export function encodePeers (peers: WirePeer[]): Uint8Array {
+  checkPeers(peers)
+  let length = 1
+  for (const { id, addrs } of peers) {
+    length += 2 + id.byteLength
+    for (const addr of addrs) length += 2 + addr.byteLength
+  }
+  const { buf, view, at } = frame(MessageType.Peers, length)
+  let i = at
+  buf[i++] = peers.length
+  for (const { id, addrs } of peers) {
+    buf[i++] = id.byteLength
+    buf.set(id, i)
+    i += id.byteLength
+    buf[i++] = addrs.length
+    for (const addr of addrs) {
+      view.setUint16(i, addr.byteLength)
+      buf.set(addr, i + 2)
+      i += 2 + addr.byteLength
+    }
+  }
+  return buf
+}
+
+function decodePeers (body: Uint8ArrayList): WirePeer[] {
+  // at most ~106 KB (50 × (1 + 64 + 1 + 8 × 257) + 2), so one contiguous copy is cheap
+  const bytes = body.subarray()
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const need = (at: number, n: number, what: string): void => {
+    if (at + n > bytes.byteLength) throw new InvalidMessageError(`peers: truncated ${what}`)
+  }
+  need(1, 1, 'count')
+  const count = bytes[1]
+  if (count > PEERS_MAX_COUNT) throw new InvalidMessageError(`peers: ${count} peers exceed ${PEERS_MAX_COUNT}`)
+  const peers: WirePeer[] = []
+  let at = 2
+  for (let p = 0; p < count; p++) {
+    need(at, 1, 'peer id length')
+    const idLen = bytes[at++]
+    if (idLen < 1 || idLen > PEERS_MAX_ID_LENGTH) {
+      throw new InvalidMessageError(`peers: peer id of ${idLen} bytes, must be 1..${PEERS_MAX_ID_LENGTH}`)
+    }
+    need(at, idLen, 'peer id')
+    // copies, not views: a view would keep the whole receive buffer alive
+    const id = bytes.slice(at, at + idLen)
+    at += idLen
+    need(at, 1, 'addr count')
+    const addrCount = bytes[at++]
+    if (addrCount > PEERS_MAX_ADDRS) throw new InvalidMessageError(`peers: ${addrCount} addrs exceed ${PEERS_MAX_ADDRS}`)
+    const addrs: Uint8Array[] = []
+    for (let a = 0; a < addrCount; a++) {
+      need(at, 2, 'addr length')
+      const len = view.getUint16(at)
+      at += 2
+      if (len < 1 || len > PEERS_MAX_ADDR_LENGTH) {
+        throw new InvalidMessageError(`peers: addr of ${len} bytes, must be 1..${PEERS_MAX_ADDR_LENGTH}`)
+      }
+      need(at, len, 'addr')
+      addrs.push(bytes.slice(at, at + len))
+      at += len
+    }
+    peers.push({ id, addrs })
+  }
+  // one encoding per message: trailing bytes would make two byte strings mean the same thing
+  if (at !== bytes.byteLength) throw new InvalidMessageError(`peers: ${bytes.byteLength - at} trailing bytes`)
+  return peers
+}
+
 function expectLength (type: MessageType, body: Uint8ArrayList, length: number): void {
   if (body.byteLength !== length) {
     throw new InvalidMessageError(`${messageName(type)} must be ${length} bytes, got ${body.byteLength}`)
@@ -203,6 +302,8 @@ export function decodeMessage (body: Uint8ArrayList): WireMessage {
       if (length > MAX_BLOCK_LENGTH) throw new InvalidMessageError(`block of ${length} bytes exceeds ${MAX_BLOCK_LENGTH}`)
       return { type, piece: view.getUint32(1), offset: view.getUint32(5), data: body.sublist(9) }
     }
+    case MessageType.Peers:
+      return { type, peers: decodePeers(body) }
     default:
       throw new InvalidMessageError(`unknown message type ${String(type)}`)
   }

@@ -38,7 +38,9 @@ export class CliProc {
   constructor (name: string, args: string[], opts: { cwd?: string } = {}) {
     this.name = name
     this.args = args
-    this.child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    // the peer cache goes to the test's directory, never the user's own state dir
+    const env = { ...process.env, BITSWARM_STATE_DIR: join(opts.cwd ?? tmpdir(), '.bitswarm-state') }
+    this.child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
     running.add(this)
     // 'close' (not 'exit'): stdout and stderr are fully read by then
     this.exited = new Promise<Exit>((resolve) => {

@@ -45,7 +45,7 @@ describe('swarm over real libp2p nodes and a real tracker', () => {
     const file = join(dir, 'data.bin')
     await writeFile(file, randomBytes(6 * 1024 * 1024 + 12345)) // not a multiple of the piece length
     const want = await sha256File(file)
-    const options = { listen: LOOPBACK, trackers: [tracker.announceUrl], choker: { rechokeInterval: 500, optimisticInterval: 1500 } }
+    const options = { listen: LOOPBACK, trackers: [tracker.announceUrl], stateDir: false as const, choker: { rechokeInterval: 500, optimisticInterval: 1500 } }
 
     const seeder = await Peer.seed(file, options)
     peers.push(seeder)
@@ -75,10 +75,10 @@ describe('swarm over real libp2p nodes and a real tracker', () => {
   it('a leecher given the manifest file needs no manifest exchange', async () => {
     const file = join(dir, 'small.bin')
     await writeFile(file, randomBytes(300_000))
-    const seeder = await Peer.seed(file, { listen: LOOPBACK, trackers: [tracker.announceUrl] })
+    const seeder = await Peer.seed(file, { listen: LOOPBACK, trackers: [tracker.announceUrl], stateDir: false })
     peers.push(seeder)
     await seeder.start()
-    const leecher = await Peer.get(seeder.manifestPath as string, join(dir, 'out'), { listen: LOOPBACK, trackers: [tracker.announceUrl] })
+    const leecher = await Peer.get(seeder.manifestPath as string, join(dir, 'out'), { listen: LOOPBACK, trackers: [tracker.announceUrl], stateDir: false })
     peers.push(leecher)
     const finished = completed(leecher)
     await leecher.start()
@@ -89,12 +89,12 @@ describe('swarm over real libp2p nodes and a real tracker', () => {
   it('keeps retrying an unreachable tracker without failing, and downloads once one is there', async () => {
     const file = join(dir, 'late.bin')
     await writeFile(file, randomBytes(200_000))
-    const seeder = await Peer.seed(file, { listen: LOOPBACK, trackers: [tracker.announceUrl] })
+    const seeder = await Peer.seed(file, { listen: LOOPBACK, trackers: [tracker.announceUrl], stateDir: false })
     peers.push(seeder)
     await seeder.start()
     // a second tracker URL that nobody listens on: announcing to it fails, the swarm goes on
     const dead = 'http://127.0.0.1:9/announce'
-    const leecher = await Peer.get(seeder.cid.toString(), join(dir, 'out'), { listen: LOOPBACK, trackers: [dead, tracker.announceUrl], trackerMinBackoff: 100 })
+    const leecher = await Peer.get(seeder.cid.toString(), join(dir, 'out'), { listen: LOOPBACK, trackers: [dead, tracker.announceUrl], trackerMinBackoff: 100, stateDir: false })
     peers.push(leecher)
     const finished = completed(leecher)
     await leecher.start()
@@ -106,12 +106,12 @@ describe('swarm over real libp2p nodes and a real tracker', () => {
   it('an empty file: the download completes at once and is renamed into place', async () => {
     const file = join(dir, 'empty.bin')
     await writeFile(file, new Uint8Array(0))
-    const seeder = await Peer.seed(file, { listen: LOOPBACK, trackers: [tracker.announceUrl] })
+    const seeder = await Peer.seed(file, { listen: LOOPBACK, trackers: [tracker.announceUrl], stateDir: false })
     peers.push(seeder)
     await seeder.start()
     for (const target of [seeder.manifestPath as string, seeder.cid.toString()]) {
       const out = join(dir, `out-${target.length}`)
-      const leecher = await Peer.get(target, out, { listen: LOOPBACK, trackers: [tracker.announceUrl] })
+      const leecher = await Peer.get(target, out, { listen: LOOPBACK, trackers: [tracker.announceUrl], stateDir: false })
       peers.push(leecher)
       const finished = completed(leecher)
       await leecher.start()

@@ -7,7 +7,7 @@ import { MAX_QUEUED_REQUESTS, PeerSession, type SessionDelegate, type SessionGeo
 import {
   encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaveNone,
   encodeInterested, encodeKeepAlive, encodePiece, encodeRequest, encodeUnchoke, MAX_BLOCK_LENGTH, MessageType,
-  WireDecoder, type BlockSpec, type WireMessage
+  WireDecoder, type BlockSpec, type WireMessage, type WirePeer
 } from '../../src/wire/codec.js'
 
 /** vi.waitFor, polling often: the in-memory streams answer within a few ms */
@@ -57,6 +57,7 @@ class FakeDelegate implements SessionDelegate {
   readonly reads: BlockSpec[] = []
   uploaded = 0
   readonly closes: Array<string | undefined> = []
+  readonly peerLists: WirePeer[][] = []
   /** while set, readBlock waits for it: lets a test hold requests in the upload queue */
   gate: Promise<void> | undefined
   private releaseGate: (() => void) | undefined
@@ -73,6 +74,7 @@ class FakeDelegate implements SessionDelegate {
   }
 
   onHaveState = (): void => { this.haveStates++ }
+  onPeers = (_s: PeerSession, peers: WirePeer[]): void => { this.peerLists.push(peers) }
   onHave = (_s: PeerSession, piece: number): void => { this.haves.push(piece) }
   onInterest = (s: PeerSession): void => { this.interest.push(s.peerInterested) }
   onChoke = (_s: PeerSession, dropped: BlockSpec[]): void => { this.chokes.push(dropped) }

@@ -33,14 +33,17 @@ describe('stats line', () => {
     expect(formatDuration(undefined)).toBe('∞')
     const stats = {
       peers: 3, unchoking: 2, unchokedBy: 1, interested: 2, have: 512, pieces: 1024, downloaded: 1 << 25, uploaded: 1 << 20,
-      downloadRate: 1 << 20, uploadRate: 1 << 19, left: 1 << 25, wasted: 0, hashFailures: 0
+      downloadRate: 1 << 20, uploadRate: 1 << 19, left: 1 << 25, wasted: 0, hashFailures: 0,
+      sources: { tracker: 2, dht: 1, pex: 0, bootstrap: 0, cache: 0, incoming: 0 },
+      downloadedFrom: { tracker: 1 << 24, dht: 1 << 24, pex: 0, bootstrap: 0, cache: 0, incoming: 0 }
     }
-    const e = statsEvent('bafyreie2slt4e4plywxq7mbctnrc24cj6tzs4szknkkjd7e6qhg5cbui7i', 'downloading', stats, 'ok')
+    const discovery = { tracker: 'ok', dht: { routingTable: 4, provided: true } }
+    const e = statsEvent('bafyreie2slt4e4plywxq7mbctnrc24cj6tzs4szknkkjd7e6qhg5cbui7i', 'downloading', stats, discovery)
     expect(e).toMatchObject({ event: 'stats', phase: 'downloading', progress: 0.5, eta: 32 })
-    expect(statsLine(e)).toBe('[bafyre…cbui7i] | peers 3 (unchoking 2, unchoked by 1) | 512/1024 pieces 50.0% | ↓ 1.0 MiB/s ↑ 512.0 KiB/s | total ↓ 32.0 MiB ↑ 1.0 MiB | ETA 32s | tracker ok')
+    expect(statsLine(e)).toBe('[bafyre…cbui7i] | peers 3 (unchoking 2, unchoked by 1) | 512/1024 pieces 50.0% | ↓ 1.0 MiB/s ↑ 512.0 KiB/s | total ↓ 32.0 MiB ↑ 1.0 MiB | ETA 32s | tracker=ok:2 dht=1 pex=0 (dht table 4)')
     expect(progressBar(0.5, 10)).toBe('[#####-----]  50.0%')
-    const waiting = statsEvent('bafyreie2slt4e4plywxq7mbctnrc24cj6tzs4szknkkjd7e6qhg5cbui7i', 'manifest', { ...stats, pieces: 0, have: 0, left: Number.MAX_SAFE_INTEGER }, 'down')
+    const waiting = statsEvent('bafyreie2slt4e4plywxq7mbctnrc24cj6tzs4szknkkjd7e6qhg5cbui7i', 'manifest', { ...stats, pieces: 0, have: 0, left: Number.MAX_SAFE_INTEGER }, { ...discovery, tracker: 'down' })
     expect(waiting).toMatchObject({ progress: 0, eta: null })
-    expect(statsLine(waiting)).toBe('[bafyre…cbui7i] | looking for the manifest | peers 3 | tracker down')
+    expect(statsLine(waiting)).toBe('[bafyre…cbui7i] | looking for the manifest | peers 3 | tracker=down:2 dht=1 pex=0 (dht table 4)')
   })
 })

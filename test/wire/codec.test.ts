@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest'
 import { Uint8ArrayList } from 'uint8arraylist'
 import {
   decodeMessage, encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll,
-  encodeHaveNone, encodeInterested, encodeKeepAlive, encodeNotInterested, encodePiece, encodeReject,
+  encodeHaveNone, encodeInterested, encodeKeepAlive, encodeNotInterested, encodePeers, encodePiece, encodeReject,
   encodeRequest, encodeUnchoke, InvalidMessageError, MAX_BLOCK_LENGTH, MAX_FRAME_LENGTH, MessageType,
-  messageName, TruncatedFrameError, WIRE_VERSION, WireDecoder, type WireMessage
+  messageName, TruncatedFrameError, WIRE_VERSION, WireDecoder, type WireMessage, type WirePeer
 } from '../../src/wire/codec.js'
 import { prng } from '../helpers/prng.js'
 
@@ -29,6 +29,7 @@ function plain (msg: WireMessage): Record<string, unknown> {
   if (msg.type === MessageType.Piece) return { ...msg, data: Array.from(msg.data.subarray()) }
   if (msg.type === MessageType.Handshake) return { ...msg, manifest: Array.from(msg.manifest) }
   if (msg.type === MessageType.Bitfield) return { ...msg, bitfield: Array.from(msg.bitfield) }
+  if (msg.type === MessageType.Peers) return { ...msg, peers: msg.peers.map(p => ({ id: Array.from(p.id), addrs: p.addrs.map(a => Array.from(a)) })) }
   return { ...msg }
 }
 
@@ -49,7 +50,15 @@ function encode (msg: WireMessage): Uint8Array {
     case MessageType.Cancel: return encodeCancel(msg)
     case MessageType.Reject: return encodeReject(msg)
     case MessageType.KeepAlive: return encodeKeepAlive()
+    case MessageType.Peers: return encodePeers(msg.peers)
   }
+}
+
+function varintOf (n: number): number[] {
+  const out: number[] = []
+  while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n >>>= 7 }
+  out.push(n)
+  return out
 }
 
 function decodeAll (decoder: WireDecoder, chunks: Array<Uint8Array | Uint8ArrayList>): WireMessage[] {
@@ -87,6 +96,22 @@ function expectInvalid (bytes: Uint8Array | Uint8ArrayList, pattern?: RegExp): I
 const MANIFEST = Uint8Array.from([0x01, 0x71, 0x12, 0x20, ...Array.from({ length: 32 }, (_, i) => i * 7)])
 const BLOCK = Uint8Array.from({ length: MAX_BLOCK_LENGTH }, (_, i) => (i * 31 + 7) & 0xff)
 
+const bytesN = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill)
+/** Two peers, the first with two addrs, the second with none. */
+const PEERS: WirePeer[] = [
+  { id: bytesN(38, 0x11), addrs: [bytesN(8, 0x22), bytesN(20, 0x33)] },
+  { id: bytesN(34, 0x44), addrs: [] }
+]
+const SHORT_PEERS: WirePeer[] = [
+  { id: Uint8Array.of(1, 2, 3), addrs: [Uint8Array.of(4, 127, 0, 0, 1), Uint8Array.of(0xaa)] },
+  { id: Uint8Array.of(9), addrs: [] }
+]
+/** Every field at its cap: 50 peers × (64-byte id, 8 addrs × 255 bytes), a 106,102-byte frame body. */
+const MAX_PEERS: WirePeer[] = Array.from({ length: 50 }, (_, p) => ({
+  id: bytesN(64, p),
+  addrs: Array.from({ length: 8 }, (_, a) => bytesN(255, (p * 8 + a) & 0xff))
+}))
+
 /** One of every message type, with edge values where a field has any. */
 const SAMPLES: Array<[string, Uint8Array | Uint8ArrayList, WireMessage]> = [
   ['handshake', encodeHandshake(MANIFEST), { type: MessageType.Handshake, version: WIRE_VERSION, manifest: MANIFEST }],
@@ -107,7 +132,11 @@ const SAMPLES: Array<[string, Uint8Array | Uint8ArrayList, WireMessage]> = [
   ['piece (one byte)', encodePiece(0, 5, Uint8Array.of(42)), { type: MessageType.Piece, piece: 0, offset: 5, data: new Uint8ArrayList(Uint8Array.of(42)) }],
   ['cancel', encodeCancel({ piece: 1, offset: 0, length: 100 }), { type: MessageType.Cancel, piece: 1, offset: 0, length: 100 }],
   ['reject', encodeReject({ piece: 2, offset: 49152, length: 1 }), { type: MessageType.Reject, piece: 2, offset: 49152, length: 1 }],
-  ['keep-alive', encodeKeepAlive(), { type: MessageType.KeepAlive }]
+  ['keep-alive', encodeKeepAlive(), { type: MessageType.KeepAlive }],
+  ['peers', encodePeers(PEERS), { type: MessageType.Peers, peers: PEERS }],
+  ['peers (none)', encodePeers([]), { type: MessageType.Peers, peers: [] }],
+  ['peers (short, so random mutations reach it whole)', encodePeers(SHORT_PEERS), { type: MessageType.Peers, peers: SHORT_PEERS }],
+  ['peers (every cap reached)', encodePeers(MAX_PEERS), { type: MessageType.Peers, peers: MAX_PEERS }]
 ]
 
 describe('wire codec: round trip', () => {
@@ -175,6 +204,7 @@ describe('wire codec: round trip', () => {
   it('names message types, and unknown ones too', () => {
     expect(messageName(MessageType.HaveNone)).toBe('have-none')
     expect(messageName(MessageType.KeepAlive)).toBe('keep-alive')
+    expect(messageName(MessageType.Peers)).toBe('peers')
     expect(messageName(99 as MessageType)).toBe('unknown(99)')
   })
 })
@@ -220,6 +250,31 @@ describe('wire codec: golden bytes (frame = varint(len) | type | payload, u32 bi
     expect([...list][1]).toBe(block)
   })
 
+  it('peers: <14><count> then <idLen><id><addrCount> and <len: u16><addr> per addr', () => {
+    const bytes = encodePeers([
+      { id: Uint8Array.of(0xa1, 0xa2), addrs: [Uint8Array.of(0xb1), Uint8Array.of(0xc1, 0xc2, 0xc3)] },
+      { id: Uint8Array.of(0xd1), addrs: [] }
+    ])
+    expect([...bytes]).toEqual([
+      17, 14, 2,
+      2, 0xa1, 0xa2, 2, 0, 1, 0xb1, 0, 3, 0xc1, 0xc2, 0xc3,
+      1, 0xd1, 0
+    ])
+    expect([...encodePeers([])]).toEqual([2, 14, 0])
+  })
+
+  it('peers: an addr of 255 bytes has a length of 0x00 0xff, and a full message a 3-byte varint prefix', () => {
+    const bytes = encodePeers([{ id: Uint8Array.of(7), addrs: [bytesN(255, 9)] }])
+    expect([...bytes.subarray(0, 8)]).toEqual([0x86, 0x02, 14, 1, 1, 7, 1, 0x00])
+    expect(bytes[8]).toBe(0xff)
+    expect(bytes.byteLength).toBe(2 + 262)
+    // 1 + 1 + 50 × (1 + 64 + 1 + 8 × (2 + 255)) = 106102 = 0b110_0111100_1110110 → 0xf6 0xbc 0x06
+    const full = encodePeers(MAX_PEERS)
+    expect([...full.subarray(0, 4)]).toEqual([0xf6, 0xbc, 0x06, 14])
+    expect(full.byteLength).toBe(3 + 106102)
+    expect(106102).toBeLessThanOrEqual(MAX_FRAME_LENGTH)
+  })
+
   it('piece with a 16 KiB block has a 3-byte varint prefix', () => {
     // 1 + 8 + 16384 = 16393 = 0b1_0000000_0001001 → 0x89 0x80 0x01
     const bytes = encodePiece(0, 0, BLOCK).subarray()
@@ -230,7 +285,7 @@ describe('wire codec: golden bytes (frame = varint(len) | type | payload, u32 bi
 
 describe('wire codec: malformed input', () => {
   it('rejects unknown message types', () => {
-    expectInvalid(Uint8Array.of(1, 14), /unknown message type 14/)
+    expectInvalid(Uint8Array.of(1, 15), /unknown message type 15/)
     expectInvalid(Uint8Array.of(3, 255, 1, 2), /unknown message type 255/)
   })
 
@@ -265,6 +320,75 @@ describe('wire codec: malformed input', () => {
     expectInvalid(Uint8Array.of(1, 0), /handshake too short/)
     expectInvalid(Uint8Array.of(2, 0, 1), /handshake too short/)
     expect(() => decodeMessage(new Uint8ArrayList())).toThrow(InvalidMessageError)
+  })
+
+  /** A peers frame around a hand-written body (the bytes after the type). */
+  const peersFrame = (...payload: number[]): Uint8Array => {
+    if (payload.length + 1 > 127) throw new Error('test frames are short')
+    return Uint8Array.of(payload.length + 1, 14, ...payload)
+  }
+
+  it('rejects a peers message with no count', () => {
+    expectInvalid(peersFrame(), /peers: truncated count/)
+  })
+
+  it('rejects a peers message of more than 50 peers (BEP 11\'s cap)', () => {
+    expectInvalid(peersFrame(51), /51 peers exceed 50/)
+    expectInvalid(peersFrame(255), /255 peers exceed 50/)
+    // 51 well-formed entries do not save it
+    const body = [14, 51, ...Array.from({ length: 51 }, () => [1, 0x2a, 0]).flat()]
+    expectInvalid(Uint8Array.of(...varintOf(body.length), ...body), /51 peers exceed 50/)
+  })
+
+  it('rejects a peer id of 0 or more than 64 bytes', () => {
+    expectInvalid(peersFrame(1, 0, 0), /peer id of 0 bytes, must be 1\.\.64/)
+    expectInvalid(peersFrame(1, 65, ...new Uint8Array(65), 0), /peer id of 65 bytes, must be 1\.\.64/)
+  })
+
+  it('rejects more than 8 addrs for one peer', () => {
+    const addrs = Array.from({ length: 9 }, () => [0, 1, 0x2a]).flat()
+    expectInvalid(peersFrame(1, 1, 7, 9, ...addrs), /9 addrs exceed 8/)
+  })
+
+  it('rejects an addr of 0 or more than 255 bytes', () => {
+    expectInvalid(peersFrame(1, 1, 7, 1, 0, 0), /addr of 0 bytes, must be 1\.\.255/)
+    expectInvalid(peersFrame(1, 1, 7, 1, 1, 0, ...new Uint8Array(30)), /addr of 256 bytes, must be 1\.\.255/)
+    // the high byte of the u16 counts: 0x0100 is 256, not 0
+    expectInvalid(peersFrame(1, 1, 7, 1, 0xff, 0xff), /addr of 65535 bytes/)
+  })
+
+  it('rejects a peers message whose entries are cut short', () => {
+    // each prefix of one valid entry, with count still saying 1
+    const entry = [3, 0xa1, 0xa2, 0xa3, 2, 0, 1, 0xb1, 0, 2, 0xc1, 0xc2]
+    expect(decodeAll(new WireDecoder(), [peersFrame(1, ...entry)])).toHaveLength(1)
+    for (let cut = 0; cut < entry.length; cut++) {
+      expectInvalid(peersFrame(1, ...entry.slice(0, cut)), /peers: truncated/)
+    }
+    // count promises two entries, one is there
+    expectInvalid(peersFrame(2, ...entry), /peers: truncated peer id length/)
+  })
+
+  it('rejects trailing bytes after the last peers entry', () => {
+    expectInvalid(peersFrame(0, 0), /peers: 1 trailing bytes/)
+    expectInvalid(peersFrame(1, 1, 7, 0, 9, 9), /peers: 2 trailing bytes/)
+  })
+
+  it('will not encode a peers message the decoder would reject', () => {
+    const one = (id: Uint8Array, addrs: Uint8Array[] = []): WirePeer[] => [{ id, addrs }]
+    expect(() => encodePeers(Array.from({ length: 51 }, () => ({ id: Uint8Array.of(1), addrs: [] })))).toThrow(/51 peers exceed 50/)
+    expect(() => encodePeers(one(new Uint8Array(0)))).toThrow(InvalidMessageError)
+    expect(() => encodePeers(one(new Uint8Array(65)))).toThrow(/peer id of 65 bytes/)
+    expect(() => encodePeers(one(Uint8Array.of(1), Array.from({ length: 9 }, () => Uint8Array.of(1))))).toThrow(/9 addrs exceed 8/)
+    expect(() => encodePeers(one(Uint8Array.of(1), [new Uint8Array(0)]))).toThrow(/addr of 0 bytes/)
+    expect(() => encodePeers(one(Uint8Array.of(1), [new Uint8Array(256)]))).toThrow(/addr of 256 bytes/)
+  })
+
+  it('decodes peers into copies that do not alias the receive buffer', () => {
+    const bytes = encodePeers(PEERS)
+    const [msg] = decodeAll(new WireDecoder(), [bytes])
+    if (msg.type !== MessageType.Peers) throw new Error('not a peers message')
+    bytes.fill(0)
+    expect(plain(msg)).toEqual(plain({ type: MessageType.Peers, peers: PEERS }))
   })
 
   it('rejects a frame length over MAX_FRAME_LENGTH as soon as the prefix is read', () => {
@@ -329,6 +453,18 @@ describe('wire codec: random input', () => {
         u32(msg.piece); u32(msg.offset)
         expect(msg.data.byteLength).toBeGreaterThan(0)
         expect(msg.data.byteLength).toBeLessThanOrEqual(MAX_BLOCK_LENGTH)
+        break
+      case MessageType.Peers:
+        expect(msg.peers.length).toBeLessThanOrEqual(50)
+        for (const { id, addrs } of msg.peers) {
+          expect(id.byteLength).toBeGreaterThanOrEqual(1)
+          expect(id.byteLength).toBeLessThanOrEqual(64)
+          expect(addrs.length).toBeLessThanOrEqual(8)
+          for (const addr of addrs) {
+            expect(addr.byteLength).toBeGreaterThanOrEqual(1)
+            expect(addr.byteLength).toBeLessThanOrEqual(255)
+          }
+        }
         break
       default:
         break

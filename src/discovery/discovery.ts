@@ -1,0 +1,197 @@
+/**
+ * Finding the swarm: trackers first, and without them the Kademlia DHT, bootstrap addresses and
+ * peers remembered from earlier runs. Peer exchange lives in the swarm (it rides the wire
+ * protocol); everything else that brings peers in is here, and every peer it finds comes out of
+ * one `peers` event tagged with its source.
+ */
+import { TypedEventEmitter } from 'main-event'
+import type { CID } from 'multiformats/cid'
+import { announceAddrs, type BitswarmNode } from '../node.js'
+import type { PeerSource } from '../swarm/swarm.js'
+import { DhtDiscovery } from './dht.js'
+import { PeerCache } from './peer-cache.js'
+import { TrackerAnnouncer } from './tracker-client.js'
+import type { PeerAddress } from './types.js'
+
+export interface DiscoveryInit {
+  node: BitswarmNode
+  cid: CID
+  trackers: string[]
+  /** multiaddrs with `/p2p/<id>` to join the DHT through */
+  bootstrap: string[]
+  /** where the peer cache lives; none = no cache */
+  stateDir?: string
+  getTransfer: () => { uploaded: number, downloaded: number, left: number }
+  /** do we want more peers right now? (downloading, with few connections) */
+  wantPeers: () => boolean
+  /** ms between DHT lookups while the trackers are down (default 5_000; 6x that while they answer) */
+  lookupInterval?: number
+  /** use the DHT to provide and look up the manifest (default true); bootstrap peers are dialled either way */
+  dht?: boolean
+  reprovideInterval?: number
+  trackerMinBackoff?: number
+  log?: (msg: string) => void
+}
+
+export interface DiscoveryEvents {
+  peers: CustomEvent<{ peers: PeerAddress[], source: PeerSource }>
+}
+
+export interface DiscoveryStatus {
+  /** `ok`, `down`, `pending` per tracker (comma-separated), or `none` */
+  tracker: string
+  dht: { routingTable: number, provided: boolean }
+}
+
+/** bootstrap and cached peers tried at start, at most */
+const MAX_BOOTSTRAP = 20
+const CACHE_SAVE_MS = 60_000
+
+export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
+  private readonly init: DiscoveryInit
+  private readonly announcers: TrackerAnnouncer[] = []
+  private readonly dht: DhtDiscovery
+  private readonly cache: PeerCache | undefined
+  private readonly log: (msg: string) => void
+  private readonly lookupInterval: number
+  private readonly useDht: boolean
+  private readonly abort = new AbortController()
+  private lookupTimer: ReturnType<typeof setTimeout> | undefined
+  private saveTimer: ReturnType<typeof setInterval> | undefined
+  private lastLookup = 0
+  private looking = false
+  private started = false
+  private stopped = false
+
+  constructor (init: DiscoveryInit) {
+    super()
+    this.init = init
+    this.log = init.log ?? (() => {})
+    this.lookupInterval = init.lookupInterval ?? 5_000
+    this.useDht = init.dht ?? true
+    this.dht = new DhtDiscovery({ node: init.node, cid: init.cid, reprovideInterval: init.reprovideInterval, log: this.log })
+    this.cache = init.stateDir != null ? new PeerCache({ dir: init.stateDir, log: this.log }) : undefined
+    for (const url of init.trackers) {
+      const a = new TrackerAnnouncer({
+        announceUrl: url,
+        manifest: init.cid.toString(),
+        peerId: init.node.peerId.toString(),
+        getMultiaddrs: () => announceAddrs(init.node),
+        getTransfer: init.getTransfer,
+        minBackoff: init.trackerMinBackoff,
+        log: this.log
+      })
+      a.addEventListener('peers', (evt) => { this.emitPeers(evt.detail, 'tracker') })
+      this.announcers.push(a)
+    }
+  }
+
+  /** Peers remembered from earlier runs (none without a state dir). */
+  async cachedPeers (): Promise<PeerAddress[]> {
+    return await (this.cache?.load() ?? Promise.resolve([]))
+  }
+
+  get trackersUp (): boolean {
+    return this.announcers.some(a => a.status === 'ok')
+  }
+
+  status (): DiscoveryStatus {
+    return {
+      tracker: this.announcers.length === 0 ? 'none' : this.announcers.map(a => a.status).join(','),
+      dht: { routingTable: this.dht.routingTableSize, provided: this.useDht && this.dht.provided }
+    }
+  }
+
+  /** Announces to the trackers, joins the DHT, provides the manifest, and starts looking. */
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    for (const a of this.announcers) a.start()
+    // every member provides the CID, whether or not the tracker works, so that the DHT
+    // already knows the swarm on the day the tracker dies
+    if (this.useDht) this.dht.start()
+    const cached = (await this.cachedPeers()).slice(0, MAX_BOOTSTRAP)
+    void this.join(this.init.bootstrap, 'bootstrap')
+    void this.join(cached.flatMap(p => p.multiaddrs.slice(0, 2).map(a => `${a}/p2p/${p.peerId}`)), 'cache')
+    this.saveTimer = setInterval(() => { void this.cache?.save() }, CACHE_SAVE_MS)
+    this.saveTimer.unref?.()
+    this.schedule(1000)
+  }
+
+  /** Dials addresses to join the DHT; the ones that answer may be swarm members too. */
+  private async join (addrs: string[], source: PeerSource): Promise<void> {
+    if (addrs.length === 0) return
+    try {
+      const reached = await this.dht.bootstrap(addrs, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(15_000)]) })
+      if (reached.length === 0 && source === 'bootstrap') this.log(`bootstrap: none of ${addrs.length} addresses answered`)
+      this.emitPeers(reached, source)
+      // with a routing table at last, look for the swarm now rather than at the next tick
+      if (reached.length > 0) this.schedule(0)
+    } catch (err) {
+      if (!this.stopped) this.log(`bootstrap failed: ${(err as Error).message}`)
+    }
+  }
+
+  private schedule (ms: number): void {
+    if (this.stopped) return
+    if (this.lookupTimer != null) clearTimeout(this.lookupTimer)
+    this.lookupTimer = setTimeout(() => { void this.tick() }, ms)
+    this.lookupTimer.unref?.()
+  }
+
+  /**
+   * Looks up the manifest's providers on the DHT when we want peers and the trackers are not
+   * giving them: often while the trackers are down, rarely while they answer.
+   */
+  private async tick (): Promise<void> {
+    this.lookupTimer = undefined
+    if (this.stopped) return
+    const interval = this.trackersUp ? this.lookupInterval * 6 : this.lookupInterval
+    if (this.init.wantPeers() && Date.now() - this.lastLookup >= interval - 50) await this.lookup()
+    this.schedule(Math.min(interval, this.lookupInterval))
+  }
+
+  /** One DHT lookup for the manifest's providers. */
+  async lookup (): Promise<void> {
+    if (this.looking || this.stopped || !this.useDht) return
+    this.looking = true
+    this.lastLookup = Date.now()
+    try {
+      const found = await this.dht.findProviders({ signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(10_000)]), limit: 20 })
+      this.emitPeers(found, 'dht')
+    } catch (err) {
+      if (!this.stopped) this.log(`dht lookup failed: ${(err as Error).message}`)
+    } finally {
+      this.looking = false
+    }
+  }
+
+  private emitPeers (peers: PeerAddress[], source: PeerSource): void {
+    const self = this.init.node.peerId.toString()
+    const others = peers.filter(p => p.peerId !== self && p.multiaddrs.length > 0)
+    if (others.length > 0 && !this.stopped) this.safeDispatchEvent('peers', { detail: { peers: others, source } })
+  }
+
+  /** Peers we reached: remembered for the next run. */
+  remember (peers: PeerAddress[]): void {
+    this.cache?.remember(peers)
+  }
+
+  completed (): void {
+    for (const a of this.announcers) a.completed()
+  }
+
+  /** Announces `stopped`, saves the peer cache, leaves the DHT. Never throws. */
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.abort.abort()
+    if (this.lookupTimer != null) clearTimeout(this.lookupTimer)
+    if (this.saveTimer != null) clearInterval(this.saveTimer)
+    this.dht.stop()
+    await Promise.all([
+      ...this.announcers.map(async a => { await a.stop() }),
+      this.cache?.save().catch(() => {})
+    ])
+  }
+}
