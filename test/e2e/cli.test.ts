@@ -5,27 +5,15 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { CLI, CliProc, LOOPBACK, listTree, removeTempDirs, sha256File, stopAll, tempDir, until, writeRandomFile } from './procs.js'
+import { describe, expect, it } from 'vitest'
+import { CliProc, LOOPBACK, listTree, sha256File, tempDir, until, useProcessCleanup, writeRandomFile } from './procs.js'
 
 const MiB = 1024 * 1024
 const DAG_CBOR = 0x71
 /** nothing listens on the discard port: for runs that must fail before any network use */
 const DEAD_TRACKER = 'http://127.0.0.1:9/announce'
 
-beforeAll(() => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`)
-})
-
-afterEach(async () => {
-  await stopAll()
-  await removeTempDirs()
-})
-
-afterAll(async () => {
-  await stopAll()
-  await removeTempDirs()
-})
+useProcessCleanup()
 
 interface Counts { complete: number, incomplete: number, downloaded: number }
 

@@ -1,6 +1,8 @@
 // Helpers for the end-to-end CLI tests (not a test file itself): spawn the built CLI as real
 // processes, read their NDJSON stdout, wait for events, and make sure every one of them ends.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { afterAll, afterEach, beforeAll } from 'vitest'
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
@@ -183,4 +185,19 @@ export async function until (check: () => boolean | Promise<boolean>, timeoutMs:
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what()}`)
     await new Promise(resolve => setTimeout(resolve, everyMs))
   }
+}
+
+/** Registers the hooks every e2e file needs: the CLI must be built; every process and temp dir goes. */
+export function useProcessCleanup (): void {
+  beforeAll(() => {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`)
+  })
+  afterEach(async () => {
+    await stopAll()
+    await removeTempDirs()
+  })
+  afterAll(async () => {
+    await stopAll()
+    await removeTempDirs()
+  })
 }

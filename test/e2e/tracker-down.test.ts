@@ -1,26 +1,13 @@
 // When the tracker dies: real `bitswarm` processes on 127.0.0.1. The tracker is killed with
 // SIGKILL in the middle of a download; the leechers finish; then a new leecher that knows only
 // the CID and the address of one swarm member (no tracker at all) finishes too.
-import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { CLI, CliProc, LOOPBACK, removeTempDirs, sha256File, stopAll, tempDir, until, writeRandomFile } from './procs.js'
+import { describe, expect, it } from 'vitest'
+import { CliProc, LOOPBACK, sha256File, tempDir, until, useProcessCleanup, writeRandomFile } from './procs.js'
 
 const MiB = 1024 * 1024
 
-beforeAll(() => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`)
-})
-
-afterEach(async () => {
-  await stopAll()
-  await removeTempDirs()
-})
-
-afterAll(async () => {
-  await stopAll()
-  await removeTempDirs()
-})
+useProcessCleanup()
 
 describe('when the tracker is down', () => {
   it('tracker killed mid-download: leechers finish; a newcomer with only --bootstrap finishes', async () => {

@@ -3,25 +3,14 @@
  * address of one other peer only. A leecher that was never given the seeder's address finds it
  * through the Kademlia DHT and completes.
  */
-import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { Peer, type PeerOptions } from '../../src/peer.js'
+import { completed, LOOPBACK, sha256File } from '../helpers/peers.js'
 
-const LOOPBACK = ['/ip4/127.0.0.1/tcp/0']
-
-async function sha256File (path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex')
-}
-
-function completed (peer: Peer): Promise<{ path: string, bytes: number }> {
-  return new Promise((resolve, reject) => {
-    peer.addEventListener('complete', (evt) => { resolve(evt.detail) }, { once: true })
-    peer.addEventListener('error', (evt) => { reject(evt.detail) }, { once: true })
-  })
-}
 
 describe('no tracker at all', () => {
   let dir: string

@@ -3,26 +3,15 @@
  * process: a seeder and leechers that find each other through the tracker, fetch the manifest
  * by CID, trade pieces and end with byte-identical files.
  */
-import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm, writeFile, stat } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { Peer } from '../../src/peer.js'
 import { createTrackerServer, type TrackerServer } from '../../tracker/server.js'
+import { completed, LOOPBACK, sha256File } from '../helpers/peers.js'
 
-const LOOPBACK = ['/ip4/127.0.0.1/tcp/0']
-
-async function sha256File (path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex')
-}
-
-function completed (peer: Peer): Promise<{ path: string, bytes: number }> {
-  return new Promise((resolve, reject) => {
-    peer.addEventListener('complete', (evt) => { resolve(evt.detail) }, { once: true })
-    peer.addEventListener('error', (evt) => { reject(evt.detail) }, { once: true })
-  })
-}
 
 describe('swarm over real libp2p nodes and a real tracker', () => {
   let dir: string
