@@ -7,7 +7,7 @@ import { UsageError } from './errors.js'
 import { parseRate } from '../throttle.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { progressBar, statsEvent, statsLine } from '../stats/reporter.js'
-import { formatBytes, shortCid } from '../stats/format.js'
+import { formatBytes } from '../stats/format.js'
 import { Output } from './output.js'
 
 const USAGE = `bitswarm — a peer-to-peer file swarm on libp2p
@@ -166,7 +166,7 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
       `seeding ${peer.manifest?.name ?? ''} (${formatBytes(peer.manifest?.length ?? 0)})\n  cid:      ${peer.cid.toString()}\n  manifest: ${peer.manifestPath ?? ''}\n  peer:     ${peer.peerId}\n${peer.multiaddrs.map(a => `  listen:   ${a}`).join('\n')}`)
   } else {
     out.event({ event: 'started', cid: peer.cid.toString(), peerId: peer.peerId, multiaddrs: peer.multiaddrs },
-      `fetching ${shortCid(peer.cid.toString())} as ${peer.peerId}`)
+      `fetching ${peer.cid.toString()}\n  peer:     ${peer.peerId}\n${peer.multiaddrs.map(a => `  listen:   ${a}`).join('\n')}`)
   }
   const timer = setInterval(report, statsInterval * 1000)
   const signal = untilSignal().then(() => 0)

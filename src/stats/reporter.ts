@@ -40,7 +40,7 @@ export function statsEvent (cid: string, phase: Phase, s: SwarmStats, discovery:
 /** Where our peers came from: `tracker=down:0 dht=5 pex=3 in=1 (dht table 7)`. */
 export function discoveryText (e: StatsEvent): string {
   const s = e.sources
-  const parts = [`tracker=${e.tracker}:${s.tracker}`, `dht=${s.dht}`, `pex=${s.pex}`]
+  const parts = [e.tracker === 'none' ? 'tracker=none' : `tracker=${e.tracker}:${s.tracker}`, `dht=${s.dht}`, `pex=${s.pex}`]
   if (s.bootstrap > 0) parts.push(`bootstrap=${s.bootstrap}`)
   if (s.cache > 0) parts.push(`cache=${s.cache}`)
   if (s.incoming > 0) parts.push(`in=${s.incoming}`)
