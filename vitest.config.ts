@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // the slow fault suites run with `npm run test:faults`
+    exclude: process.env.BITSWARM_FAULTS === '1' ? [] : ['test/faults/**'],
     // libp2p v3 calls Promise.withResolvers, which Node 20 lacks
     setupFiles: ['./src/polyfill.ts'],
     testTimeout: 60_000,

@@ -10,6 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
+import type { PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { Bitfield } from './bitfield.js'
 import { UsageError } from './cli/errors.js'
@@ -20,7 +21,9 @@ import type { PeerAddress } from './discovery/types.js'
 import { fetchManifest, serveManifests } from './manifest/exchange.js'
 import { createManifest, parseCid, pieceCount, readManifestFile, writeManifestFile, type Manifest } from './manifest/manifest.js'
 import { createNode, fullAddrs, type BitswarmNode } from './node.js'
+import { readResume, ResumeWriter, verifyStore } from './storage/resume.js'
 import { openDownloadStore, openSeedStore, StorageError, type PieceStore } from './storage/storage.js'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Phase } from './stats/reporter.js'
 import { PEER_SOURCES, Swarm, type PeerSource, type SwarmStats } from './swarm/swarm.js'
 
@@ -54,7 +57,7 @@ export interface PeerEvents {
   'error': CustomEvent<Error>
 }
 
-interface SeedPlan { kind: 'seed', manifest: Manifest, bytes: Uint8Array, store: PieceStore }
+interface SeedPlan { kind: 'seed', manifest: Manifest, bytes: Uint8Array, store: PieceStore, have: Bitfield }
 interface GetPlan { kind: 'get', outDir: string, local?: { manifest: Manifest, bytes: Uint8Array } }
 type Plan = SeedPlan | GetPlan
 
@@ -79,10 +82,11 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   readonly manifestPath: string | undefined
   private readonly plan: Plan
   private fetching = false
+  private resume: ResumeWriter | undefined
   private stopped = false
   private readonly abort = new AbortController()
 
-  private constructor (node: BitswarmNode, cid: CID, options: PeerOptions, plan: Plan, manifestPath?: string) {
+  private constructor (node: BitswarmNode, privateKey: PrivateKey, cid: CID, options: PeerOptions, plan: Plan, manifestPath?: string) {
     super()
     this.node = node
     this.cid = cid
@@ -92,6 +96,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     this.log = options.log ?? (() => {})
     this.discovery = new Discovery({
       node,
+      privateKey,
       cid,
       trackers: options.trackers ?? [],
       bootstrap: options.bootstrap ?? [],
@@ -132,22 +137,40 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
 
   stats (): SwarmStats {
     if (this.swarm != null) return this.swarm.stats()
-    return { peers: 0, unchoking: 0, unchokedBy: 0, interested: 0, have: 0, pieces: 0, downloaded: 0, uploaded: 0, downloadRate: 0, uploadRate: 0, left: UNKNOWN_LEFT, wasted: 0, hashFailures: 0, sources: noSources(), downloadedFrom: noSources() }
+    return { peers: 0, unchoking: 0, unchokedBy: 0, interested: 0, have: 0, pieces: 0, downloaded: 0, uploaded: 0, downloadRate: 0, uploadRate: 0, left: UNKNOWN_LEFT, wasted: 0, hashFailures: 0, sources: noSources(), downloadedFrom: noSources(), banned: 0 }
   }
 
   /**
    * Hashes `file` and writes its manifest; `start()` then serves it. Listeners attached
    * between the two see every event.
    */
-  static async seed (file: string, options: PeerOptions & { manifestPath?: string } = {}): Promise<Peer> {
+  static async seed (file: string, options: PeerOptions & { manifestPath?: string, skipVerify?: boolean } = {}): Promise<Peer> {
     const path = resolve(file)
     const info = await stat(path).catch((err: NodeJS.ErrnoException) => { throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`) })
     if (!info.isFile()) throw new UsageError(`${file} is not a regular file`)
+    const log = options.log ?? (() => {})
+    const manifestPath = options.manifestPath != null ? resolve(options.manifestPath) : join(dirname(path), `${basename(path)}.bitswarm`)
+    // a manifest made earlier for this file keeps its CID across restarts; the data is checked
+    // against it (unless told not to), and only pieces that match are served
+    const earlier = await readManifestFile(manifestPath).catch(() => undefined)
+    if (earlier != null && earlier.manifest.name === basename(path) && earlier.manifest.length === info.size) {
+      const store = await openSeedStore(path, earlier.manifest)
+      let have = Bitfield.full(pieceCount(earlier.manifest))
+      if (options.skipVerify !== true) {
+        have = await verifyStore(store, earlier.manifest).catch(async (err) => { await store.close(); throw err })
+        const bad = have.size - have.count()
+        if (bad > 0) log(`${file}: ${bad} of ${have.size} pieces do not match ${manifestPath} (the file changed since); serving the other ${have.count()}. Delete the manifest to make a new one.`)
+      }
+      const privateKey = await generateKeyPair('Ed25519')
+      const node = await createNode({ listen: options.listen, privateKey })
+      return new Peer(node, privateKey, earlier.cid, options, { kind: 'seed', manifest: earlier.manifest, bytes: earlier.bytes, store, have }, manifestPath)
+    }
     const { manifest, bytes, cid } = await createManifest(path)
-    const manifestPath = await saveManifest(path, manifest.name, bytes, options.manifestPath)
+    const written = await saveManifest(path, manifest.name, bytes, options.manifestPath)
     const store = await openSeedStore(path, manifest)
-    const node = await createNode({ listen: options.listen })
-    return new Peer(node, cid, options, { kind: 'seed', manifest, bytes, store }, manifestPath)
+    const privateKey = await generateKeyPair('Ed25519')
+    const node = await createNode({ listen: options.listen, privateKey })
+    return new Peer(node, privateKey, cid, options, { kind: 'seed', manifest, bytes, store, have: Bitfield.full(pieceCount(manifest)) }, written)
   }
 
   /**
@@ -174,8 +197,10 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       const cached = dir == null ? [] : await new PeerCache({ dir }).load()
       if (cached.length === 0) throw new UsageError('no --tracker, no --bootstrap and no peers remembered from earlier runs: nowhere to look for the swarm')
     }
-    const node = await createNode({ listen: options.listen })
-    return new Peer(node, cid, options, { kind: 'get', outDir: resolve(outDir), local })
+    // a new identity each run: several peers started from one account never share one
+    const privateKey = await generateKeyPair('Ed25519')
+    const node = await createNode({ listen: options.listen, privateKey })
+    return new Peer(node, privateKey, cid, options, { kind: 'get', outDir: resolve(outDir), local })
   }
 
   async start (): Promise<void> {
@@ -183,7 +208,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       await this.begin()
       const plan = this.plan
       if (plan.kind === 'seed') {
-        await this.startSwarm(plan.manifest, plan.bytes, plan.store, true)
+        await this.startSwarm(plan.manifest, plan.bytes, plan.store, plan.have, true)
       } else if (plan.local != null) {
         await this.download(plan.local.manifest, plan.local.bytes, plan.outDir)
       }
@@ -236,12 +261,42 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     }
   }
 
+  /**
+   * Downloads into `outDir`, resuming what an earlier run left: a complete file already there is
+   * verified and seeded; a part file is trusted through its resume record or hashed again.
+   */
   private async download (manifest: Manifest, bytes: Uint8Array, outDir: string): Promise<void> {
+    const n = pieceCount(manifest)
+    const finalPath = join(outDir, manifest.name)
+    if (await isFile(finalPath)) {
+      const store = await openSeedStore(finalPath, manifest).catch(() => undefined)
+      const have = store == null ? undefined : await verifyStore(store, manifest)
+      if (store == null || have == null || !have.isComplete()) {
+        await store?.close()
+        throw new UsageError(`${finalPath} already exists and is not this manifest's file: move it away first`)
+      }
+      await this.startSwarm(manifest, bytes, store, have, true)
+      this.safeDispatchEvent('complete', { detail: { cid: this.cid.toString(), path: finalPath, bytes: manifest.length } })
+      return
+    }
+    const hadPart = await isFile(`${finalPath}.bitswarm-part`)
     const store = await openDownloadStore(outDir, manifest)
-    await this.startSwarm(manifest, bytes, store, false)
+    const partPath = store.partPath as string
+    let have = new Bitfield(n)
+    if (hadPart) {
+      const recorded = await readResume(partPath, this.cid.toString(), manifest)
+      have = recorded ?? await verifyStore(store, manifest)
+      this.log(`resuming: ${have.count()} of ${n} pieces already here (${recorded != null ? 'resume record' : 'hashed again'})`)
+    }
+    const resume = new ResumeWriter({ store, cid: this.cid.toString(), have: () => this.swarm?.have ?? have, log: this.log })
+    this.resume = resume
+    await this.startSwarm(manifest, bytes, store, have, false, (swarm) => {
+      swarm.addEventListener('piece', () => { resume.touch() })
+      swarm.addEventListener('complete', () => { this.resume = undefined; void resume.done(partPath) })
+    })
   }
 
-  private async startSwarm (manifest: Manifest, bytes: Uint8Array, store: PieceStore, seeding: boolean): Promise<void> {
+  private async startSwarm (manifest: Manifest, bytes: Uint8Array, store: PieceStore, have: Bitfield, seeding: boolean, wire?: (swarm: Swarm) => void): Promise<void> {
     this.manifest = manifest
     this.manifestBytes = bytes
     const swarm = new Swarm({
@@ -249,7 +304,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       manifest,
       cid: this.cid,
       store,
-      have: seeding ? Bitfield.full(pieceCount(manifest)) : undefined,
+      have,
       seeding,
       choker: this.options.choker,
       maxUploadRate: this.options.maxUploadRate,
@@ -266,6 +321,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       this.safeDispatchEvent('complete', { detail: { cid: this.cid.toString(), ...evt.detail } })
     })
     swarm.addEventListener('error', (evt) => { this.safeDispatchEvent('error', { detail: evt.detail }) })
+    wire?.(swarm)
     this.swarm = swarm
     this.safeDispatchEvent('manifest', { detail: { cid: this.cid.toString(), manifest } })
     // a download with nothing left (an empty file) completes inside start()
@@ -281,6 +337,9 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     this.stopped = true
     this.abort.abort()
     await this.discovery.stop()
+    // stop trading and let writes under way land, then record what is on disk for the next run
+    await this.swarm?.drain().catch(() => {})
+    await this.resume?.flush()
     await this.swarm?.stop().catch(() => {})
     if (this.swarm == null && this.plan.kind === 'seed') await this.plan.store.close()
     await Promise.resolve(this.node.stop()).catch(() => {})

@@ -1,34 +1,25 @@
 /**
  * HTTP edge of the tracker: parse and validate query strings, route, write JSON. Everything a
- * client sends is untrusted; only BadRequestError messages are shown to clients.
+ * client sends is untrusted; only BadRequestError and TrackerFullError messages are shown to
+ * clients.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
+import type { PeerId } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
+import { BadRequestError, TrackerFullError } from './errors.js'
 import { handleAnnounce, handleScrape } from './logic.js'
-import type { AnnounceRequest, LogicOptions, TrackerEvent } from './logic.js'
+import type { AnnouncePeer, AnnounceRequest, AnnounceResponse, LogicOptions, TrackerEvent } from './logic.js'
+import { decodeRecordParam, openPeerRecord } from './record.js'
 import type { PeerStore } from './store.js'
 
-export const MAX_ADDRS = 16
-export const MAX_ADDR_LENGTH = 256
+export { BadRequestError, StaleRecordError, TrackerFullError } from './errors.js'
+export { MAX_ADDRS, MAX_ADDR_LENGTH, MAX_RECORD_BYTES } from './record.js'
 export const DEFAULT_NUMWANT = 50
 export const MAX_NUMWANT = 200
 export const MAX_SCRAPE_MANIFESTS = 100
-/** request-target length; a valid announce is far shorter (16 × 256-char addrs ≈ 5 KiB) */
+/** request-target length; a valid announce is far shorter (a 4 KiB record is 5.4 KiB of base64) */
 export const MAX_URL_LENGTH = 8192
-
-const P2P_CODE = 421
-
-/** A client mistake; its message is safe to send back. */
-export class BadRequestError extends Error {
-  override name = 'BadRequestError'
-  readonly status: number
-  constructor (message: string, status = 400) {
-    super(message)
-    this.status = status
-  }
-}
 
 function one (params: URLSearchParams, name: string): string | undefined {
   const all = params.getAll(name)
@@ -65,33 +56,16 @@ export function parseManifest (text: string): string {
   return cid.toString()
 }
 
-function parsePeerId (text: string): string {
+function parsePeerId (text: string): PeerId {
+  let peerId: PeerId
   try {
-    return peerIdFromString(text).toString()
+    peerId = peerIdFromString(text)
   } catch {
     throw new BadRequestError('peer is not a libp2p peer id')
   }
-}
-
-function parseAddr (text: string, peerId: string): string {
-  if (text.length > MAX_ADDR_LENGTH) throw new BadRequestError(`addr too long (max ${MAX_ADDR_LENGTH} chars)`)
-  let components
-  let ma
-  try {
-    ma = multiaddr(text)
-    components = ma.getComponents()
-  } catch {
-    throw new BadRequestError('addr is not a multiaddr')
-  }
-  if (components.length === 0) throw new BadRequestError('addr is not a multiaddr')
-  const last = components[components.length - 1]
-  if (last.code === P2P_CODE) {
-    // answers carry bare addresses; a /p2p suffix naming someone else is a lie
-    if (last.value !== peerId) throw new BadRequestError('addr /p2p id differs from peer')
-    ma = ma.decapsulateCode(P2P_CODE)
-    if (ma.getComponents().length === 0) throw new BadRequestError('addr is not a multiaddr')
-  }
-  return ma.toString()
+  // verifying a secp256k1 signature costs ~3 ms in JS (Ed25519 ~0.2 ms): a cheap way to load us
+  if (peerId.type === 'secp256k1') throw new BadRequestError('secp256k1 peer ids are not accepted (use Ed25519 or RSA)')
+  return peerId
 }
 
 function parseEvent (text: string | undefined): TrackerEvent | undefined {
@@ -109,12 +83,11 @@ function parseEvent (text: string | undefined): TrackerEvent | undefined {
   }
 }
 
-export function parseAnnounce (params: URLSearchParams): AnnounceRequest {
+/** Everything but the signature first, so a bad request costs no verification. */
+export async function parseAnnounce (params: URLSearchParams): Promise<AnnounceRequest> {
+  if (params.has('addr')) throw new BadRequestError('addresses must come in a signed peer record')
   const manifest = parseManifest(required(params, 'manifest'))
   const peerId = parsePeerId(required(params, 'peer'))
-  const addrTexts = params.getAll('addr')
-  if (addrTexts.length > MAX_ADDRS) throw new BadRequestError(`too many addrs (max ${MAX_ADDRS})`)
-  const multiaddrs = [...new Set(addrTexts.map(a => parseAddr(a, peerId)))]
   const event = parseEvent(one(params, 'event'))
   const uploaded = parseCount(params, 'uploaded')
   const downloaded = parseCount(params, 'downloaded')
@@ -123,7 +96,10 @@ export function parseAnnounce (params: URLSearchParams): AnnounceRequest {
   const numwant = numwantText === undefined || numwantText === ''
     ? DEFAULT_NUMWANT
     : Math.min(toCount('numwant', numwantText), MAX_NUMWANT) // capped, not rejected
-  return { manifest, peerId, multiaddrs, event, uploaded, downloaded, left, numwant }
+  // required for event=stopped too: otherwise anyone could remove anyone
+  const bytes = decodeRecordParam(required(params, 'record'))
+  const { seq, multiaddrs } = await openPeerRecord(bytes, peerId)
+  return { manifest, peerId: peerId.toString(), multiaddrs, seq, event, uploaded, downloaded, left, numwant }
 }
 
 export function parseScrape (params: URLSearchParams): Array<{ key: string, manifest: string }> {
@@ -139,8 +115,31 @@ export interface HandlerContext {
   log: (line: string) => void
 }
 
+/** JSON text of each shown peer, made once per announce of that peer rather than per answer. */
+const peerJson = new WeakMap<AnnouncePeer, string>()
+
+/**
+ * Exactly JSON.stringify(answer), but the peers (most of an answer: up to 200 of them) come from
+ * the cache: serializing them was a sixth of an announce's event-loop time.
+ */
+export function announceJson (answer: AnnounceResponse): string {
+  const peers = answer.peers.map(p => {
+    let text = peerJson.get(p)
+    if (text === undefined) {
+      text = JSON.stringify(p)
+      peerJson.set(p, text)
+    }
+    return text
+  })
+  const { interval, minInterval, complete, incomplete } = answer
+  return `{"interval":${JSON.stringify(interval)},"minInterval":${JSON.stringify(minInterval)},"complete":${complete},"incomplete":${incomplete},"peers":[${peers.join(',')}]}`
+}
+
 export function writeJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body)
+  writeJsonText(res, status, JSON.stringify(body), headers)
+}
+
+function writeJsonText (res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
@@ -150,20 +149,24 @@ export function writeJson (res: ServerResponse, status: number, body: unknown, h
   res.end(text)
 }
 
-/** Never throws: every failure becomes a JSON error answer. */
+/** Never throws nor rejects: every failure becomes a JSON error answer. */
 export function handleRequest (req: IncomingMessage, res: ServerResponse, ctx: HandlerContext): void {
   // a GET body is meaningless; drain it so the connection can be reused
   req.resume()
-  try {
-    route(req, res, ctx)
-  } catch (err) {
+  route(req, res, ctx).catch((err: unknown) => {
     if (err instanceof BadRequestError) {
       writeJsonSafe(res, err.status, { error: err.message }, err.status === 405 ? { allow: 'GET' } : {})
+    } else if (err instanceof TrackerFullError) {
+      writeJsonSafe(res, err.status, { error: err.message }, { 'retry-after': String(ctx.logic.interval) })
     } else {
-      ctx.log(`tracker: internal error on ${req.method ?? '?'} ${(req.url ?? '').slice(0, 200)}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
+      try {
+        ctx.log(`tracker: internal error on ${req.method ?? '?'} ${(req.url ?? '').slice(0, 200)}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
+      } catch {
+        // a failing logger must not become an unhandled rejection
+      }
       writeJsonSafe(res, 500, { error: 'internal error' })
     }
-  }
+  })
 }
 
 function writeJsonSafe (res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
@@ -178,7 +181,7 @@ function writeJsonSafe (res: ServerResponse, status: number, body: unknown, head
   }
 }
 
-function route (req: IncomingMessage, res: ServerResponse, ctx: HandlerContext): void {
+async function route (req: IncomingMessage, res: ServerResponse, ctx: HandlerContext): Promise<void> {
   const target = req.url ?? '/'
   if (target.length > MAX_URL_LENGTH) throw new BadRequestError('request too long')
   let url: URL
@@ -192,8 +195,9 @@ function route (req: IncomingMessage, res: ServerResponse, ctx: HandlerContext):
   if (req.method !== 'GET') throw new BadRequestError('method not allowed', 405)
 
   if (path === '/announce') {
-    const request = parseAnnounce(url.searchParams)
-    writeJson(res, 200, handleAnnounce(ctx.store, request, ctx.now(), ctx.logic))
+    const request = await parseAnnounce(url.searchParams)
+    // synchronous from the seq check to the store update: two copies of one record cannot both pass
+    writeJsonText(res, 200, announceJson(handleAnnounce(ctx.store, request, ctx.now(), ctx.logic)))
   } else {
     const manifests = parseScrape(url.searchParams)
     writeJson(res, 200, handleScrape(ctx.store, manifests, ctx.now(), ctx.logic.peerTtl))

@@ -1,7 +1,8 @@
 /**
  * Announce and scrape on a PeerStore. Pure given `now` and `random`: no I/O, no timers, no clock.
  */
-import type { PeerStore, SwarmCounts } from './store.js'
+import { StaleRecordError } from './errors.js'
+import type { PeerEntry, PeerStore, SwarmCounts } from './store.js'
 
 export type TrackerEvent = 'started' | 'completed' | 'stopped'
 
@@ -9,7 +10,10 @@ export type TrackerEvent = 'started' | 'completed' | 'stopped'
 export interface AnnounceRequest {
   manifest: string
   peerId: string
+  /** from the peer's signed record (see record.ts) */
   multiaddrs: string[]
+  /** the signed record's seqNumber */
+  seq: bigint
   event?: TrackerEvent
   uploaded: number
   downloaded: number
@@ -48,28 +52,32 @@ export function handleAnnounce (store: PeerStore, req: AnnounceRequest, now: num
   const since = seenSince(now, opts.peerTtl)
   let peers: AnnouncePeer[] = []
 
+  // replay protection: a captured record (even of a stopped or expired peer) is worth nothing
+  const last = store.lastSeq(req.manifest, req.peerId, now)
+  if (last !== undefined && req.seq <= last) {
+    throw new StaleRecordError(`record seq ${req.seq} is not newer than the last accepted (${last})`)
+  }
+
   if (req.event === 'stopped') {
-    store.removePeer(req.manifest, req.peerId)
+    store.removePeer(req.manifest, req.peerId, req.seq, now)
   } else {
     const prev = store.getPeer(req.manifest, req.peerId, since)
-    let countedComplete = prev?.countedComplete ?? false
     // Count a peer's completion once: clients retry event=completed when an answer is lost.
-    if (req.event === 'completed' && !countedComplete) {
-      store.incrementCompleted(req.manifest)
-      countedComplete = true
-    }
+    const countNow = req.event === 'completed' && prev?.countedComplete !== true
+    // put first: it may refuse a new peer (limits), and then nothing else may change
     store.putPeer(req.manifest, {
       peerId: req.peerId,
       multiaddrs: req.multiaddrs,
       left: req.left,
       lastSeen: now,
-      countedComplete
-    })
+      countedComplete: countNow || (prev?.countedComplete ?? false),
+      seq: req.seq
+    }, since)
+    if (countNow) store.incrementCompleted(req.manifest)
     const candidates = store.peers(req.manifest, since)
       // nobody can dial a peer without addresses, so it is counted but not handed out
       .filter(p => p.peerId !== req.peerId && p.multiaddrs.length > 0)
-    peers = sample(candidates, req.numwant, opts.random)
-      .map(p => ({ peerId: p.peerId, multiaddrs: [...p.multiaddrs] }))
+    peers = sample(candidates, req.numwant, opts.random).map(shown)
   }
 
   const counts = store.counts(req.manifest, since)
@@ -80,6 +88,22 @@ export function handleAnnounce (store: PeerStore, req: AnnounceRequest, now: num
     incomplete: counts.incomplete,
     peers
   }
+}
+
+/**
+ * A peer as answers show it: one object per store entry (an announce replaces the entry), shared
+ * by every answer that lists the peer, so its JSON can be made once too (see http.ts). Callers
+ * must not mutate it.
+ */
+const shownEntries = new WeakMap<PeerEntry, AnnouncePeer>()
+
+function shown (entry: PeerEntry): AnnouncePeer {
+  let peer = shownEntries.get(entry)
+  if (peer == null) {
+    peer = { peerId: entry.peerId, multiaddrs: [...entry.multiaddrs] }
+    shownEntries.set(entry, peer)
+  }
+  return peer
 }
 
 /**

@@ -8,13 +8,14 @@ import { handleRequest } from './http.js'
 import type { HandlerContext } from './http.js'
 import { seenSince } from './logic.js'
 import { MemoryPeerStore } from './store.js'
-import type { PeerStore } from './store.js'
+import type { MemoryPeerStoreInit, PeerStore } from './store.js'
 
-export { BadRequestError } from './http.js'
-export { MemoryPeerStore } from './store.js'
-export type { PeerStore, PeerRecord, SwarmCounts } from './store.js'
+export { BadRequestError, StaleRecordError, TrackerFullError } from './errors.js'
+export { MemoryPeerStore, StoreConfigError } from './store.js'
+export type { MemoryPeerStoreInit, PeerStore, PeerEntry, SwarmCounts } from './store.js'
 
-export interface TrackerServerInit {
+/** Limits and memory of the default store (MemoryPeerStore); a new peer or swarm past a limit gets 503. */
+export interface TrackerServerInit extends MemoryPeerStoreInit {
   /** default 127.0.0.1 */
   host?: string
   /** default 8000; 0 = a free port */
@@ -29,7 +30,7 @@ export interface TrackerServerInit {
   statsInterval?: number
   /** default console.log */
   log?: (line: string) => void
-  /** default a new MemoryPeerStore */
+  /** default a new MemoryPeerStore with the limits above (which must then be left out) */
   store?: PeerStore
   /** ms; default Date.now */
   now?: () => number
@@ -60,8 +61,19 @@ export class TrackerServer {
     this.initPort = init.port ?? 8000
     this.statsInterval = nonNegative('statsInterval', init.statsInterval ?? 30_000)
     this.log = init.log ?? ((line) => { console.log(line) })
+    const storeInit: MemoryPeerStoreInit = {
+      maxPeersPerManifest: init.maxPeersPerManifest,
+      maxManifests: init.maxManifests,
+      maxPeersTotal: init.maxPeersTotal,
+      replayWindow: init.replayWindow,
+      historyTtl: init.historyTtl
+    }
+    // a given store has its own limits: silently ignoring these would be a trap
+    if (init.store != null && Object.values(storeInit).some(v => v !== undefined)) {
+      throw new TrackerServerError('store limits go to the store, not the server, when a store is given')
+    }
     this.ctx = {
-      store: init.store ?? new MemoryPeerStore(),
+      store: init.store ?? new MemoryPeerStore(storeInit),
       logic: { interval, minInterval, peerTtl, random: init.random ?? Math.random },
       now: init.now ?? Date.now,
       log: this.log
@@ -127,10 +139,11 @@ export class TrackerServer {
     this.boundPort = undefined
   }
 
-  /** Drop expired peers now; returns how many. */
+  /** Drop expired peers (and history past its time) now; returns how many peers. */
   sweep (): number {
     try {
-      return this.ctx.store.sweep(seenSince(this.ctx.now(), this.ctx.logic.peerTtl))
+      const now = this.ctx.now()
+      return this.ctx.store.sweep(seenSince(now, this.ctx.logic.peerTtl), now)
     } catch (err) {
       this.log(`tracker: sweep failed: ${err instanceof Error ? err.message : String(err)}`)
       return 0

@@ -33,6 +33,7 @@ Options:
   --stats-interval <s>     seconds between stats lines (default 1)
   --json                   one JSON object per line on stdout (NDJSON)
   --manifest <path>        (seed) where to write the manifest (default <file>.bitswarm)
+  --skip-verify            (seed) trust the file against its existing manifest without hashing it
   --max-upload-rate <rate> cap on upload, all peers together (e.g. 20MiB, 512KiB; default none)
   --rechoke-interval <s>   seconds between choking rounds (default 10)
   --optimistic-interval <s> seconds between optimistic unchoke rotations (default 30)
@@ -53,6 +54,7 @@ const PEER_OPTIONS = {
   'rechoke-interval': { type: 'string' },
   'optimistic-interval': { type: 'string' },
   'max-upload-rate': { type: 'string' },
+  'skip-verify': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }
 } satisfies ParseArgsConfig['options']
 
@@ -132,7 +134,7 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   let peer: Peer
   if (kind === 'seed') {
     if (options.trackers.length === 0 && options.bootstrap.length === 0) out.warn('no --tracker and no --bootstrap: only peers that find this one on their own (DHT, peer exchange) will')
-    peer = await Peer.seed(positionals[0], { ...options, manifestPath: values.manifest })
+    peer = await Peer.seed(positionals[0], { ...options, manifestPath: values.manifest, skipVerify: values['skip-verify'] })
   } else {
     if (values.out == null) throw new UsageError('get needs --out <dir>')
     peer = await Peer.get(positionals[0], values.out, options)

@@ -5,6 +5,7 @@
  * one `peers` event tagged with its source.
  */
 import { TypedEventEmitter } from 'main-event'
+import type { PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { announceAddrs, type BitswarmNode } from '../node.js'
 import type { PeerSource } from '../swarm/swarm.js'
@@ -15,6 +16,8 @@ import type { PeerAddress } from './types.js'
 
 export interface DiscoveryInit {
   node: BitswarmNode
+  /** the node's key: it signs the peer records we announce to trackers */
+  privateKey: PrivateKey
   cid: CID
   trackers: string[]
   /** multiaddrs with `/p2p/<id>` to join the DHT through */
@@ -75,7 +78,7 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
       const a = new TrackerAnnouncer({
         announceUrl: url,
         manifest: init.cid.toString(),
-        peerId: init.node.peerId.toString(),
+        privateKey: init.privateKey,
         getMultiaddrs: () => announceAddrs(init.node),
         getTransfer: init.getTransfer,
         minBackoff: init.trackerMinBackoff,

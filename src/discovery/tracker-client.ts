@@ -1,9 +1,12 @@
 /**
  * Client side of the tracker HTTP protocol (docs/INTERFACES.md): one-shot announce/scrape, and
  * TrackerAnnouncer, which keeps a peer registered and reports the peers the tracker hands out.
- * The tracker is untrusted: its answers are size-capped and validated.
+ * Announced addresses travel in a libp2p signed peer record, so the tracker can tell that they
+ * come from the peer itself. The tracker is untrusted: its answers are size-capped and validated.
  */
-import { peerIdFromString } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
 
@@ -22,7 +25,8 @@ export type AnnounceEvent = 'started' | 'completed' | 'stopped'
 export interface AnnounceParams {
   manifest: string
   peerId: string
-  multiaddrs: string[]
+  /** marshalled RecordEnvelope of a PeerRecord signed by the peer's key (see signPeerRecord) */
+  record: Uint8Array
   event?: AnnounceEvent
   uploaded: number
   downloaded: number
@@ -57,7 +61,7 @@ export async function announce (announceUrl: string, params: AnnounceParams, opt
   const q = url.searchParams
   q.set('manifest', params.manifest)
   q.set('peer', params.peerId)
-  for (const addr of params.multiaddrs) q.append('addr', addr)
+  q.set('record', Buffer.from(params.record.buffer, params.record.byteOffset, params.record.byteLength).toString('base64url'))
   if (params.event !== undefined) q.set('event', params.event)
   q.set('uploaded', String(params.uploaded))
   q.set('downloaded', String(params.downloaded))
@@ -65,6 +69,33 @@ export async function announce (announceUrl: string, params: AnnounceParams, opt
   if (params.numwant !== undefined) q.set('numwant', String(params.numwant))
   const body = await getJson(url, options)
   return parseAnnounceAnswer(body, params.peerId)
+}
+
+/** The tracker's limit: it refuses a record with more addresses. */
+export const MAX_ANNOUNCE_ADDRS = 16
+
+/**
+ * A PeerRecord of `multiaddrs` with `seq`, sealed in a RecordEnvelope signed by `privateKey`:
+ * the marshalled bytes, as the `record` parameter of an announce carries them.
+ */
+export async function signPeerRecord (privateKey: PrivateKey, multiaddrs: string[], seq: bigint): Promise<Uint8Array> {
+  const record = new PeerRecord({ peerId: peerIdFromPrivateKey(privateKey), multiaddrs: multiaddrs.map(a => multiaddr(a)), seqNumber: seq })
+  const envelope = await RecordEnvelope.seal(record, privateKey)
+  return envelope.marshal()
+}
+
+let lastSeq = 0n
+
+/**
+ * Microseconds since the epoch, but strictly above the previous value in this process: the
+ * tracker accepts a record only with a seq above the last one it took from this peer, and two
+ * announces may be signed in the same millisecond (completed, then stopped). Time-based, so a
+ * restarted process continues above its former self (unless the clock stepped back).
+ */
+export function nextRecordSeq (): bigint {
+  const now = BigInt(Date.now()) * 1000n
+  lastSeq = now > lastSeq ? now : lastSeq + 1n
+  return lastSeq
 }
 
 export async function scrape (announceUrl: string, manifests: string[], options: TrackerRequestOptions = {}): Promise<Record<string, { complete: number, incomplete: number, downloaded: number }>> {
@@ -221,8 +252,9 @@ function describe (err: unknown): string {
 export interface TrackerAnnouncerInit {
   announceUrl: string
   manifest: string
-  peerId: string
-  /** addresses to announce (without /p2p suffix) */
+  /** signs each announce's peer record; the announced peer id is this key's */
+  privateKey: PrivateKey
+  /** addresses to announce (without /p2p suffix); the first MAX_ANNOUNCE_ADDRS are sent */
   getMultiaddrs: () => string[]
   getTransfer: () => { uploaded: number, downloaded: number, left: number }
   /** per request, default 10_000 ms */
@@ -250,6 +282,7 @@ const MAX_INTERVAL_S = 24 * 3600
 
 export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> {
   private readonly init: TrackerAnnouncerInit
+  private readonly peerId: string
   private readonly timeout: number
   private readonly minBackoff: number
   private readonly maxBackoff: number
@@ -267,6 +300,7 @@ export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> 
   constructor (init: TrackerAnnouncerInit) {
     super()
     this.init = init
+    this.peerId = peerIdFromPrivateKey(init.privateKey).toString()
     this.timeout = init.timeout ?? DEFAULT_TIMEOUT
     this.minBackoff = init.minBackoff ?? 1_000
     this.maxBackoff = Math.max(init.maxBackoff ?? 60_000, this.minBackoff)
@@ -310,19 +344,22 @@ export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> 
     try {
       // a download that finished just before shutdown still counts as completed (scrape's
       // `downloaded`): say so before saying goodbye
-      if (this.completedPending) await announce(this.init.announceUrl, this.params('completed'), { timeout: STOP_TIMEOUT })
-      await announce(this.init.announceUrl, this.params('stopped'), { timeout: STOP_TIMEOUT })
+      if (this.completedPending) await announce(this.init.announceUrl, await this.params('completed'), { timeout: STOP_TIMEOUT })
+      await announce(this.init.announceUrl, await this.params('stopped'), { timeout: STOP_TIMEOUT })
     } catch (err) {
       this.log(`tracker: ${this.init.announceUrl} stopped announce failed: ${describe(err)}`)
     }
   }
 
-  private params (event: AnnounceEvent | undefined): AnnounceParams {
+  /** A freshly signed record each time: the tracker refuses one it has seen (replay protection). */
+  private async params (event: AnnounceEvent | undefined): Promise<AnnounceParams> {
     const t = this.init.getTransfer()
+    // past the tracker's limit the whole announce would be refused: the first ones are enough
+    const addrs = this.init.getMultiaddrs().slice(0, MAX_ANNOUNCE_ADDRS)
     return {
       manifest: this.init.manifest,
-      peerId: this.init.peerId,
-      multiaddrs: this.init.getMultiaddrs(),
+      peerId: this.peerId,
+      record: await signPeerRecord(this.init.privateKey, addrs, nextRecordSeq()),
       event,
       uploaded: t.uploaded,
       downloaded: t.downloaded,
@@ -345,7 +382,7 @@ export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> 
     let result: AnnounceResult
     try {
       // getMultiaddrs/getTransfer are the caller's code: their throws count as a failed round
-      const params = this.params(event)
+      const params = await this.params(event)
       result = await announce(this.init.announceUrl, params, { signal: controller.signal, timeout: this.timeout })
     } catch (err) {
       if (this.inFlight === controller) this.inFlight = undefined

@@ -297,7 +297,8 @@ export class PeerSession {
   }
 
   private forgive (k: string): void {
-    if (this.forgiven.size >= MAX_FORGIVEN) this.forgiven.clear()
+    // bounded: the oldest forgiveness goes first (a Set iterates in insertion order)
+    if (this.forgiven.size >= MAX_FORGIVEN) this.forgiven.delete(this.forgiven.values().next().value as string)
     this.forgiven.add(k)
   }
 

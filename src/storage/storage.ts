@@ -12,6 +12,10 @@ export interface PieceStore {
   readPiece (piece: number): Promise<Uint8Array>
   verifyPiece (piece: number): Promise<boolean> // read + SHA-256 against the manifest
   finalize (): Promise<void> // downloads: fsync, close, rename temp -> final; seeding: no-op
+  /** downloads: the temporary file written until finalize(); undefined for seed stores and after finalize */
+  readonly partPath: string | undefined
+  /** Flushes written data to disk; returns the file's size and mtime (for the resume record). */
+  sync (): Promise<{ size: number, mtimeMs: number }>
   close (): Promise<void> // idempotent
 }
 
@@ -38,7 +42,7 @@ class FilePieceStore implements PieceStore {
   private readonly pieces: number
   private writable: boolean
   // download stores write here until finalize(); seed stores read `path` directly
-  private readonly partPath: string | undefined
+  private readonly tempPath: string | undefined
   private finalized = false
 
   constructor (path: string, fh: FileHandle, manifest: Manifest, partPath: string | undefined) {
@@ -46,7 +50,7 @@ class FilePieceStore implements PieceStore {
     this.fh = fh
     this.manifest = manifest
     this.pieces = pieceCount(manifest)
-    this.partPath = partPath
+    this.tempPath = partPath
     this.writable = partPath !== undefined
   }
 
@@ -71,10 +75,10 @@ class FilePieceStore implements PieceStore {
       try {
         ({ bytesRead } = await fh.read(buf, done, length - done, position + done))
       } catch (err) {
-        throw new StorageError(`cannot read ${this.partPath ?? this.path}: ${errno(err)}`)
+        throw new StorageError(`cannot read ${this.tempPath ?? this.path}: ${errno(err)}`)
       }
       // the file was truncated under us: never hand out zero-filled data as if it were real
-      if (bytesRead === 0) throw new StorageError(`${this.partPath ?? this.path}: unexpected end of file at ${position + done}`)
+      if (bytesRead === 0) throw new StorageError(`${this.tempPath ?? this.path}: unexpected end of file at ${position + done}`)
       done += bytesRead
     }
     return buf
@@ -121,23 +125,38 @@ class FilePieceStore implements PieceStore {
         chunks = skipBytes(chunks, bytesWritten)
       }
     } catch (err) {
-      throw new StorageError(`cannot write to ${this.partPath ?? this.path}: ${errno(err)}`)
+      throw new StorageError(`cannot write to ${this.tempPath ?? this.path}: ${errno(err)}`)
     }
   }
 
   async finalize (): Promise<void> {
-    if (this.partPath === undefined || this.finalized) return
+    if (this.tempPath === undefined || this.finalized) return
     const fh = this.handle()
     try {
       await fh.sync() // data on disk before the name says the file is complete
       // the open descriptor follows the rename, so reads in flight (uploads) are not cut off
-      await rename(this.partPath, this.path)
+      await rename(this.tempPath, this.path)
     } catch (err) {
       throw new StorageError(`cannot finalize ${this.path}: ${errno(err)}`)
     }
     this.finalized = true
     // keep serving reads from the completed file: a finished download goes on seeding
     this.writable = false
+  }
+
+  get partPath (): string | undefined {
+    return this.finalized ? undefined : this.tempPath
+  }
+
+  async sync (): Promise<{ size: number, mtimeMs: number }> {
+    const fh = this.handle()
+    try {
+      if (this.writable) await fh.datasync()
+      const st = await fh.stat()
+      return { size: st.size, mtimeMs: st.mtimeMs }
+    } catch (err) {
+      throw new StorageError(`cannot sync ${this.tempPath ?? this.path}: ${errno(err)}`)
+    }
   }
 
   async close (): Promise<void> {

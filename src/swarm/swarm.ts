@@ -44,6 +44,8 @@ export interface SwarmInit {
   maxUploadRate?: number
   /** ms between peer-exchange messages to each peer (default 30_000; the first goes after ~1 s) */
   pexInterval?: number
+  /** bad pieces a peer may have had a hand in before it is banned (default 2) */
+  maxStrikes?: number
   log?: (msg: string) => void
   now?: () => number
   random?: () => number
@@ -67,6 +69,8 @@ export interface SwarmStats {
   sources: Record<PeerSource, number>
   /** bytes downloaded, by how we learned of the peer that sent them */
   downloadedFrom: Record<PeerSource, number>
+  /** peers banned for sending data that failed verification */
+  banned: number
 }
 
 export interface SwarmEvents {
@@ -99,6 +103,13 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly pex: PexView
   private readonly pexInterval: number
   private readonly lastPexFrom = new Map<string, number>()
+  /** who sent the blocks of each piece being assembled: a bad piece is blamed on its senders */
+  private readonly contributors = new Map<number, Set<string>>()
+  private readonly strikes = new Map<string, number>()
+  private readonly banned = new Set<string>()
+  private readonly maxStrikes: number
+  /** pieces being hashed and written: stop() waits for them */
+  private readonly verifying = new Set<Promise<void>>()
   private readonly downloadedFrom = Object.fromEntries(PEER_SOURCES.map(k => [k, 0])) as Record<PeerSource, number>
   private readonly buffers = new Map<number, Uint8Array>()
   private readonly log: (msg: string) => void
@@ -132,6 +143,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.requestTimeout = init.requestTimeout ?? 30_000
     this.throttle = new Throttle({ rate: init.maxUploadRate ?? 0 })
     this.pexInterval = init.pexInterval ?? 30_000
+    this.maxStrikes = init.maxStrikes ?? 2
     this.pex = new PexView({ random: init.random, now: this.now })
     this.manifestBytes = init.cid.bytes
     this.count = pieceCount(init.manifest)
@@ -156,6 +168,11 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     return this.store.path
   }
 
+  /** The pieces we hold, verified (read-only: the picker owns it). */
+  get have (): Bitfield {
+    return this.picker.have
+  }
+
   async start (): Promise<void> {
     if (this.running) return
     this.running = true
@@ -170,14 +187,24 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     if (!this.completed && this.picker.isComplete()) await this.complete()
   }
 
+  /**
+   * Stops trading: no more sessions, and every piece already being verified is written (or
+   * failed). The store stays open, so that what is on disk can be recorded for a later run.
+   */
+  async drain (): Promise<void> {
+    if (this.running) {
+      this.running = false
+      for (const t of this.timers) clearInterval(t)
+      this.timers = []
+      this.node.removeEventListener('peer:identify', this.onIdentify)
+      await this.node.unhandle(WIRE_PROTOCOL).catch(() => {})
+      for (const s of [...this.sessions.values()]) s.close()
+    }
+    await Promise.allSettled([...this.verifying])
+  }
+
   async stop (): Promise<void> {
-    if (!this.running) return
-    this.running = false
-    for (const t of this.timers) clearInterval(t)
-    this.timers = []
-    this.node.removeEventListener('peer:identify', this.onIdentify)
-    await this.node.unhandle(WIRE_PROTOCOL).catch(() => {})
-    for (const s of [...this.sessions.values()]) s.close()
+    await this.drain()
     await this.store.close()
   }
 
@@ -186,7 +213,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     const self = this.node.peerId.toString()
     for (const p of peers) {
       if (!this.running) return
-      if (p.peerId === self || this.sessions.has(p.peerId) || this.dialing.has(p.peerId)) continue
+      if (p.peerId === self || this.sessions.has(p.peerId) || this.dialing.has(p.peerId) || this.banned.has(p.peerId)) continue
       if (this.sessions.size + this.dialing.size >= this.maxPeers) return
       void this.dial(p, source)
     }
@@ -213,6 +240,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
 
   private accept (stream: Stream, remotePeer: string, direction: 'inbound' | 'outbound', source: PeerSource): void {
     if (!this.running) { stream.abort(new Error('swarm stopped')); return }
+    if (this.banned.has(remotePeer)) { stream.abort(new Error('banned')); return }
     const existing = this.sessions.get(remotePeer)
     if (existing != null) {
       // Both ends dialled at once: keep the stream opened by the peer whose id sorts first, so
@@ -299,9 +327,16 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     }
     let at = offset
     for (const chunk of data) { buf.set(chunk, at); at += chunk.byteLength }
+    let senders = this.contributors.get(piece)
+    if (senders == null) { senders = new Set(); this.contributors.set(piece, senders) }
+    senders.add(session.remotePeer)
     // endgame: the same block was asked of others; tell them not to bother (BEP 3 "cancel")
     for (const c of r.cancels) this.sessions.get(c.peerId)?.cancel(c.block)
-    if (r.pieceComplete) void this.verifyPiece(piece, buf)
+    if (r.pieceComplete) {
+      const v = this.verifyPiece(piece, buf)
+      this.verifying.add(v)
+      void v.finally(() => this.verifying.delete(v))
+    }
     this.fillRequests(session)
   }
 
@@ -347,12 +382,15 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private async verifyPiece (piece: number, buf: Uint8Array): Promise<void> {
     try {
       const digest = await sha256(buf)
+      const senders = [...(this.contributors.get(piece) ?? [])]
+      this.contributors.delete(piece)
       if (!equal(digest, pieceHash(this.manifest, piece))) {
         this.hashFailures++
         this.wasted += buf.byteLength
         this.buffers.delete(piece)
         this.picker.pieceFailed(piece)
-        this.log(`piece ${piece} failed its hash check; fetching it again`)
+        this.log(`piece ${piece} failed its hash check (blocks from ${senders.map(shortId).join(', ')}); fetching it again`)
+        this.blame(senders)
         this.fillAll()
         return
       }
@@ -367,6 +405,25 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       if (this.picker.isComplete()) await this.complete()
     } catch (err) {
       this.safeDispatchEvent('error', { detail: err as Error })
+    }
+  }
+
+  /**
+   * Every sender of a bad piece gets a strike. A peer that sent the whole piece alone is cut
+   * off at once; one with `maxStrikes` strikes is banned for the rest of the run.
+   */
+  private blame (senders: string[]): void {
+    for (const peer of senders) {
+      const strikes = (this.strikes.get(peer) ?? 0) + 1
+      this.strikes.set(peer, strikes)
+      if (strikes >= this.maxStrikes) {
+        this.banned.add(peer)
+        this.pex.remove(peer)
+        this.log(`banning ${shortId(peer)}: ${strikes} pieces that failed verification`)
+      }
+      if (strikes >= this.maxStrikes || senders.length === 1) {
+        this.sessions.get(peer)?.close(strikes >= this.maxStrikes ? 'banned: sent data that failed verification' : 'sent a piece that failed verification')
+      }
     }
   }
 
@@ -513,7 +570,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       wasted: this.wasted,
       hashFailures: this.hashFailures,
       sources,
-      downloadedFrom: { ...this.downloadedFrom }
+      downloadedFrom: { ...this.downloadedFrom },
+      banned: this.banned.size
     }
   }
 }

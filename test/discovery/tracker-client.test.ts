@@ -2,12 +2,14 @@ import { createServer as createHttpServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { announce, scrape, TrackerAnnouncer, TrackerError } from '../../src/discovery/tracker-client.js'
+import { announce, nextRecordSeq, scrape, signPeerRecord, TrackerAnnouncer, TrackerError } from '../../src/discovery/tracker-client.js'
 import type { AnnouncedPeer, AnnounceParams, TrackerAnnouncerInit } from '../../src/discovery/tracker-client.js'
 import { createTrackerServer } from '../../tracker/server.js'
 import type { TrackerServer, TrackerServerInit } from '../../tracker/server.js'
-import { makeCid, makePeerId } from '../tracker/helpers.js'
+import { makeCid, makePeer } from '../tracker/helpers.js'
+import type { TestPeer } from '../tracker/helpers.js'
 
 const trackers: TrackerServer[] = []
 const fakes: Server[] = []
@@ -57,27 +59,87 @@ async function closedPort (): Promise<number> {
 }
 
 let manifest: string
+let keys: TestPeer[]
 let ids: string[]
 
 beforeAll(async () => {
   manifest = await makeCid('x')
-  ids = await Promise.all(Array.from({ length: 4 }, makePeerId))
+  keys = await Promise.all(Array.from({ length: 4 }, makePeer))
+  ids = keys.map(k => k.id)
 })
 
-function params (i: number, over: Partial<AnnounceParams> = {}): AnnounceParams {
-  return { manifest, peerId: ids[i], multiaddrs: [`/ip4/127.0.0.1/tcp/${5000 + i}`], uploaded: 0, downloaded: 0, left: 10, ...over }
+/** Announce parameters of peer `i`, with a freshly signed record of its one address. */
+async function params (i: number, over: Partial<AnnounceParams> = {}): Promise<AnnounceParams> {
+  const record = await signPeerRecord(keys[i].key, [`/ip4/127.0.0.1/tcp/${5000 + i}`], nextRecordSeq())
+  return { manifest, peerId: ids[i], record, uploaded: 0, downloaded: 0, left: 10, ...over }
 }
+
+describe('signed peer records', () => {
+  it('signPeerRecord seals a PeerRecord the tracker can open and certify', async () => {
+    const bytes = await signPeerRecord(keys[0].key, ['/ip4/127.0.0.1/tcp/1', '/ip6/::1/tcp/2'], 42n)
+    const envelope = await RecordEnvelope.openAndCertify(bytes, PeerRecord.DOMAIN)
+    expect(envelope.publicKey.equals(keys[0].key.publicKey)).toBe(true)
+    const record = PeerRecord.createFromProtobuf(envelope.payload)
+    expect(record.peerId.toString()).toBe(ids[0])
+    expect(record.multiaddrs.map(m => m.toString())).toEqual(['/ip4/127.0.0.1/tcp/1', '/ip6/::1/tcp/2'])
+    expect(record.seqNumber).toBe(42n)
+  })
+
+  it('nextRecordSeq strictly increases, even many times in one millisecond', () => {
+    const seqs = Array.from({ length: 1000 }, nextRecordSeq)
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1])
+    expect(seqs[0]).toBeGreaterThanOrEqual(BigInt(Date.now() - 1000) * 1000n)
+  })
+
+  it('the announcer signs a fresh record per announce: record=, no addr=, seq increasing, at most 16 addresses', async () => {
+    const urls: URL[] = []
+    const url = await startFake((req, res) => {
+      urls.push(new URL(req.url ?? '/', 'http://x'))
+      answer(200, '{"interval":30,"peers":[]}')(req, res)
+    })
+    const many = Array.from({ length: 20 }, (_, i) => `/ip4/10.0.0.${i + 1}/tcp/1`)
+    const a = new TrackerAnnouncer({ announceUrl: url, manifest, privateKey: keys[1].key, getMultiaddrs: () => many, getTransfer: () => ({ uploaded: 0, downloaded: 0, left: 1 }) })
+    announcers.push(a)
+    a.start()
+    await expect.poll(() => a.status).toBe('ok')
+    a.completed()
+    await expect.poll(() => urls.length).toBeGreaterThanOrEqual(2)
+    await a.stop()
+    expect(urls.map(u => u.searchParams.get('event'))).toEqual(['started', 'completed', 'stopped'])
+    let last = -1n
+    for (const u of urls) {
+      expect(u.searchParams.get('peer')).toBe(ids[1])
+      expect(u.searchParams.has('addr')).toBe(false)
+      const envelope = await RecordEnvelope.openAndCertify(Buffer.from(u.searchParams.get('record') ?? '', 'base64url'), PeerRecord.DOMAIN)
+      const record = PeerRecord.createFromProtobuf(envelope.payload)
+      expect(record.peerId.toString()).toBe(ids[1])
+      expect(record.multiaddrs.map(m => m.toString())).toEqual(many.slice(0, 16))
+      expect(record.seqNumber).toBeGreaterThan(last)
+      last = record.seqNumber
+    }
+  })
+
+  it('a replayed announce is refused by the real tracker', async () => {
+    const t = await startTracker()
+    const p = await params(1)
+    await announce(t.announceUrl, p)
+    const err = await announce(t.announceUrl, p).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(TrackerError)
+    expect((err as TrackerError).status).toBe(400)
+    expect((err as TrackerError).message).toMatch(/not newer/)
+  })
+})
 
 describe('announce / scrape', () => {
   it('round trip against the real tracker', async () => {
     const t = await startTracker()
-    const first = await announce(t.announceUrl, params(1, { event: 'started', left: 0 }))
+    const first = await announce(t.announceUrl, await params(1, { event: 'started', left: 0 }))
     expect(first).toEqual({ interval: 30, minInterval: 5, complete: 1, incomplete: 0, peers: [] })
-    const second = await announce(t.announceUrl, params(2, { event: 'started' }))
+    const second = await announce(t.announceUrl, await params(2, { event: 'started' }))
     expect(second.peers).toEqual([{ peerId: ids[1], multiaddrs: ['/ip4/127.0.0.1/tcp/5001'] }])
     expect(second.complete).toBe(1)
     expect(second.incomplete).toBe(1)
-    await announce(t.announceUrl, params(2, { event: 'completed', left: 0 }))
+    await announce(t.announceUrl, await params(2, { event: 'completed', left: 0 }))
 
     const files = await scrape(t.announceUrl, [manifest])
     expect(files).toEqual({ [manifest]: { complete: 2, incomplete: 0, downloaded: 1 } })
@@ -86,15 +148,15 @@ describe('announce / scrape', () => {
 
   it('a 400 becomes a TrackerError with the status and reason', async () => {
     const t = await startTracker()
-    const err = await announce(t.announceUrl, params(1, { manifest: 'nope' })).catch((e: unknown) => e)
+    const err = await announce(t.announceUrl, await params(1, { manifest: 'nope' })).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(TrackerError)
     expect((err as TrackerError).status).toBe(400)
     expect((err as TrackerError).message).toMatch(/manifest is not a CID/)
   })
 
   it('rejects URLs it cannot use', async () => {
-    await expect(announce('not a url', params(1))).rejects.toBeInstanceOf(TrackerError)
-    await expect(announce('ftp://127.0.0.1/announce', params(1))).rejects.toThrow(/scheme/)
+    await expect(announce('not a url', await params(1))).rejects.toBeInstanceOf(TrackerError)
+    await expect(announce('ftp://127.0.0.1/announce', await params(1))).rejects.toThrow(/scheme/)
     await expect(scrape('http://127.0.0.1:1/tracker', [manifest])).rejects.toThrow(/does not support scrape/)
   })
 
@@ -110,7 +172,7 @@ describe('announce / scrape', () => {
 
   it('unreachable tracker -> TrackerError without status', async () => {
     const port = await closedPort()
-    const err = await announce(`http://127.0.0.1:${port}/announce`, params(1)).catch((e: unknown) => e)
+    const err = await announce(`http://127.0.0.1:${port}/announce`, await params(1)).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(TrackerError)
     expect((err as TrackerError).status).toBeUndefined()
     expect((err as TrackerError).message).toMatch(/unreachable/)
@@ -118,9 +180,9 @@ describe('announce / scrape', () => {
 
   it('times out, and passes the caller\'s own abort through', async () => {
     const url = await startFake(() => { /* never answers */ })
-    await expect(announce(url, params(1), { timeout: 100 })).rejects.toThrow(/timed out after 100 ms/)
+    await expect(announce(url, await params(1), { timeout: 100 })).rejects.toThrow(/timed out after 100 ms/)
     const controller = new AbortController()
-    const p = announce(url, params(1), { signal: controller.signal })
+    const p = announce(url, await params(1), { signal: controller.signal })
     setTimeout(() => { controller.abort() }, 20)
     const err = await p.catch((e: unknown) => e)
     expect(err).not.toBeInstanceOf(TrackerError)
@@ -141,7 +203,7 @@ describe('announce / scrape', () => {
     for (const [name, status, body, reason] of bad) {
       it(name, async () => {
         const url = await startFake(answer(status, body))
-        const err = await announce(url, params(0)).catch((e: unknown) => e)
+        const err = await announce(url, await params(0)).catch((e: unknown) => e)
         expect(err).toBeInstanceOf(TrackerError)
         expect((err as Error).message).toMatch(reason)
         if (status !== 200) expect((err as TrackerError).status).toBe(status)
@@ -164,13 +226,13 @@ describe('announce / scrape', () => {
         ]
       }
       const url = await startFake(answer(200, JSON.stringify(body)))
-      const r = await announce(url, params(0))
+      const r = await announce(url, await params(0))
       expect(r).toEqual({ interval: 30, complete: 0, incomplete: 3, peers: [{ peerId: ids[1], multiaddrs: ['/ip4/1.2.3.4/tcp/1'] }] })
     })
 
     it('refuses an oversized answer', async () => {
       const url = await startFake(answer(200, JSON.stringify({ interval: 30, peers: [], pad: 'x'.repeat(2 * 1024 * 1024) })))
-      await expect(announce(url, params(0))).rejects.toThrow(/too large/)
+      await expect(announce(url, await params(0))).rejects.toThrow(/too large/)
     })
 
     it('scrape drops malformed entries and keeps hostile keys as data', async () => {
@@ -193,7 +255,7 @@ describe('TrackerAnnouncer', () => {
     const a = new TrackerAnnouncer({
       announceUrl,
       manifest,
-      peerId: ids[i],
+      privateKey: keys[i].key,
       getMultiaddrs: () => [`/ip4/127.0.0.1/tcp/${5000 + i}`],
       getTransfer: () => ({ uploaded: 0, downloaded: 0, left: 10 }),
       log: (m) => { logs.push(m) },
@@ -207,7 +269,7 @@ describe('TrackerAnnouncer', () => {
 
   it('announces started, reports peers and status ok, then re-announces every interval', async () => {
     const t = await startTracker({ interval: 1, minInterval: 1 })
-    await announce(t.announceUrl, params(1))
+    await announce(t.announceUrl, await params(1))
     const { a, peers, statuses } = makeAnnouncer(t.announceUrl, 0)
     expect(a.status).toBe('pending')
     a.start()
@@ -313,7 +375,7 @@ describe('TrackerAnnouncer', () => {
     await expect(a.stop()).resolves.toBeUndefined()
     expect(Date.now() - t0).toBeLessThan(2_500)
 
-    const never = new TrackerAnnouncer({ announceUrl: 'nope', manifest, peerId: ids[0], getMultiaddrs: () => [], getTransfer: () => ({ uploaded: 0, downloaded: 0, left: 0 }) })
+    const never = new TrackerAnnouncer({ announceUrl: 'nope', manifest, privateKey: keys[0].key, getMultiaddrs: () => [], getTransfer: () => ({ uploaded: 0, downloaded: 0, left: 0 }) })
     await expect(never.stop()).resolves.toBeUndefined() // never started: nothing to send
   })
 

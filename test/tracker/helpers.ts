@@ -1,20 +1,79 @@
 // Shared by the tracker and tracker-client tests (not a test file itself).
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { signPeerRecord } from '../../src/discovery/tracker-client.js'
 
 export async function makePeerId (): Promise<string> {
   return peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+}
+
+export interface TestPeer { key: PrivateKey, id: string }
+
+export async function makePeer (): Promise<TestPeer> {
+  const key = await generateKeyPair('Ed25519')
+  return { key, id: peerIdFromPrivateKey(key).toString() }
 }
 
 export async function makeCid (text: string): Promise<string> {
   return CID.createV1(0x71, await sha256.digest(new TextEncoder().encode(text))).toString()
 }
 
+let seq = 0n
+/** Strictly increasing across a test file, so every record is newer than the last. */
+export function nextSeq (): bigint {
+  return ++seq
+}
+
+export function b64url (bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url')
+}
+
+/** A signed record as the `record` parameter carries it (base64url). */
+export async function recordParam (key: PrivateKey, addrs: string[], s: bigint = nextSeq()): Promise<string> {
+  return b64url(await signPeerRecord(key, addrs, s))
+}
+
+/** An envelope around arbitrary payload bytes, validly signed by `key` (for hostile payloads). */
+export async function sealPayload (key: PrivateKey, payload: Uint8Array, codec: Uint8Array = PeerRecord.CODEC): Promise<Uint8Array> {
+  const envelope = await RecordEnvelope.seal({ domain: PeerRecord.DOMAIN, codec, marshal: () => payload, equals: () => false }, key)
+  return envelope.marshal()
+}
+
+function varint (n: bigint): number[] {
+  const out: number[] = []
+  let v = n
+  while (v >= 0x80n) {
+    out.push(Number(v & 0x7fn) | 0x80)
+    v >>= 7n
+  }
+  out.push(Number(v))
+  return out
+}
+
+function field (no: number, bytes: Uint8Array): number[] {
+  return [...varint(BigInt(no << 3 | 2)), ...varint(BigInt(bytes.byteLength)), ...bytes]
+}
+
+/**
+ * PeerRecord protobuf by hand (peer_id = 1, seq = 2, addresses = 3 { multiaddr = 1 }), so a test
+ * can put bytes in it that the library would never produce.
+ */
+export function rawPeerRecord (peerIdBytes: Uint8Array, seqNumber: bigint, addrs: Uint8Array[]): Uint8Array {
+  const out = [...field(1, peerIdBytes), ...varint(BigInt(2 << 3 | 0)), ...varint(seqNumber)]
+  for (const a of addrs) out.push(...field(3, new Uint8Array(field(1, a))))
+  return new Uint8Array(out)
+}
+
 export interface AnnounceQuery {
   manifest?: string
   peer?: string
+  /** base64url envelope */
+  record?: string
+  /** obsolete: the tracker refuses it */
   addr?: string[]
   event?: string
   uploaded?: string | number
@@ -28,6 +87,7 @@ export function announceQuery (q: AnnounceQuery): string {
   const p = new URLSearchParams()
   if (q.manifest !== undefined) p.set('manifest', q.manifest)
   if (q.peer !== undefined) p.set('peer', q.peer)
+  if (q.record !== undefined) p.set('record', q.record)
   for (const a of q.addr ?? []) p.append('addr', a)
   if (q.event !== undefined) p.set('event', q.event)
   if (q.uploaded !== undefined) p.set('uploaded', String(q.uploaded))

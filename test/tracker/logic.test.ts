@@ -1,12 +1,17 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { announceJson } from '../../tracker/http.js'
 import { handleAnnounce, handleScrape, sample } from '../../tracker/logic.js'
 import type { AnnounceRequest, LogicOptions } from '../../tracker/logic.js'
 import { MemoryPeerStore } from '../../tracker/store.js'
 
 const opts: LogicOptions = { interval: 30, minInterval: 5, peerTtl: 60, random: Math.random }
 
+let seq = 0n
+
+/** each request carries a newer record seq unless `over` says otherwise */
 function req (peerId: string, over: Partial<AnnounceRequest> = {}): AnnounceRequest {
-  return { manifest: 'm', peerId, multiaddrs: [`/ip4/10.0.0.1/tcp/${peerId.length}`], uploaded: 0, downloaded: 0, left: 1, numwant: 50, ...over }
+  return { manifest: 'm', peerId, multiaddrs: [`/ip4/10.0.0.1/tcp/${peerId.length}`], seq: ++seq, uploaded: 0, downloaded: 0, left: 1, numwant: 50, ...over }
 }
 
 describe('tracker logic', () => {
@@ -44,5 +49,31 @@ describe('tracker logic', () => {
     const r = handleScrape(store, [{ key: '__proto__', manifest: 'm' }], 0, opts.peerTtl)
     expect(Object.getPrototypeOf(r.files)).toBe(Object.prototype)
     expect(Object.keys(r.files)).toEqual(['__proto__'])
+  })
+
+  it('announceJson is exactly JSON.stringify of the answer, cached peers or not', () => {
+    const peer = fc.record({ peerId: fc.string(), multiaddrs: fc.array(fc.string({ unit: 'binary' }), { maxLength: 3 }) })
+    fc.assert(fc.property(
+      fc.record({
+        interval: fc.double({ min: 0.001, max: 1e6, noNaN: true }),
+        minInterval: fc.double({ min: 0, max: 1e6, noNaN: true }),
+        complete: fc.nat(),
+        incomplete: fc.nat(),
+        peers: fc.array(peer, { maxLength: 10 })
+      }),
+      (answer) => {
+        expect(announceJson(answer)).toBe(JSON.stringify(answer))
+        expect(announceJson(answer)).toBe(JSON.stringify(answer)) // now from the cache
+      }
+    ))
+  })
+
+  it('answers share one shown object per store entry (its JSON is cached), and a new announce replaces it', () => {
+    const store = new MemoryPeerStore()
+    handleAnnounce(store, req('a'), 0, opts)
+    const first = handleAnnounce(store, req('b'), 0, opts).peers[0]
+    expect(handleAnnounce(store, req('c'), 0, opts).peers.find(p => p.peerId === 'a')).toBe(first)
+    handleAnnounce(store, req('a', { multiaddrs: ['/ip4/10.9.9.9/tcp/9'] }), 0, opts)
+    expect(handleAnnounce(store, req('b'), 0, opts).peers.find(p => p.peerId === 'a')?.multiaddrs).toEqual(['/ip4/10.9.9.9/tcp/9'])
   })
 })

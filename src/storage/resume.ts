@@ -1,0 +1,132 @@
+/**
+ * Resuming a download. Next to the part file, a resume record lists the pieces already
+ * verified and written, with the part file's size and mtime at that moment; it is replaced
+ * atomically (temp file + rename) after the data it describes has been flushed to disk.
+ *
+ * On restart (as libtorrent does with its resume data): if the record names this manifest and
+ * the part file's size and mtime still match, its pieces are trusted (the fast path);
+ * otherwise, after a crash (`kill -9` leaves writes newer than the record) or an edit, every
+ * piece on disk is hashed again and only the ones that verify are kept. Either way nothing is
+ * trusted that was not verified, and only the rest is fetched.
+ */
+import { rename, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { Bitfield } from '../bitfield.js'
+import { pieceCount, pieceHash, type Manifest } from '../manifest/manifest.js'
+import { sha256, type PieceStore } from './storage.js'
+
+export const RESUME_SUFFIX = '.bitswarm-resume'
+const VERSION = 1
+
+interface ResumeRecord {
+  version: number
+  cid: string
+  size: number
+  mtimeMs: number
+  /** the verified pieces: the bitfield's bytes, base64 */
+  pieces: string
+}
+
+export function resumePathOf (partPath: string): string {
+  return partPath.replace(/\.bitswarm-part$/, '') + RESUME_SUFFIX
+}
+
+/** The pieces a resume record vouches for, or undefined when the record is missing or stale. */
+export async function readResume (partPath: string, cid: string, manifest: Manifest): Promise<Bitfield | undefined> {
+  let record: ResumeRecord
+  try {
+    record = JSON.parse(await readFile(resumePathOf(partPath), 'utf8')) as ResumeRecord
+    const st = await stat(partPath)
+    if (record.version !== VERSION || record.cid !== cid) return undefined
+    if (record.size !== st.size || record.mtimeMs !== st.mtimeMs) return undefined
+    return Bitfield.fromBytes(pieceCount(manifest), Buffer.from(record.pieces, 'base64'))
+  } catch {
+    // missing, unreadable, truncated or malformed: not to be trusted
+    return undefined
+  }
+}
+
+/** Flushes the part file, then records `have` with its size and mtime, atomically. */
+export async function writeResume (store: PieceStore, cid: string, have: Bitfield): Promise<void> {
+  const partPath = store.partPath
+  if (partPath == null) return
+  const { size, mtimeMs } = await store.sync()
+  const record: ResumeRecord = { version: VERSION, cid, size, mtimeMs, pieces: Buffer.from(have.toBytes()).toString('base64') }
+  const path = resumePathOf(partPath)
+  const tmp = `${path}.${process.pid}.tmp`
+  await writeFile(tmp, JSON.stringify(record))
+  await rename(tmp, path)
+}
+
+export async function removeResume (partPath: string): Promise<void> {
+  await rm(resumePathOf(partPath), { force: true })
+}
+
+/**
+ * Hashes every piece on disk (one at a time: memory stays at one piece) and returns the ones
+ * that match the manifest. Zero-filled holes of a sparse part file simply fail to verify.
+ */
+export async function verifyStore (store: PieceStore, manifest: Manifest, options: { signal?: AbortSignal, onProgress?: (done: number, total: number) => void } = {}): Promise<Bitfield> {
+  const n = pieceCount(manifest)
+  const have = new Bitfield(n)
+  for (let i = 0; i < n; i++) {
+    options.signal?.throwIfAborted()
+    const digest = await sha256(await store.readPiece(i))
+    if (Buffer.compare(digest, pieceHash(manifest, i)) === 0) have.set(i)
+    options.onProgress?.(i + 1, n)
+  }
+  return have
+}
+
+/**
+ * Keeps the resume record current while a download runs: at most one write a second (each
+ * flushes the part file first), one more when asked to flush (on exit).
+ */
+export class ResumeWriter {
+  private readonly store: PieceStore
+  private readonly cid: string
+  private readonly have: () => Bitfield
+  private readonly log: (msg: string) => void
+  private readonly delayMs: number
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private writing: Promise<void> = Promise.resolve()
+  private failed = false
+
+  constructor (init: { store: PieceStore, cid: string, have: () => Bitfield, log?: (msg: string) => void, delayMs?: number }) {
+    this.store = init.store
+    this.cid = init.cid
+    this.have = init.have
+    this.log = init.log ?? (() => {})
+    this.delayMs = init.delayMs ?? 1000
+  }
+
+  /** A piece was written: record it soon. */
+  touch (): void {
+    if (this.timer != null) return
+    this.timer = setTimeout(() => { this.timer = undefined; void this.flush() }, this.delayMs)
+    this.timer.unref?.()
+  }
+
+  /** Writes the record now (after any write under way). Never throws: the record is an optimisation. */
+  async flush (): Promise<void> {
+    if (this.timer != null) { clearTimeout(this.timer); this.timer = undefined }
+    this.writing = this.writing.then(async () => {
+      if (this.store.partPath == null) return
+      try {
+        await writeResume(this.store, this.cid, this.have())
+        this.failed = false
+      } catch (err) {
+        // a full disk, say: the download goes on, and a later run re-hashes instead
+        if (!this.failed) this.log(`cannot write the resume record: ${(err as Error).message}`)
+        this.failed = true
+      }
+    })
+    await this.writing
+  }
+
+  /** The download is complete: no record is needed any more. */
+  async done (partPath: string): Promise<void> {
+    if (this.timer != null) { clearTimeout(this.timer); this.timer = undefined }
+    await this.writing
+    await removeResume(partPath).catch(() => {})
+  }
+}

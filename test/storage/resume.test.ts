@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { createManifest, type Manifest } from '../../src/manifest/manifest.js'
+import { readResume, ResumeWriter, verifyStore, writeResume } from '../../src/storage/resume.js'
+import { openDownloadStore, openSeedStore } from '../../src/storage/storage.js'
+
+describe('resume records', () => {
+  let dir: string
+  let manifest: Manifest
+  let cid: string
+  let data: Uint8Array
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bitswarm-resume-'))
+    data = new Uint8Array(randomBytes(5 * 16384 + 99))
+    await writeFile(join(dir, 'src.bin'), data)
+    const m = await createManifest(join(dir, 'src.bin'), { pieceLength: 16384, name: 'file.bin' })
+    manifest = m.manifest
+    cid = m.cid.toString()
+  })
+
+  afterEach(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  async function partialDownload (pieces: number[]): Promise<{ partPath: string }> {
+    const store = await openDownloadStore(join(dir, 'out'), manifest)
+    for (const p of pieces) await store.writePiece(p, data.subarray(p * 16384, Math.min(data.length, (p + 1) * 16384)))
+    const have = await verifyStore(store, manifest)
+    await writeResume(store, cid, have)
+    const partPath = store.partPath as string
+    await store.close()
+    return { partPath }
+  }
+
+  it('the fast path: a record that matches the part file is trusted', async () => {
+    const { partPath } = await partialDownload([0, 2, 5])
+    const have = await readResume(partPath, cid, manifest)
+    expect(have == null ? [] : [0, 1, 2, 3, 4, 5].filter(i => have.get(i))).toEqual([0, 2, 5])
+  })
+
+  it('a part file touched after the record (a crash, an edit) is not trusted', async () => {
+    const { partPath } = await partialDownload([1])
+    await utimes(partPath, new Date(), new Date(Date.now() + 5000))
+    expect(await readResume(partPath, cid, manifest)).toBeUndefined()
+  })
+
+  it('a record for another manifest, or a garbled one, is not trusted', async () => {
+    const { partPath } = await partialDownload([1])
+    expect(await readResume(partPath, 'bafyreiother', manifest)).toBeUndefined()
+    await writeFile(partPath.replace('.bitswarm-part', '.bitswarm-resume'), '{"version":1,')
+    expect(await readResume(partPath, cid, manifest)).toBeUndefined()
+  })
+
+  it('hashing again finds exactly the pieces that verify', async () => {
+    const store = await openDownloadStore(join(dir, 'out'), manifest)
+    await store.writePiece(3, data.subarray(3 * 16384, 4 * 16384))
+    await store.writePiece(4, new Uint8Array(16384).fill(7)) // garbage in slot 4
+    const have = await verifyStore(store, manifest)
+    expect([0, 1, 2, 3, 4, 5].filter(i => have.get(i))).toEqual([3])
+    await store.close()
+    const seed = await openSeedStore(join(dir, 'src.bin'), manifest)
+    expect((await verifyStore(seed, manifest)).isComplete()).toBe(true)
+    await seed.close()
+  })
+
+  it('the writer batches records and never throws', async () => {
+    const store = await openDownloadStore(join(dir, 'out'), manifest)
+    const have = await verifyStore(store, manifest)
+    const logs: string[] = []
+    const writer = new ResumeWriter({ store, cid, have: () => have, log: (m) => logs.push(m), delayMs: 10 })
+    writer.touch()
+    writer.touch()
+    await new Promise(resolve => setTimeout(resolve, 50))
+    expect(await readResume(store.partPath as string, cid, manifest)).toBeDefined()
+    await store.close()
+    await writer.flush() // the store is closed: the write fails, is logged once, and does not throw
+    expect(logs).toHaveLength(1)
+  })
+})

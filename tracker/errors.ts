@@ -1,0 +1,25 @@
+/**
+ * Errors whose message is safe to send back to a client; anything else is answered with a bare
+ * 500 "internal error".
+ */
+
+/** A client mistake (400, or 404/405 for the wrong path or method). */
+export class BadRequestError extends Error {
+  override name = 'BadRequestError'
+  readonly status: number
+  constructor (message: string, status = 400) {
+    super(message)
+    this.status = status
+  }
+}
+
+/** The signed record is valid but not newer than the last one accepted (a replay, or reordered). */
+export class StaleRecordError extends BadRequestError {
+  override name = 'StaleRecordError'
+}
+
+/** A new peer or swarm would exceed a memory limit: 503, the caller may retry later. */
+export class TrackerFullError extends Error {
+  override name = 'TrackerFullError'
+  readonly status = 503
+}
