@@ -259,6 +259,27 @@ function decodePeers (body: Uint8ArrayList): WirePeer[] {
   return peers
 }
 
+/** Encodes any message (the typed encode* helpers above, by message type). */
+export function encodeMessage (msg: WireMessage): Uint8Array {
+  switch (msg.type) {
+    case MessageType.Handshake: return encodeHandshake(msg.manifest, msg.version)
+    case MessageType.Bitfield: return encodeBitfield(msg.bitfield)
+    case MessageType.HaveAll: return encodeHaveAll()
+    case MessageType.HaveNone: return encodeHaveNone()
+    case MessageType.Have: return encodeHave(msg.piece)
+    case MessageType.Interested: return encodeInterested()
+    case MessageType.NotInterested: return encodeNotInterested()
+    case MessageType.Choke: return encodeChoke()
+    case MessageType.Unchoke: return encodeUnchoke()
+    case MessageType.Request: return encodeRequest(msg)
+    case MessageType.Piece: return encodePiece(msg.piece, msg.offset, msg.data.subarray()).subarray()
+    case MessageType.Cancel: return encodeCancel(msg)
+    case MessageType.Reject: return encodeReject(msg)
+    case MessageType.KeepAlive: return encodeKeepAlive()
+    case MessageType.Peers: return encodePeers(msg.peers)
+  }
+}
+
 function expectLength (type: MessageType, body: Uint8ArrayList, length: number): void {
   if (body.byteLength !== length) {
     throw new InvalidMessageError(`${messageName(type)} must be ${length} bytes, got ${body.byteLength}`)

@@ -7,6 +7,7 @@ import fc from 'fast-check'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { describe, expect, it } from 'vitest'
 import {
+  encodeMessage,
   encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaveNone,
   encodeInterested, encodeKeepAlive, encodeNotInterested, encodePeers, encodePiece, encodeReject, encodeRequest,
   encodeUnchoke, InvalidMessageError, MAX_BLOCK_LENGTH, MAX_FRAME_LENGTH, MessageType, PEERS_MAX_ADDR_LENGTH,
@@ -22,26 +23,7 @@ function concat (parts: Array<Uint8Array | Uint8ArrayList>): Uint8Array {
   return new Uint8ArrayList(...parts).subarray()
 }
 
-/** Encodes a message with the encode* helpers. */
-function encode (msg: WireMessage): Uint8Array {
-  switch (msg.type) {
-    case MessageType.Handshake: return encodeHandshake(msg.manifest, msg.version)
-    case MessageType.Bitfield: return encodeBitfield(msg.bitfield)
-    case MessageType.HaveAll: return encodeHaveAll()
-    case MessageType.HaveNone: return encodeHaveNone()
-    case MessageType.Have: return encodeHave(msg.piece)
-    case MessageType.Interested: return encodeInterested()
-    case MessageType.NotInterested: return encodeNotInterested()
-    case MessageType.Choke: return encodeChoke()
-    case MessageType.Unchoke: return encodeUnchoke()
-    case MessageType.Request: return encodeRequest(msg)
-    case MessageType.Piece: return encodePiece(msg.piece, msg.offset, msg.data.subarray()).subarray()
-    case MessageType.Cancel: return encodeCancel(msg)
-    case MessageType.Reject: return encodeReject(msg)
-    case MessageType.KeepAlive: return encodeKeepAlive()
-    case MessageType.Peers: return encodePeers(msg.peers)
-  }
-}
+const encode = encodeMessage
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 

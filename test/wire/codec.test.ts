@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { Uint8ArrayList } from 'uint8arraylist'
 import {
+  encodeMessage,
   decodeMessage, encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll,
   encodeHaveNone, encodeInterested, encodeKeepAlive, encodeNotInterested, encodePeers, encodePiece, encodeReject,
   encodeRequest, encodeUnchoke, InvalidMessageError, MAX_BLOCK_LENGTH, MAX_FRAME_LENGTH, MessageType,
@@ -33,26 +34,7 @@ function plain (msg: WireMessage): Record<string, unknown> {
   return { ...msg }
 }
 
-/** Re-encodes a decoded message with the encode* helpers. */
-function encode (msg: WireMessage): Uint8Array {
-  switch (msg.type) {
-    case MessageType.Handshake: return encodeHandshake(msg.manifest, msg.version)
-    case MessageType.Bitfield: return encodeBitfield(msg.bitfield)
-    case MessageType.HaveAll: return encodeHaveAll()
-    case MessageType.HaveNone: return encodeHaveNone()
-    case MessageType.Have: return encodeHave(msg.piece)
-    case MessageType.Interested: return encodeInterested()
-    case MessageType.NotInterested: return encodeNotInterested()
-    case MessageType.Choke: return encodeChoke()
-    case MessageType.Unchoke: return encodeUnchoke()
-    case MessageType.Request: return encodeRequest(msg)
-    case MessageType.Piece: return encodePiece(msg.piece, msg.offset, msg.data.subarray()).subarray()
-    case MessageType.Cancel: return encodeCancel(msg)
-    case MessageType.Reject: return encodeReject(msg)
-    case MessageType.KeepAlive: return encodeKeepAlive()
-    case MessageType.Peers: return encodePeers(msg.peers)
-  }
-}
+const encode = encodeMessage
 
 function varintOf (n: number): number[] {
   const out: number[] = []
