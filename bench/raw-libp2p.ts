@@ -4,11 +4,13 @@
  *
  *   node dist/bench/raw-libp2p.js listen [<listen multiaddr>]
  *     prints {"event":"listening","multiaddr":"/ip4/…/p2p/…"}; then, for every incoming stream,
- *     counts the bytes (for await) until the sender closes it and prints
- *     {"event":"received","bytes":n,"ms":t} (t from the stream's opening to its last byte).
+ *     reads an 8-byte length, counts the bytes that follow (for await) and, when all of them
+ *     have arrived, prints {"event":"received","bytes":n,"ms":t} (t from the stream's opening to
+ *     its last byte) and sends a one-byte acknowledgement.
  *   node dist/bench/raw-libp2p.js send <multiaddr> <bytes>
- *     dials, opens one stream, sends <bytes> in 64 KiB chunks with backpressure
- *     (`if (!stream.send(buf)) await stream.onDrain()`), closes it, prints
+ *     dials, opens one stream, sends the length and then <bytes> in 64 KiB chunks with
+ *     backpressure (`if (!stream.send(buf)) await stream.onDrain()`), waits for the
+ *     acknowledgement (stopping the node earlier could cut off data still queued), prints
  *     {"event":"sent","bytes":n,"ms":t} and exits.
  */
 import '../src/polyfill.js'
@@ -48,9 +50,25 @@ async function listen (addr: string): Promise<void> {
   await n.handle(PROTOCOL, async (stream) => {
     const t0 = performance.now()
     let bytes = 0
+    let expected = -1
+    let done = 0
     try {
-      for await (const chunk of stream) bytes += chunk.byteLength
-      emit({ event: 'received', bytes, ms: performance.now() - t0 })
+      const header: Uint8Array[] = []
+      for await (const chunk of stream) {
+        bytes += chunk.byteLength
+        if (expected < 0) {
+          header.push(chunk.subarray())
+          if (bytes < 8) continue
+          expected = Number(Buffer.concat(header).readBigUInt64BE(0)) + 8
+        }
+        if (bytes >= expected && done === 0) {
+          done = performance.now()
+          emit({ event: 'received', bytes: bytes - 8, ms: done - t0 })
+        }
+      }
+      if (bytes !== expected) throw new Error(`stream ended after ${bytes - 8} of ${expected - 8} bytes`)
+      if (!stream.send(Uint8Array.of(1))) await stream.onDrain()
+      await stream.close()
     } catch (err) {
       emit({ event: 'error', message: (err as Error).message, bytes })
     }
@@ -66,6 +84,9 @@ async function send (target: string, total: number): Promise<void> {
   const stream = await n.dialProtocol(multiaddr(target), PROTOCOL)
   // a few distinct buffers, so nothing along the way can profit from one repeated chunk
   const bufs = Array.from({ length: 16 }, () => randomBytes(CHUNK))
+  const header = Buffer.alloc(8)
+  header.writeBigUInt64BE(BigInt(total))
+  stream.send(header)
   let sent = 0
   let i = 0
   while (sent < total) {
@@ -75,6 +96,8 @@ async function send (target: string, total: number): Promise<void> {
     sent += len
   }
   await stream.close()
+  // the receiver's acknowledgement: all bytes arrived
+  for await (const chunk of stream) if (chunk.byteLength > 0) break
   emit({ event: 'sent', bytes: sent, ms: performance.now() - t0 })
   await Promise.resolve(n.stop())
 }
