@@ -12,13 +12,12 @@ import fc from 'fast-check'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Bitfield } from '../../src/bitfield.js'
-import { PeerSession, type SessionDelegate, type SessionGeometry } from '../../src/session/session.js'
+import { PeerSession, type SessionGeometry } from '../../src/session/session.js'
 import {
-  encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaveNone,
-  encodeInterested, encodeKeepAlive, encodeNotInterested, encodePeers, encodePiece, encodeReject, encodeRequest,
-  encodeUnchoke, InvalidMessageError, MAX_BLOCK_LENGTH, MessageType, WIRE_VERSION, WireDecoder,
+  encodeMessage, encodeHave, encodeInterested, encodeNotInterested, InvalidMessageError, MAX_BLOCK_LENGTH, MessageType, WIRE_VERSION, WireDecoder,
   type BlockSpec, type WireMessage, type WirePeer
 } from '../../src/wire/codec.js'
+import { RecordingDelegate } from '../helpers/session.js'
 
 const SEED = 0x5e55
 const NUM_RUNS = 150
@@ -77,58 +76,8 @@ const bitfieldBytes = (g: Geo, pieces: Iterable<number>): Uint8Array => {
 // --- delegate and raw peer --------------------------------------------------------------------
 
 /** A SessionDelegate that records every call. */
-class FakeDelegate implements SessionDelegate {
-  haveStates = 0
-  readonly haves: number[] = []
-  readonly interest: boolean[] = []
-  readonly chokes: BlockSpec[][] = []
-  unchokes = 0
-  readonly blocks: Array<{ piece: number, offset: number, data: Uint8Array }> = []
-  readonly rejects: BlockSpec[] = []
-  readonly reads: BlockSpec[] = []
-  readonly peerLists: WirePeer[][] = []
-  readonly closes: Array<string | undefined> = []
-  /** while set, readBlock waits for it: holds uploads until all input is in */
-  private gate: Promise<void> | undefined
-  private openGate: (() => void) | undefined
-
-  constructor (readonly pieces: Set<number>) {}
-
-  hold (): void {
-    this.gate = new Promise(resolve => { this.openGate = resolve })
-  }
-
-  release (): void {
-    this.gate = undefined
-    this.openGate?.()
-  }
-
-  /** delegate calls the model predicts, for waiting on */
-  get events (): number {
-    return this.haveStates + this.haves.length + this.interest.length + this.chokes.length + this.unchokes +
-      this.blocks.length + this.rejects.length + this.peerLists.length
-  }
-
-  onHaveState = (): void => { this.haveStates++ }
-  onHave = (_s: PeerSession, piece: number): void => { this.haves.push(piece) }
-  onInterest = (s: PeerSession): void => { this.interest.push(s.peerInterested) }
-  onChoke = (_s: PeerSession, dropped: BlockSpec[]): void => { this.chokes.push(dropped) }
-  onUnchoke = (): void => { this.unchokes++ }
-  onBlock = (_s: PeerSession, piece: number, offset: number, data: Uint8ArrayList): void => {
-    this.blocks.push({ piece, offset, data: data.subarray() })
-  }
-
-  onReject = (_s: PeerSession, b: BlockSpec): void => { this.rejects.push(b) }
-  hasPiece = (piece: number): boolean => this.pieces.has(piece)
-  readBlock = async (piece: number, offset: number, length: number): Promise<Uint8Array> => {
-    this.reads.push({ piece, offset, length })
-    await this.gate
-    return ourBytes(piece, offset, length)
-  }
-
-  onUpload = (): void => {}
-  onPeers = (_s: PeerSession, peers: WirePeer[]): void => { this.peerLists.push(peers) }
-  onClose = (_s: PeerSession, reason: string | undefined): void => { this.closes.push(reason) }
+class FakeDelegate extends RecordingDelegate {
+  constructor (pieces: Set<number>) { super(pieces, ourBytes) }
 }
 
 /** The far end of a session's stream: writes raw bytes, decodes what the session sends. */
@@ -179,24 +128,7 @@ function startSession (stream: Stream, g: Geo, pieces: Set<number>, name: string
 type Op = WireMessage | { garbage: Uint8Array }
 
 function encodeOp (op: Op): Uint8Array | Uint8ArrayList {
-  if ('garbage' in op) return op.garbage
-  switch (op.type) {
-    case MessageType.Handshake: return encodeHandshake(op.manifest, op.version)
-    case MessageType.Bitfield: return encodeBitfield(op.bitfield)
-    case MessageType.HaveAll: return encodeHaveAll()
-    case MessageType.HaveNone: return encodeHaveNone()
-    case MessageType.Have: return encodeHave(op.piece)
-    case MessageType.Interested: return encodeInterested()
-    case MessageType.NotInterested: return encodeNotInterested()
-    case MessageType.Choke: return encodeChoke()
-    case MessageType.Unchoke: return encodeUnchoke()
-    case MessageType.Request: return encodeRequest(op)
-    case MessageType.Piece: return encodePiece(op.piece, op.offset, op.data.subarray())
-    case MessageType.Cancel: return encodeCancel(op)
-    case MessageType.Reject: return encodeReject(op)
-    case MessageType.KeepAlive: return encodeKeepAlive()
-    case MessageType.Peers: return encodePeers(op.peers)
-  }
+  return 'garbage' in op ? op.garbage : encodeMessage(op)
 }
 
 interface Plan {

@@ -3,12 +3,13 @@ import { streamPair } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Bitfield } from '../../src/bitfield.js'
-import { MAX_QUEUED_REQUESTS, PeerSession, type SessionDelegate, type SessionGeometry } from '../../src/session/session.js'
+import { MAX_QUEUED_REQUESTS, PeerSession, type SessionGeometry } from '../../src/session/session.js'
 import {
   encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaveNone,
   encodeInterested, encodeKeepAlive, encodePiece, encodeRequest, encodeUnchoke, MAX_BLOCK_LENGTH, MessageType,
-  WireDecoder, type BlockSpec, type WireMessage, type WirePeer
+  WireDecoder, type BlockSpec, type WireMessage
 } from '../../src/wire/codec.js'
+import { RecordingDelegate } from '../helpers/session.js'
 
 /** vi.waitFor, polling often: the in-memory streams answer within a few ms */
 async function until<T> (check: () => T): Promise<T> {
@@ -45,54 +46,8 @@ function bitfieldOf (pieces: number[]): Bitfield {
   return bf
 }
 
-/** A SessionDelegate that records every call. `pieces` are the pieces "we" hold. */
-class FakeDelegate implements SessionDelegate {
-  haveStates = 0
-  readonly haves: number[] = []
-  interest: boolean[] = []
-  readonly chokes: BlockSpec[][] = []
-  unchokes = 0
-  readonly blocks: Array<{ piece: number, offset: number, data: Uint8Array }> = []
-  readonly rejects: BlockSpec[] = []
-  readonly reads: BlockSpec[] = []
-  uploaded = 0
-  readonly closes: Array<string | undefined> = []
-  readonly peerLists: WirePeer[][] = []
-  /** while set, readBlock waits for it: lets a test hold requests in the upload queue */
-  gate: Promise<void> | undefined
-  private releaseGate: (() => void) | undefined
-
-  constructor (readonly pieces: Set<number>) {}
-
-  hold (): void {
-    this.gate = new Promise(resolve => { this.releaseGate = resolve })
-  }
-
-  release (): void {
-    this.gate = undefined
-    this.releaseGate?.()
-  }
-
-  onHaveState = (): void => { this.haveStates++ }
-  onPeers = (_s: PeerSession, peers: WirePeer[]): void => { this.peerLists.push(peers) }
-  onHave = (_s: PeerSession, piece: number): void => { this.haves.push(piece) }
-  onInterest = (s: PeerSession): void => { this.interest.push(s.peerInterested) }
-  onChoke = (_s: PeerSession, dropped: BlockSpec[]): void => { this.chokes.push(dropped) }
-  onUnchoke = (): void => { this.unchokes++ }
-  onBlock = (_s: PeerSession, piece: number, offset: number, data: Uint8ArrayList): void => {
-    this.blocks.push({ piece, offset, data: data.subarray() })
-  }
-
-  onReject = (_s: PeerSession, b: BlockSpec): void => { this.rejects.push(b) }
-  hasPiece = (piece: number): boolean => this.pieces.has(piece)
-  readBlock = async (piece: number, offset: number, length: number): Promise<Uint8Array> => {
-    this.reads.push({ piece, offset, length })
-    await this.gate
-    return blockBytes(piece, offset, length)
-  }
-
-  onUpload = (_s: PeerSession, bytes: number): void => { this.uploaded += bytes }
-  onClose = (_s: PeerSession, reason: string | undefined): void => { this.closes.push(reason) }
+class FakeDelegate extends RecordingDelegate {
+  constructor (pieces: Set<number>) { super(pieces, blockBytes) }
 }
 
 interface Side {

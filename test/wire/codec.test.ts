@@ -8,6 +8,7 @@ import {
   messageName, TruncatedFrameError, WIRE_VERSION, WireDecoder, type WireMessage, type WirePeer
 } from '../../src/wire/codec.js'
 import { prng } from '../helpers/prng.js'
+import { expectWellFormed } from '../helpers/wire.js'
 
 const randInt = (random: () => number, n: number): number => Math.floor(random() * n)
 
@@ -415,44 +416,6 @@ describe('wire codec: malformed input', () => {
 })
 
 describe('wire codec: random input', () => {
-  /** Checks a decoded message is one the encoders could have produced. */
-  function expectWellFormed (msg: WireMessage): void {
-    const u32 = (n: number): void => { expect(Number.isInteger(n) && n >= 0 && n <= 0xffffffff).toBe(true) }
-    expect(Object.values(MessageType)).toContain(msg.type)
-    switch (msg.type) {
-      case MessageType.Handshake:
-        expect(msg.version).toBeGreaterThanOrEqual(0)
-        expect(msg.version).toBeLessThanOrEqual(255)
-        expect(msg.manifest.byteLength).toBeGreaterThan(0)
-        break
-      case MessageType.Have: u32(msg.piece); break
-      case MessageType.Request:
-      case MessageType.Cancel:
-      case MessageType.Reject:
-        u32(msg.piece); u32(msg.offset); u32(msg.length)
-        break
-      case MessageType.Piece:
-        u32(msg.piece); u32(msg.offset)
-        expect(msg.data.byteLength).toBeGreaterThan(0)
-        expect(msg.data.byteLength).toBeLessThanOrEqual(MAX_BLOCK_LENGTH)
-        break
-      case MessageType.Peers:
-        expect(msg.peers.length).toBeLessThanOrEqual(50)
-        for (const { id, addrs } of msg.peers) {
-          expect(id.byteLength).toBeGreaterThanOrEqual(1)
-          expect(id.byteLength).toBeLessThanOrEqual(64)
-          expect(addrs.length).toBeLessThanOrEqual(8)
-          for (const addr of addrs) {
-            expect(addr.byteLength).toBeGreaterThanOrEqual(1)
-            expect(addr.byteLength).toBeLessThanOrEqual(255)
-          }
-        }
-        break
-      default:
-        break
-    }
-  }
-
   /** Valid frames, some of them damaged: more interesting than pure noise, which is mostly unknown types. */
   function mutatedFrames (random: () => number): Uint8Array {
     const parts: Uint8Array[] = []
