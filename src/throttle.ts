@@ -18,6 +18,10 @@ export class Throttle {
   private tokens: number
   private last: number
   private queue: Promise<void> = Promise.resolve()
+  /** callers of take() not yet served */
+  private waiting = 0
+  /** a waiter sleeps until this many bytes are due: fewer, larger writes (at most ~5 ms of rate) */
+  private readonly quantum: number
 
   constructor (init: ThrottleInit) {
     this.rate = init.rate > 0 ? init.rate : Infinity
@@ -25,33 +29,56 @@ export class Throttle {
     this.now = init.now ?? Date.now
     this.tokens = this.burst
     this.last = this.now()
+    this.quantum = Math.min(this.burst, Math.max(16 * 1024, this.rate / 200))
   }
 
   get unlimited (): boolean {
     return this.rate === Infinity
   }
 
+  /** Takes `bytes` now if they are due and nobody is waiting; false otherwise (then take()). */
+  tryTake (bytes: number): boolean {
+    if (this.unlimited) return true
+    if (this.waiting > 0) return false
+    this.refill()
+    if (this.tokens < Math.min(bytes, this.burst)) return false
+    this.tokens -= bytes
+    return true
+  }
+
   /** Resolves when `bytes` may be sent. */
   async take (bytes: number, signal?: AbortSignal): Promise<void> {
     if (this.unlimited) return
+    this.waiting++
     const turn = this.queue.then(async () => { await this.wait(bytes, signal) })
     // the next caller waits for this one, whatever happens to it
     this.queue = turn.catch(() => {})
-    await turn
+    try {
+      await turn
+    } finally {
+      this.waiting--
+    }
+  }
+
+  private refill (): void {
+    const now = this.now()
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000)
+    this.last = now
   }
 
   private async wait (bytes: number, signal?: AbortSignal): Promise<void> {
     for (;;) {
       signal?.throwIfAborted()
-      const now = this.now()
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000)
-      this.last = now
+      this.refill()
       // a block larger than the bucket may go once the bucket is full
       if (this.tokens >= Math.min(bytes, this.burst)) {
         this.tokens -= bytes
         return
       }
-      const ms = Math.ceil(((Math.min(bytes, this.burst) - this.tokens) * 1000) / this.rate)
+      // sleep until a quantum is due, not just this block: the caller then sends what follows
+      // with tryTake() in the same write, instead of waking once per 16 KiB block
+      const due = Math.min(this.burst, Math.max(bytes, this.quantum))
+      const ms = Math.ceil(((due - this.tokens) * 1000) / this.rate)
       await new Promise<void>((resolve, reject) => {
         const t = setTimeout(resolve, Math.max(1, ms))
         signal?.addEventListener('abort', () => { clearTimeout(t); reject(signal.reason) }, { once: true })

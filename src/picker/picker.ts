@@ -11,7 +11,7 @@
 
 import { Bitfield } from '../bitfield.js'
 
-export const BLOCK_SIZE = 16384
+export const BLOCK_SIZE = 65536
 
 /** Pipeline depth bounds for requestDepth(). */
 export const MIN_REQUEST_DEPTH = 4
@@ -213,11 +213,20 @@ export class PiecePicker {
     if (peer === undefined || !(max > 0)) return out
 
     // 1. strict priority: finish pieces already started, oldest first, so they can be hashed
-    //    and announced instead of leaving many pieces half done
+    //    and announced instead of leaving many pieces half done; but rarity comes first. A
+    //    piece that another peer is sending us right now is left to that peer when this one
+    //    can give us something rarer: otherwise a seed's upload goes to pieces the swarm
+    //    already has, and under an upload cap the seed's bandwidth is what bounds everyone
+    //    (Kumar and Ross: F/u_s).
     if (this.free > 0) {
+      let rarest = -1
       for (const ap of this.active.values()) {
         if (out.length >= max) break
         if (ap.busyCount === ap.blockCount || !this.has(peer, ap.piece)) continue
+        if (ap.busyCount > ap.receivedCount && this.busyElsewhere(ap, peerId)) {
+          if (rarest < 0) rarest = this.rarestUnstarted(peer)
+          if (this.avail[ap.piece] > rarest) continue
+        }
         this.takeFree(ap, peerId, peer, max, out)
       }
     }
@@ -392,6 +401,27 @@ export class PiecePicker {
       peer.inFlight.set(this.key(ap.piece, b), ref)
       out.push(ref)
     }
+  }
+
+  /** Some block of the piece is in flight from a peer other than this one. */
+  private busyElsewhere (ap: ActivePiece, peerId: string): boolean {
+    for (let b = 0; b < ap.blockCount; b++) {
+      const r = ap.requesters[b]
+      if (r !== undefined && (r.length > 1 || r[0] !== peerId)) return true
+    }
+    return false
+  }
+
+  /** Lowest availability among the unstarted pieces we lack and the peer has (0xffffffff: none). */
+  private rarestUnstarted (peer: PeerState): number {
+    const has = peer.has
+    let min = 0xffffffff
+    for (let i = 0; i < this.pieceCount; i++) {
+      if (this.taken[i] !== 0 || (has !== undefined && !has.get(i))) continue
+      if (this.avail[i] < min) min = this.avail[i]
+      if (min === 0) break
+    }
+    return min
   }
 
   /** Index in [0, n) from the injected random source. */

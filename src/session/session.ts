@@ -309,8 +309,8 @@ export class PeerSession {
     try {
       while (!this.closed && this.incoming.length > 0) {
         const b = this.incoming[0]
-        if (this.throttle != null && !this.throttle.unlimited) {
-          // under a rate cap, what is queued goes out now rather than wait for a full batch
+        if (this.throttle != null && !this.throttle.tryTake(b.length)) {
+          // over the rate cap: what is queued goes out now, then we wait for our turn
           this.flush()
           await this.throttle.take(b.length)
           if (this.closed) return

@@ -65,15 +65,25 @@ export async function removeResume (partPath: string): Promise<void> {
  * Hashes every piece on disk (one at a time: memory stays at one piece) and returns the ones
  * that match the manifest. Zero-filled holes of a sparse part file simply fail to verify.
  */
+/** Pieces hashed at once by verifyStore (libuv's thread pool has 4 threads by default). */
+const VERIFY_CONCURRENCY = 4
+
 export async function verifyStore (store: PieceStore, manifest: Manifest, options: { signal?: AbortSignal, onProgress?: (done: number, total: number) => void } = {}): Promise<Bitfield> {
   const n = pieceCount(manifest)
   const have = new Bitfield(n)
-  for (let i = 0; i < n; i++) {
-    options.signal?.throwIfAborted()
-    const digest = await sha256(await store.readPiece(i))
-    if (Buffer.compare(digest, pieceHash(manifest, i)) === 0) have.set(i)
-    options.onProgress?.(i + 1, n)
+  // a few pieces at once: reads and hashes run on the thread pool, so they overlap
+  let next = 0
+  let done = 0
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      options.signal?.throwIfAborted()
+      const i = next++
+      const digest = await sha256(await store.readPiece(i))
+      if (Buffer.compare(digest, pieceHash(manifest, i)) === 0) have.set(i)
+      options.onProgress?.(++done, n)
+    }
   }
+  await Promise.all(Array.from({ length: Math.min(VERIFY_CONCURRENCY, n) }, worker))
   return have
 }
 

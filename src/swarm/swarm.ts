@@ -82,6 +82,9 @@ export interface SwarmEvents {
 }
 
 const TICK_MS = 1000
+/** A peer's first SLOW_START_BYTES are requested as if it sent SLOW_START_RATE (64 blocks deep). */
+const SLOW_START_BYTES = 4 * 1024 * 1024
+const SLOW_START_RATE = 1024 * 1024
 /** Quiet for this long, we send a keep-alive; a peer quiet for DEAD_PEER_MS is gone. */
 const KEEP_ALIVE_MS = 30_000
 const DEAD_PEER_MS = 4 * KEEP_ALIVE_MS
@@ -447,8 +450,11 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
 
   private fillRequests (session: PeerSession): void {
     if (session.closed || session.peerChoking || !session.amInterested || this.completed) return
-    // keep about one second of this peer's rate in flight (at least a few blocks)
-    const depth = requestDepth(session.down.rate())
+    // keep about one second of this peer's rate in flight (at least a few blocks); until the
+    // peer has sent a few MiB its rate says little, so start as if it were fast (slow start
+    // from 4 blocks costs many round trips on a fast link)
+    const rate = session.down.total < SLOW_START_BYTES ? Math.max(session.down.rate(), SLOW_START_RATE) : session.down.rate()
+    const depth = requestDepth(rate)
     const want = depth - this.picker.inFlight(session.remotePeer)
     // top the pipeline up in batches, not one request per block received
     if (want <= 0 || (want < Math.ceil(depth / 4) && this.picker.inFlight(session.remotePeer) > 0)) return

@@ -6,14 +6,18 @@
  * nothing of sessions: it turns bytes into typed messages or throws InvalidMessageError, and
  * the peer session decides what a message means in its state.
  */
-import { LengthPrefixedDecoder } from '@libp2p/utils'
 import * as varint from 'uint8-varint'
 import { Uint8ArrayList } from 'uint8arraylist'
 
-export const WIRE_PROTOCOL = '/bitswarm/wire/1.0.0'
-export const WIRE_VERSION = 1
-/** Blocks are 16 KiB: "All current implementations use 2^14 (16 kiB)" (BEP 3). */
-export const MAX_BLOCK_LENGTH = 16384
+/** Version 2: blocks of up to 64 KiB (version 1 capped them at 16 KiB). */
+export const WIRE_PROTOCOL = '/bitswarm/wire/2.0.0'
+export const WIRE_VERSION = 2
+/**
+ * Largest block a peer may request. BEP 3 notes that "all current implementations use 2^14
+ * (16 kiB)"; this wire is our own, and 64 KiB blocks cut the per-block work (requests, frames,
+ * picker bookkeeping, reads) by four: a downloader moved about 20% more data per CPU second.
+ */
+export const MAX_BLOCK_LENGTH = 65536
 /** Cap on one frame: a block plus its header, or a bitfield of up to 1,048,576 pieces. */
 export const MAX_FRAME_LENGTH = 128 * 1024 + 16
 
@@ -330,65 +334,75 @@ export function decodeMessage (body: Uint8ArrayList): WireMessage {
   }
 }
 
-/**
- * Reads a frame's length prefix, strictly: LengthPrefixedDecoder would silently skip an empty
- * frame (leaving `buffered` wrong) and misframe a non-minimal varint (it re-derives the prefix
- * size from the value). A RangeError still means "need more bytes".
- */
-function frameLength (data: Uint8Array | Uint8ArrayList): number {
-  // MAX_FRAME_LENGTH fits in 3 varint bytes: a 4th continuation byte can only be garbage, so
-  // say so now rather than wait for more bytes that will never make sense
-  if (data.byteLength >= 3 && (byteAt(data, 0) & byteAt(data, 1) & byteAt(data, 2) & 0x80) !== 0) {
-    throw new InvalidMessageError('length prefix too long')
-  }
-  const n = varint.decode(data)
-  if (n === 0) throw new InvalidMessageError('empty message')
-  const last = data instanceof Uint8Array ? data[varint.encodingLength(n) - 1] : data.get(varint.encodingLength(n) - 1)
-  if ((last & 0x80) !== 0) throw new InvalidMessageError('length prefix is not minimally encoded')
-  return n
-}
-
-function byteAt (data: Uint8Array | Uint8ArrayList, i: number): number {
-  return data instanceof Uint8Array ? data[i] : data.get(i)
-}
+/** Most bytes a decoder holds: a chunk may carry many whole frames (up to yamux's 16 MiB window). */
+const MAX_BUFFERED = 16 * 1024 * 1024 + MAX_FRAME_LENGTH
 
 /**
  * Turns a byte stream into messages. Feed it chunks as they come; call `end()` when the stream
  * ends, which throws TruncatedFrameError if a frame was cut short.
+ *
+ * The framing is an unsigned varint length, then that many bytes. We split frames here rather
+ * than with @libp2p/utils' LengthPrefixedDecoder: that one learns "need more bytes" from a
+ * RangeError thrown (with a stack trace) at the end of every chunk, which profiling showed as
+ * 5% of a leecher's CPU; it also skips empty frames and accepts non-minimal prefixes, which we
+ * refuse.
  */
 export class WireDecoder {
-  private readonly frames: LengthPrefixedDecoder
-  private buffered = 0
+  private readonly buffer = new Uint8ArrayList()
+  private readonly maxFrameLength: number
 
   constructor (maxFrameLength = MAX_FRAME_LENGTH) {
-    // a chunk may carry many whole frames (up to yamux's 16 MiB window), so the buffer cap is
-    // that window, not one frame; a frame itself is capped by maxDataLength
-    this.frames = new LengthPrefixedDecoder({ maxDataLength: maxFrameLength, maxBufferSize: 16 * 1024 * 1024 + maxFrameLength, lengthDecoder: frameLength })
+    this.maxFrameLength = maxFrameLength
   }
 
   * decode (chunk: Uint8Array | Uint8ArrayList): Generator<WireMessage> {
-    this.buffered += chunk.byteLength
-    const frames = this.frames.decode(chunk)
+    const buffer = this.buffer
+    buffer.append(chunk)
+    if (buffer.byteLength > MAX_BUFFERED) throw new InvalidMessageError(`bad frame: more than ${MAX_BUFFERED} bytes buffered`)
     for (;;) {
-      let next: IteratorResult<Uint8ArrayList>
-      try {
-        next = frames.next()
-      } catch (err) {
-        throw new InvalidMessageError(`bad frame: ${(err as Error).message}`)
-      }
-      if (next.done === true) return
-      const body = next.value
-      this.buffered -= varint.encodingLength(body.byteLength) + body.byteLength
+      const prefix = this.prefix()
+      if (prefix === 0) return
+      const length = this.lengthOf(prefix)
+      const end = prefix + length
+      if (buffer.byteLength < end) return
+      const body = buffer.sublist(prefix, end)
+      buffer.consume(end)
       yield decodeMessage(body)
     }
   }
 
+  /**
+   * Size of the length prefix at the front of the buffer; 0 while it is incomplete. Strict: a
+   * frame is refused as soon as its prefix shows it is empty, too long, or not minimally
+   * encoded. MAX_FRAME_LENGTH fits in 3 varint bytes, so a 3rd continuation byte is garbage.
+   */
+  private prefix (): number {
+    const buffer = this.buffer
+    const available = Math.min(buffer.byteLength, 3)
+    for (let i = 0; i < available; i++) {
+      const b = buffer.get(i)
+      if ((b & 0x80) !== 0) continue
+      if (i > 0 && b === 0) throw new InvalidMessageError('bad frame: length prefix is not minimally encoded')
+      return i + 1
+    }
+    if (available === 3) throw new InvalidMessageError('bad frame: length prefix too long')
+    return 0
+  }
+
+  private lengthOf (prefix: number): number {
+    let length = 0
+    for (let i = prefix - 1; i >= 0; i--) length = length * 128 + (this.buffer.get(i) & 0x7f)
+    if (length === 0) throw new InvalidMessageError('bad frame: empty message')
+    if (length > this.maxFrameLength) throw new InvalidMessageError(`bad frame: ${length} bytes exceeds ${this.maxFrameLength}`)
+    return length
+  }
+
   /** Bytes received that do not yet form a whole frame. */
   get pending (): number {
-    return this.buffered
+    return this.buffer.byteLength
   }
 
   end (): void {
-    if (this.buffered > 0) throw new TruncatedFrameError(`stream ended inside a frame (${this.buffered} bytes left)`)
+    if (this.buffer.byteLength > 0) throw new TruncatedFrameError(`stream ended inside a frame (${this.buffer.byteLength} bytes left)`)
   }
 }

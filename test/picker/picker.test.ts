@@ -355,7 +355,7 @@ describe('requestDepth', () => {
     expect(requestDepth(-5)).toBe(4)
     expect(requestDepth(Number.NaN)).toBe(4)
     expect(requestDepth(10 * BLOCK_SIZE)).toBe(10)
-    expect(requestDepth(1024 * 1024)).toBe(64)
+    expect(requestDepth(1024 * 1024)).toBe(1024 * 1024 / BLOCK_SIZE)
     expect(requestDepth(1e12)).toBe(256)
     expect(requestDepth(Number.POSITIVE_INFINITY)).toBe(256)
     expect(requestDepth(1024 * 1024, 4096)).toBe(256)

@@ -212,7 +212,7 @@ function planArb (benign: boolean): fc.Arbitrary<Plan> {
 
       const badHandshake = fc.record({
         type: fc.constant(T.Handshake),
-        version: fc.constantFrom(WIRE_VERSION, 0, 2, 255),
+        version: fc.constantFrom(WIRE_VERSION, 0, 1, 255),
         manifest: fc.constantFrom(MANIFEST, OTHER_MANIFEST, Uint8Array.of(1), MANIFEST.subarray(0, 10))
       }) as fc.Arbitrary<Op>
       // right length with any bits (spare ones too), or the wrong length

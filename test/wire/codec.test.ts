@@ -209,7 +209,7 @@ describe('wire codec: golden bytes (frame = varint(len) | type | payload, u32 bi
   })
 
   it('handshake: <0><version><manifest bytes>', () => {
-    expect([...encodeHandshake(Uint8Array.of(0xaa, 0xbb))]).toEqual([4, 0, 1, 0xaa, 0xbb])
+    expect([...encodeHandshake(Uint8Array.of(0xaa, 0xbb))]).toEqual([4, 0, 2, 0xaa, 0xbb])
   })
 
   it('bitfield: <1><bits>', () => {
@@ -258,11 +258,11 @@ describe('wire codec: golden bytes (frame = varint(len) | type | payload, u32 bi
     expect(106102).toBeLessThanOrEqual(MAX_FRAME_LENGTH)
   })
 
-  it('piece with a 16 KiB block has a 3-byte varint prefix', () => {
-    // 1 + 8 + 16384 = 16393 = 0b1_0000000_0001001 → 0x89 0x80 0x01
+  it('piece with a 64 KiB block has a 3-byte varint prefix', () => {
+    // 1 + 8 + 65536 = 65545 = 0b100_0000000_0001001 → 0x89 0x80 0x04
     const bytes = encodePiece(0, 0, BLOCK).subarray()
-    expect([...bytes.subarray(0, 4)]).toEqual([0x89, 0x80, 0x01, 10])
-    expect(bytes.byteLength).toBe(3 + 16393)
+    expect([...bytes.subarray(0, 4)]).toEqual([0x89, 0x80, 0x04, 10])
+    expect(bytes.byteLength).toBe(3 + 65545)
   })
 })
 
@@ -291,8 +291,8 @@ describe('wire codec: malformed input', () => {
     }
   })
 
-  it('rejects a piece with a block over 16 KiB', () => {
-    expectInvalid(encodePiece(0, 0, new Uint8Array(MAX_BLOCK_LENGTH + 1)), /block of 16385 bytes exceeds 16384/)
+  it('rejects a piece with a block over 64 KiB', () => {
+    expectInvalid(encodePiece(0, 0, new Uint8Array(MAX_BLOCK_LENGTH + 1)), /block of 65537 bytes exceeds 65536/)
   })
 
   it('rejects a piece with no block', () => {
