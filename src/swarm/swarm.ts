@@ -82,6 +82,8 @@ export interface SwarmEvents {
 }
 
 const TICK_MS = 1000
+/** Piece buffers kept for reuse, in bytes. */
+const SPARE_BUFFER_BYTES = 16 * 1024 * 1024
 /** A peer's first SLOW_START_BYTES are requested as if it sent SLOW_START_RATE (64 blocks deep). */
 const SLOW_START_BYTES = 4 * 1024 * 1024
 const SLOW_START_RATE = 1024 * 1024
@@ -115,6 +117,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly verifying = new Set<Promise<void>>()
   private readonly downloadedFrom = Object.fromEntries(PEER_SOURCES.map(k => [k, 0])) as Record<PeerSource, number>
   private readonly buffers = new Map<number, Uint8Array>()
+  private readonly spareBuffers: Uint8Array[] = []
   private readonly log: (msg: string) => void
   private readonly now: () => number
   private readonly maxPeers: number
@@ -325,7 +328,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     }
     let buf = this.buffers.get(piece)
     if (buf == null) {
-      buf = new Uint8Array(pieceSize(this.manifest, piece))
+      buf = this.takeBuffer(pieceSize(this.manifest, piece))
       this.buffers.set(piece, buf)
     }
     let at = offset
@@ -381,6 +384,26 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
 
   // --- downloading ---------------------------------------------------------------------------
 
+  /**
+   * A buffer for a piece being assembled. Full-size ones are reused once their piece is written:
+   * a fresh 256 KiB buffer per piece (zero-filled, then collected) was a good part of a
+   * downloader's garbage. No byte of a reused buffer is read before a block overwrites it: a
+   * piece is hashed only when every block has arrived.
+   */
+  private takeBuffer (size: number): Uint8Array {
+    if (size === this.manifest.pieceLength) {
+      const spare = this.spareBuffers.pop()
+      if (spare !== undefined) return spare
+    }
+    return new Uint8Array(size)
+  }
+
+  private giveBuffer (buf: Uint8Array): void {
+    if (buf.byteLength !== this.manifest.pieceLength) return
+    // at most SPARE_BUFFER_BYTES kept (at least one buffer, whatever the piece length)
+    if ((this.spareBuffers.length + 1) * buf.byteLength <= SPARE_BUFFER_BYTES || this.spareBuffers.length === 0) this.spareBuffers.push(buf)
+  }
+
   /** A piece is verified by SHA-256 before it is stored, announced with `have`, or uploaded. */
   private async verifyPiece (piece: number, buf: Uint8Array): Promise<void> {
     try {
@@ -391,6 +414,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
         this.hashFailures++
         this.wasted += buf.byteLength
         this.buffers.delete(piece)
+        this.giveBuffer(buf)
         this.picker.pieceFailed(piece)
         this.log(`piece ${piece} failed its hash check (blocks from ${senders.map(shortId).join(', ')}); fetching it again`)
         this.blame(senders)
@@ -399,6 +423,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       }
       await this.store.writePiece(piece, buf)
       this.buffers.delete(piece)
+      this.giveBuffer(buf)
       this.picker.pieceVerified(piece)
       for (const s of this.sessions.values()) {
         s.have(piece)
@@ -500,14 +525,11 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
    * subset of the other members we are connected to, so a peer that reached one member soon
    * knows the rest without a tracker.
    */
-  private async exchangePeers (): Promise<void> {
+  private exchangePeers (): void {
     const now = this.now()
     const due = [...this.sessions.values()].filter(s => s.haveStateReceived && (this.pexDue.get(s.remotePeer) ?? Infinity) <= now)
-    if (due.length === 0) return
-    // refresh what we know of the members we are talking to (identify may have run since)
-    for (const s of this.sessions.values()) {
-      this.learn(s.remotePeer, await this.listenAddrs(s.remotePeer))
-    }
+    // what we pass on was learned when each session got its have-state and from identify
+    // events since: no peer-store reads here, in a loop that runs every second
     for (const s of due) {
       if (s.closed) continue
       this.pexDue.set(s.remotePeer, now + this.pexInterval)
@@ -536,7 +558,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   }
 
   private tick (): void {
-    void this.exchangePeers().catch((err: Error) => { this.log(`peer exchange failed: ${err.message}`) })
+    this.exchangePeers()
     for (const s of this.sessions.values()) {
       const expired = s.expireRequests(this.requestTimeout)
       for (const b of expired) this.picker.requestFailed(s.remotePeer, b as BlockRef)
