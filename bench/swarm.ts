@@ -229,6 +229,22 @@ async function rss (pid: number | undefined): Promise<number> {
   }
 }
 
+/** CPU seconds (user + system, all threads) a live process has used so far; 0 if unknown. */
+async function cpuSeconds (pid: number | undefined): Promise<number> {
+  if (pid == null) return 0
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    // fields after "pid (comm) ": state is field 3, utime field 14, stime field 15 (proc(5)),
+    // in clock ticks of USER_HZ = 100 on Linux
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / 100
+  } catch {
+    return 0
+  }
+}
+
+const CORES = cpus().length
+
 // ---------------------------------------------------------------------------------------------
 // figures
 
@@ -287,9 +303,12 @@ function scenario1 (): Scenario {
       { key: 'bsE2e', label: 'bitswarm: leecher spawn → `complete`', unit: 'MiB/s', digits: 1 },
       { key: 'bsStartup', label: 'bitswarm: leecher spawn → `manifest`', unit: 's', digits: 2 },
       { key: 'ratioTransfer', label: 'ratio bitswarm/raw (transfer spans)', unit: '×', digits: 2, goal: { op: '>=', value: 0.8 } },
-      { key: 'ratioE2e', label: 'ratio bitswarm/raw (spawn → done)', unit: '×', digits: 2, goal: { op: '>=', value: 0.8 } }
+      { key: 'ratioE2e', label: 'ratio bitswarm/raw (spawn → done)', unit: '×', digits: 2, goal: { op: '>=', value: 0.8 } },
+      { key: 'rawRecvCpu', label: 'raw receiver: CPU per MiB (process start included)', unit: 'ms', digits: 1 },
+      { key: 'bsLeechCpu', label: 'bitswarm leecher: CPU per MiB (process start included)', unit: 'ms', digits: 1 },
+      { key: 'bsSeedCpu', label: 'bitswarm seeder: CPU per MiB served', unit: 'ms', digits: 1 }
     ],
-    notes: ['Each run measures both, alternating which goes first; the ratios are per run.'],
+    notes: ['Each run measures both, alternating which goes first; the ratios are per run. CPU is user + system time of all threads (/proc/<pid>/stat); the leecher\'s includes hashing and writing the file, which the raw receiver does not do.'],
     timeoutMs: 60_000 + 2 * 1000 * SIZE_MIB / 2,
     once: async (n) => {
       const file = await dataFile(SIZE_MIB)
@@ -299,16 +318,20 @@ function scenario1 (): Scenario {
         const d = run.start('raw-send', ['send', ma, String(bytes)], RAW)
         const got = await l.until(e => e.event === 'received' || e.event === 'error', run.deadline, 'received')
         if (got.e.event === 'error' || Number(got.e.bytes) !== bytes) throw new Error(`raw receiver: ${JSON.stringify(got.e)}`)
-        return { rawStream: mibps(bytes, Number(got.e.ms)), rawE2e: mibps(bytes, got.at - d.spawnedAt) }
+        const rawRecvCpu = 1000 * await cpuSeconds(l.child.pid) / (bytes / MiB)
+        return { rawStream: mibps(bytes, Number(got.e.ms)), rawE2e: mibps(bytes, got.at - d.spawnedAt), rawRecvCpu }
       })
       const bs = async (): Promise<Values> => await withRun(60_000 + 1000 * SIZE_MIB / 2, async (run) => {
         const announce = await run.tracker()
-        const { cid } = await run.seeder(file, announce)
+        const { cid, proc: seeder } = await run.seeder(file, announce)
+        const seederCpu0 = await cpuSeconds(seeder.child.pid)
         const l = run.leecher(0, cid, announce)
         const m = await l.until(e => e.event === 'manifest', run.deadline, 'manifest')
         const c = await l.until(e => e.event === 'complete', run.deadline, 'complete')
+        const [leechCpu, seedCpu] = [await cpuSeconds(l.child.pid), await cpuSeconds(seeder.child.pid) - seederCpu0]
         if (Number(c.e.bytes) !== bytes) throw new Error(`complete with ${String(c.e.bytes)} bytes, expected ${bytes}`)
-        return { bsTransfer: mibps(bytes, c.at - m.at), bsE2e: mibps(bytes, c.at - l.spawnedAt), bsStartup: secs(m.at - l.spawnedAt) }
+        const perMiB = (s: number): number => 1000 * s / (bytes / MiB)
+        return { bsTransfer: mibps(bytes, c.at - m.at), bsE2e: mibps(bytes, c.at - l.spawnedAt), bsStartup: secs(m.at - l.spawnedAt), bsLeechCpu: perMiB(leechCpu), bsSeedCpu: perMiB(seedCpu) }
       })
       const v = n % 2 === 0 ? { ...(await raw()), ...(await bs()) } : { ...(await bs()), ...(await raw()) }
       return { ...v, ratioTransfer: v.bsTransfer / v.rawStream, ratioE2e: v.bsE2e / v.rawE2e }
@@ -323,10 +346,14 @@ async function swarmOnce (run: Run, mib: number, n: number, capMiB: number | und
   const cap = capMiB == null ? [] : ['--max-upload-rate', `${capMiB}MiB`]
   const announce = await run.tracker()
   const seeder = await run.seeder(file, announce, cap)
+  // the seeder's hashing of the file before it seeds is not part of the swarm's work
+  const seederCpu0 = await cpuSeconds(seeder.proc.child.pid)
   const t0 = performance.now()
   const leechers = Array.from({ length: n }, (_, i) => run.leecher(i, seeder.cid, announce, ['--seed', ...cap]))
   const manifests = await Promise.all(leechers.map(async l => await l.until(e => e.event === 'manifest', run.deadline, 'manifest')))
   const completes = await Promise.all(leechers.map(async l => await l.until(e => e.event === 'complete', run.deadline, 'complete')))
+  // every peer's CPU time at the last `complete`: what the machine spent to get there
+  const cpu = (await Promise.all([seeder.proc, ...leechers].map(async p => await cpuSeconds(p.child.pid)))).reduce((a, b) => a + b, 0) - seederCpu0
   for (const c of completes) if (Number(c.e.bytes) !== bytes) throw new Error(`complete with ${String(c.e.bytes)} bytes, expected ${bytes}`)
   const last = Math.max(...completes.map(c => c.at))
   const first = Math.min(...completes.map(c => c.at))
@@ -337,7 +364,10 @@ async function swarmOnce (run: Run, mib: number, n: number, capMiB: number | und
     first: secs(first - t0),
     transfer: secs(last - firstManifest),
     aggregate: mibps(n * bytes, last - t0),
-    seederShare: seederUp / (n * bytes)
+    seederShare: seederUp / (n * bytes),
+    cpu,
+    cpuFloor: cpu / CORES,
+    cpuPerMiB: 1000 * cpu / (n * bytes / MiB)
   }
 }
 
@@ -351,14 +381,18 @@ function swarmScenario (id: number, mib: number, n: number, capMiB: number | und
     { key: 'first', label: 'first leecher: spawn → `complete`', unit: 's', digits: 2 },
     { key: 'transfer', label: 'first `manifest` → last `complete`', unit: 's', digits: 2 },
     { key: 'aggregate', label: `aggregate download, N·F / last time`, unit: 'MiB/s', digits: 1 },
-    { key: 'seederShare', label: 'seeder upload / (N·F) (≈, last stats line; 1.0 = client-server)', unit: '×', digits: 2 }
+    { key: 'seederShare', label: 'seeder upload / (N·F) (≈, last stats line; 1.0 = client-server)', unit: '×', digits: 2 },
+    { key: 'cpu', label: 'CPU time of all peers, spawn → last `complete`', unit: 's', digits: 1 },
+    { key: 'cpuFloor', label: `CPU floor: that CPU time / ${CORES} cores`, unit: 's', digits: 2 },
+    { key: 'cpuPerMiB', label: 'CPU per MiB delivered (both ends, process start included)', unit: 'ms', digits: 1 }
   ]
   const notes: string[] = []
   if (tStar != null && clientServer != null) {
     metrics.push(
       { key: 'ratio', label: `last time / T* (T* = ${tStar.toFixed(2)} s)`, unit: '×', digits: 2, goal: { op: '<=', value: 1.2 } },
       { key: 'ratioTransfer', label: 'transfer span / T*', unit: '×', digits: 2 },
-      { key: 'ratioCs', label: `last time / client-server N·F/u_s (${clientServer.toFixed(1)} s)`, unit: '×', digits: 2 })
+      { key: 'ratioCs', label: `last time / client-server N·F/u_s (${clientServer.toFixed(1)} s)`, unit: '×', digits: 2 },
+      { key: 'ratioCpu', label: 'CPU floor / T* (above 1.2, this machine cannot meet the goal at this CPU cost)', unit: '×', digits: 2 })
     notes.push(`F = ${mib} MiB, N = ${n}, u_s = u_i = ${String(capMiB)} MiB/s, d_min = ∞: T* = max(F/u_s = ${(F / (u ?? 1)).toFixed(2)} s, N·F/(u_s+Σu_i) = ${(n * F / ((n + 1) * (u ?? 1))).toFixed(2)} s) = ${tStar.toFixed(2)} s; client-server N·F/u_s = ${clientServer.toFixed(1)} s.`)
   }
   const title = `one seeder, ${n} leechers, ${mib} MiB, ${capMiB == null ? 'no caps' : `every upload ≤ ${String(capMiB)} MiB/s`}`
@@ -372,7 +406,7 @@ function swarmScenario (id: number, mib: number, n: number, capMiB: number | und
     once: async () => await withRun(timeoutMs, async (run) => {
       const v = await swarmOnce(run, mib, n, capMiB)
       if (tStar == null || clientServer == null) return v
-      return { ...v, ratio: v.last / tStar, ratioTransfer: v.transfer / tStar, ratioCs: v.last / clientServer }
+      return { ...v, ratio: v.last / tStar, ratioTransfer: v.transfer / tStar, ratioCs: v.last / clientServer, ratioCpu: v.cpuFloor / tStar }
     })
   }
 }

@@ -223,7 +223,7 @@ export class PiecePicker {
       for (const ap of this.active.values()) {
         if (out.length >= max) break
         if (ap.busyCount === ap.blockCount || !this.has(peer, ap.piece)) continue
-        if (process.env.NOGATE !== "1" && ap.busyCount > ap.receivedCount && this.busyElsewhere(ap, peerId)) {
+        if (ap.busyCount > ap.receivedCount && this.busyElsewhere(ap, peerId)) {
           if (rarest < 0) rarest = this.rarestUnstarted(peer)
           if (this.avail[ap.piece] > rarest) continue
         }

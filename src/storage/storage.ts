@@ -10,6 +10,8 @@ export interface PieceStore {
   readBlock (piece: number, offset: number, length: number): Promise<Uint8Array> // bounds-checked
   writePiece (piece: number, data: Uint8Array | Uint8Array[]): Promise<void> // whole piece, one positional write (writev for arrays)
   readPiece (piece: number): Promise<Uint8Array>
+  /** Reads a whole piece into `into` (at least the piece's size); resolves to the piece's size. */
+  readPieceInto (piece: number, into: Uint8Array): Promise<number>
   verifyPiece (piece: number): Promise<boolean> // read + SHA-256 against the manifest
   finalize (): Promise<void> // downloads: fsync, close, rename temp -> final; seeding: no-op
   /** downloads: the temporary file written until finalize(); undefined for seed stores and after finalize */
@@ -73,8 +75,7 @@ class FilePieceStore implements PieceStore {
   }
 
   // positional reads may return short counts; loop until the range is filled
-  private async readAt (fh: FileHandle, position: number, length: number): Promise<Uint8Array> {
-    const buf = new Uint8Array(length)
+  private async readAt (fh: FileHandle, position: number, length: number, buf: Uint8Array = new Uint8Array(length)): Promise<Uint8Array> {
     let done = 0
     while (done < length) {
       let bytesRead: number
@@ -101,6 +102,13 @@ class FilePieceStore implements PieceStore {
   async readPiece (piece: number): Promise<Uint8Array> {
     const size = this.checkPiece(piece)
     return await this.readAt(this.handle(), piece * this.manifest.pieceLength, size)
+  }
+
+  async readPieceInto (piece: number, into: Uint8Array): Promise<number> {
+    const size = this.checkPiece(piece)
+    if (into.byteLength < size) throw new StorageError(`${this.path}: a buffer of ${into.byteLength} bytes cannot hold piece ${piece} of ${size}`)
+    await this.readAt(this.handle(), piece * this.manifest.pieceLength, size, into)
+    return size
   }
 
   async verifyPiece (piece: number): Promise<boolean> {

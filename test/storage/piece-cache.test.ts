@@ -22,7 +22,7 @@ describe('PieceCache', () => {
     pieceReads = 0
     store = new Proxy(real, {
       get (target, prop, receiver) {
-        if (prop === 'readPiece') return async (piece: number) => { pieceReads++; return await target.readPiece(piece) }
+        if (prop === 'readPieceInto') return async (piece: number, into: Uint8Array) => { pieceReads++; return await target.readPieceInto(piece, into) }
         return Reflect.get(target, prop, receiver)
       }
     })
@@ -53,5 +53,34 @@ describe('PieceCache', () => {
     const cache = new PieceCache(store, 32768, 32768)
     expect(await cache.readBlock(0, 100, 50)).toEqual(data.subarray(100, 150))
     expect(pieceReads).toBe(0)
+  })
+
+  it('hands out copies: a block stays intact after its slot holds another piece', async () => {
+    const cache = new PieceCache(store, 32768, 4 * 32768) // 4 slots, 3 pieces in the file
+    const first = await cache.readBlock(0, 0, 16384)
+    // pieces 1 and 2 take the other slots; then piece 0 is evicted and read again
+    for (const p of [1, 2, 0, 1, 2]) await cache.readBlock(p, 0, 100)
+    expect(first).toEqual(data.subarray(0, 16384))
+    first.fill(0) // and changing a copy does not change what the cache serves
+    expect(await cache.readBlock(0, 0, 16384)).toEqual(data.subarray(0, 16384))
+  })
+
+  it('never reuses a slot while readers wait on it, and serves concurrent readers right', async () => {
+    const cache = new PieceCache(store, 32768, 4 * 32768)
+    const wanted = Array.from({ length: 40 }, (_, i) => ({ piece: i % 3, offset: (i * 1000) % 15000, length: 1000 + i }))
+    const got = await Promise.all(wanted.map(async w => await cache.readBlock(w.piece, w.offset, w.length)))
+    got.forEach((g, i) => {
+      const start = wanted[i].piece * 32768 + wanted[i].offset
+      expect(g).toEqual(data.subarray(start, start + wanted[i].length))
+    })
+  })
+
+  it('a failed read is not cached', async () => {
+    const cache = new PieceCache(store, 32768, 4 * 32768)
+    await expect(cache.readBlock(0, 32000, 1000)).rejects.toThrow(RangeError) // past the piece's end
+    await store.close()
+    await expect(cache.readBlock(1, 0, 10)).rejects.toThrow(/closed/)
+    await expect(cache.readBlock(1, 0, 10)).rejects.toThrow(/closed/)
+    expect(pieceReads).toBe(3)
   })
 })
