@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../bitswarm.mjs', import.meta.url))
 const SIZE_MIB = Number(process.env.SIZE_MIB ?? 2048)
 const GOAL_MB = 250
 

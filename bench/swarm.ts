@@ -42,7 +42,7 @@ import { performance } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../bitswarm.mjs', import.meta.url))
 const RAW = fileURLToPath(new URL('./raw-libp2p.js', import.meta.url))
 // dist/bench/swarm.js → <repo>/bench/results
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url))

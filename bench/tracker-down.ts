@@ -17,7 +17,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../bitswarm.mjs', import.meta.url))
 const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
 const RUNS = Number(process.env.RUNS ?? 3)
 const GOAL_MS = 5000

@@ -31,7 +31,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { nextRecordSeq, signPeerRecord } from '../src/discovery/tracker-client.js'
 import { openPeerRecord } from '../tracker/record.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../bitswarm.mjs', import.meta.url))
 const PEERS = intEnv('PEERS', 2000)
 const MANIFESTS = intEnv('MANIFESTS', 20)
 const RATE = intEnv('RATE', 2000)

@@ -11,14 +11,15 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { formatBytes, formatRate } from '../stats/format.js'
 import { progressBar } from '../stats/reporter.js'
 import { UsageError } from './errors.js'
 import type { Output } from './output.js'
 
-const CLI = fileURLToPath(new URL('./main.js', import.meta.url))
+// the demo runs inside the `bitswarm` command: its peers are more of the same script (the
+// bundle users run, or dist/src/cli/main.js)
+const CLI = process.argv[1]
 const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
 
 interface JsonEvent { event: string, [k: string]: unknown }

@@ -1,5 +1,5 @@
 // End-to-end tests of the command-line contract: real `bitswarm` processes (the built
-// dist/src/cli/main.js) on 127.0.0.1, talking NDJSON on stdout. `npm test` builds first.
+// dist/bitswarm.mjs, the bundle that `bitswarm` runs) on 127.0.0.1, talking NDJSON on stdout. `npm test` builds first.
 import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'

@@ -11,7 +11,7 @@ import { join, relative, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 
 /** The built CLI: `npm run build` (or `npm test`, via pretest) must have run. */
-export const CLI = resolve('dist/src/cli/main.js')
+export const CLI = resolve('dist/bitswarm.mjs')
 export const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
 
 export interface JsonEvent { event: string, [k: string]: unknown }
