@@ -58,7 +58,10 @@ export class PieceCache {
     }
     // no await from here on: the slot cannot be reused before the copy is made
     if (offset + length > entry.size) throw new RangeError(`block ${piece}/${offset}+${length} outside the piece`)
-    return entry.slot.slice(offset, offset + length)
+    // not slice(): it zero-fills the copy first; every byte of this one is overwritten at once
+    const copy = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length)
+    copy.set(entry.slot.subarray(offset, offset + length))
+    return copy
   }
 
   clear (): void {
