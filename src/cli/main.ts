@@ -214,8 +214,11 @@ async function main (argv: string[]): Promise<void> {
     process.stderr.write(`bitswarm: ${e.message.split('\n')[0]}\n`)
     process.exitCode = usage ? 2 : 1
   }
-  // libp2p may leave handles (sockets closing); the work is done
-  setTimeout(() => process.exit(), 1000).unref()
+  // libp2p may leave handles (sockets closing) that keep the process alive; the work is done,
+  // so exit as soon as what we wrote has left (process.exit() can cut off writes to a pipe)
+  const exit = (): never => process.exit()
+  process.stdout.write('', () => { process.stderr.write('', exit) })
+  setTimeout(exit, 1000).unref()
 }
 
 await main(process.argv.slice(2))
