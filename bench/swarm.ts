@@ -28,6 +28,11 @@
  *     every upload capped at LARGE_CAP_MIB (default 8) MiB/s: last leecher's time vs T*
  *     (T* = 8 s for these numbers: F/u_s = 8 s > N·F/((N+1)·u) = 7.4 s).
  *
+ * CPU: every peer's user + system time (all threads, /proc/<pid>/stat) when the last leecher
+ * completes, less what the seeder spent hashing the file before it seeded. Divided by the
+ * machine's cores it is a floor under the wall time (the "CPU floor"): where that floor is above
+ * 1.2 × T*, this machine cannot meet the goal at this CPU cost, whatever the protocol does.
+ *
  * A run that exceeds its (generous) deadline is reported as timed out; every process is stopped
  * (SIGINT, then SIGKILL after a grace) at the end of each run, whatever happened.
  */
