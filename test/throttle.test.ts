@@ -25,6 +25,26 @@ describe('Throttle', () => {
     expect(order).toEqual([1, -2])
   })
 
+  it('tryTake: takes what is due, never jumps the queue, and a waiter wakes with a quantum due', async () => {
+    let now = 0
+    // 1 MiB/s: the quantum is the larger of 16 KiB and 5 ms of rate
+    const t = new Throttle({ rate: 1024 * 1024, burst: 64 * 1024, now: () => now })
+    expect(t.tryTake(64 * 1024)).toBe(true) // the burst
+    expect(t.tryTake(1)).toBe(false) // nothing due at t = 0
+    now = 8 // 8 ms: 8 KiB due, not 16 KiB
+    expect(t.tryTake(16 * 1024)).toBe(false)
+    const waiter = t.take(16 * 1024) // queued
+    expect(t.tryTake(1)).toBe(false) // someone is waiting: no overtaking
+    now = 40 // 40 KiB due by now: the waiter gets its 16 KiB, what follows can go without waiting
+    await waiter
+    expect(t.tryTake(16 * 1024)).toBe(true)
+    expect(t.tryTake(16 * 1024)).toBe(false)
+  })
+
+  it('tryTake is always true without a cap', () => {
+    expect(new Throttle({ rate: 0 }).tryTake(1 << 30)).toBe(true)
+  })
+
   it('is a no-op without a cap', async () => {
     const t = new Throttle({ rate: 0 })
     expect(t.unlimited).toBe(true)

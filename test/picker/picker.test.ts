@@ -166,6 +166,27 @@ describe('PiecePicker: partial pieces first', () => {
     expect(b.map(x => [x.piece, x.offset])).toEqual([[0, BLOCK_SIZE], [1, 0], [1, BLOCK_SIZE]])
   })
 
+  it('a piece another peer is sending us is left to it when this peer has rarer pieces', () => {
+    // a leecher 'a' has piece 0; a seed 's' has everything. We start piece 0 from 'a'.
+    const picker = setup({ availability: '1000', blocksPerPiece: 4 })
+    picker.addPeer('s', 'all')
+    expect(pieces(picker.pick('p0', 2))).toEqual([0])
+    // strict priority would spend the seed on piece 0's last two blocks, which 'a' can send;
+    // the seed is the only source of pieces 1-3, so it gets those
+    const fromSeed = picker.pick('s', 4)
+    expect(pieces(fromSeed)).not.toContain(0)
+    expect(fromSeed).toHaveLength(4)
+  })
+
+  it('anyone finishes a started piece that nobody is sending', () => {
+    const picker = setup({ availability: '1000', blocksPerPiece: 4 })
+    picker.addPeer('s', 'all')
+    const [b0, b1] = picker.pick('p0', 2)
+    expect(picker.blockReceived('p0', b0.piece, b0.offset).accepted).toBe(true)
+    picker.requestFailed('p0', b1) // 'a' choked us: piece 0 is half done and idle
+    expect(picker.pick('s', 3).map(b => [b.piece, b.offset])).toEqual([[0, BLOCK_SIZE], [0, 2 * BLOCK_SIZE], [0, 3 * BLOCK_SIZE]])
+  })
+
   it('a released partial piece goes back to the rarest-first pool', () => {
     const picker = setup({ availability: '2221', blocksPerPiece: 2 })
     const got = picker.pick('p0', 1) // piece 3, rarest
