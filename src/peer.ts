@@ -22,10 +22,11 @@ import { fetchManifest, serveManifests } from './manifest/exchange.js'
 import { createManifest, parseCid, pieceCount, readManifestFile, writeManifestFile, type Manifest } from './manifest/manifest.js'
 import { createNode, fullAddrs, type BitswarmNode } from './node.js'
 import { readResume, ResumeWriter, verifyStore } from './storage/resume.js'
-import { openDownloadStore, openSeedStore, StorageError, type PieceStore } from './storage/storage.js'
+import { openDownloadStore, openSeedStore, PART_SUFFIX, StorageError, type PieceStore } from './storage/storage.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Phase } from './stats/reporter.js'
-import { PEER_SOURCES, Swarm, type PeerSource, type SwarmStats } from './swarm/swarm.js'
+import { emptySources, PEER_SOURCES, Swarm, type PeerSource, type SwarmStats } from './swarm/swarm.js'
+import { shortId } from './session/session.js'
 
 export { UsageError }
 
@@ -103,9 +104,9 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       stateDir: stateDirOf(options),
       getTransfer: () => {
         const s = this.stats()
-        return { uploaded: s.uploaded, downloaded: s.downloaded, left: this.swarm == null ? UNKNOWN_LEFT : s.left }
+        return { uploaded: s.uploaded, downloaded: s.downloaded, left: s.left }
       },
-      wantPeers: () => this.swarm == null || (!this.swarm.seeding && this.swarm.stats().peers < WANT_PEERS),
+      wantPeers: () => this.swarm == null || (!this.swarm.seeding && this.swarm.peerCount < WANT_PEERS),
       lookupInterval: options.lookupInterval,
       dht: options.dht,
       trackerMinBackoff: options.trackerMinBackoff,
@@ -137,7 +138,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
 
   stats (): SwarmStats {
     if (this.swarm != null) return this.swarm.stats()
-    return { peers: 0, unchoking: 0, unchokedBy: 0, interested: 0, have: 0, pieces: 0, downloaded: 0, uploaded: 0, downloadRate: 0, uploadRate: 0, left: UNKNOWN_LEFT, wasted: 0, hashFailures: 0, sources: noSources(), downloadedFrom: noSources(), banned: 0 }
+    return { peers: 0, unchoking: 0, unchokedBy: 0, interested: 0, have: 0, pieces: 0, downloaded: 0, uploaded: 0, downloadRate: 0, uploadRate: 0, left: UNKNOWN_LEFT, wasted: 0, hashFailures: 0, sources: emptySources(), downloadedFrom: emptySources(), banned: 0 }
   }
 
   /**
@@ -228,8 +229,6 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
 
   private onPeers (peers: PeerAddress[], source: PeerSource): void {
     for (const p of peers) if (!this.known.has(p.peerId)) this.known.set(p.peerId, { peer: p, source })
-    // a bootstrap peer that answered is worth remembering even if it is not in this swarm
-    if (source === 'bootstrap') this.discovery.remember(peers)
     if (this.swarm != null) this.swarm.addPeers(peers, source)
     else void this.fetchFromKnown()
   }
@@ -253,7 +252,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
             this.safeDispatchEvent('error', { detail: err })
             return
           }
-          this.log(`manifest from ${p.peerId.slice(-8)}: ${(err as Error).message}`)
+          this.log(`manifest from ${shortId(p.peerId)}: ${(err as Error).message}`)
         }
       }
     } finally {
@@ -279,7 +278,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       this.safeDispatchEvent('complete', { detail: { cid: this.cid.toString(), path: finalPath, bytes: manifest.length } })
       return
     }
-    const hadPart = await isFile(`${finalPath}.bitswarm-part`)
+    const hadPart = await isFile(finalPath + PART_SUFFIX)
     const store = await openDownloadStore(outDir, manifest)
     const partPath = store.partPath as string
     let have = new Bitfield(n)
@@ -344,10 +343,6 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     if (this.swarm == null && this.plan.kind === 'seed') await this.plan.store.close()
     await Promise.resolve(this.node.stop()).catch(() => {})
   }
-}
-
-function noSources (): Record<PeerSource, number> {
-  return Object.fromEntries(PEER_SOURCES.map(k => [k, 0])) as Record<PeerSource, number>
 }
 
 function stateDirOf (options: PeerOptions): string | undefined {

@@ -13,8 +13,6 @@ import type { AnnouncePeer, AnnounceRequest, AnnounceResponse, LogicOptions, Tra
 import { decodeRecordParam, openPeerRecord } from './record.js'
 import type { PeerStore } from './store.js'
 
-export { BadRequestError, StaleRecordError, TrackerFullError } from './errors.js'
-export { MAX_ADDRS, MAX_ADDR_LENGTH, MAX_RECORD_BYTES } from './record.js'
 export const DEFAULT_NUMWANT = 50
 export const MAX_NUMWANT = 200
 export const MAX_SCRAPE_MANIFESTS = 100
@@ -135,7 +133,7 @@ export function announceJson (answer: AnnounceResponse): string {
   return `{"interval":${JSON.stringify(interval)},"minInterval":${JSON.stringify(minInterval)},"complete":${complete},"incomplete":${incomplete},"peers":[${peers.join(',')}]}`
 }
 
-export function writeJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function writeJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   writeJsonText(res, status, JSON.stringify(body), headers)
 }
 

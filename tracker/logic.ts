@@ -77,7 +77,7 @@ export function handleAnnounce (store: PeerStore, req: AnnounceRequest, now: num
     const candidates = store.peers(req.manifest, since)
       // nobody can dial a peer without addresses, so it is counted but not handed out
       .filter(p => p.peerId !== req.peerId && p.multiaddrs.length > 0)
-    peers = sample(candidates, req.numwant, opts.random).map(shown)
+    peers = sampleInPlace(candidates, req.numwant, opts.random).map(shown)
   }
 
   const counts = store.counts(req.manifest, since)
@@ -119,9 +119,13 @@ export function handleScrape (store: PeerStore, manifests: Array<{ key: string, 
   return { files: Object.fromEntries(wanted.map(w => [w.key, store.counts(w.manifest, since)])) }
 }
 
-/** Up to `n` distinct items in random order (partial Fisher-Yates). */
+/** Up to `n` distinct items in random order (partial Fisher-Yates); `items` is left as it was. */
 export function sample<T> (items: T[], n: number, random: () => number): T[] {
-  const arr = [...items]
+  return sampleInPlace([...items], n, random)
+}
+
+/** sample() that shuffles `arr` itself: for an array made just for this, no second copy. */
+function sampleInPlace<T> (arr: T[], n: number, random: () => number): T[] {
   const k = Math.min(n, arr.length)
   for (let i = 0; i < k; i++) {
     // clamp: an injected random() returning 1 must not index past the end

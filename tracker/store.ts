@@ -154,9 +154,9 @@ export class MemoryPeerStore implements PeerStore {
   removePeer (manifest: string, peerId: string, seq: bigint, now: number): void {
     const swarm = this.swarms.get(manifest)
     const peer = swarm?.peers.get(peerId)
-    if (swarm != null && peer != null) this.drop(manifest, swarm, peer, now)
+    if (swarm != null && peer != null) this.drop(manifest, swarm, peer, now, seq > peer.seq ? seq : peer.seq)
     // also for a peer we did not know: its stopped may have overtaken its started
-    this.remember(key(manifest, peerId), seq, now)
+    else this.remember(key(manifest, peerId), seq, now)
   }
 
   peers (manifest: string, seenSince: number): PeerEntry[] {
@@ -251,12 +251,13 @@ export class MemoryPeerStore implements PeerStore {
     this.forget(now)
   }
 
-  private drop (manifest: string, swarm: Swarm, peer: PeerEntry, now: number): void {
+  /** Forgets a peer, remembering `seq` (its last, or a later one from its `stopped`). */
+  private drop (manifest: string, swarm: Swarm, peer: PeerEntry, now: number, seq: bigint = peer.seq): void {
     const k = key(manifest, peer.peerId)
     swarm.peers.delete(peer.peerId)
     this.order.delete(k)
     // an expired peer's captured record must not re-list it either
-    this.remember(k, peer.seq, now)
+    this.remember(k, seq, now)
     if (swarm.peers.size > 0) return
     // the completed counter is the swarm's history (scrape "downloaded"): kept a while
     if (swarm.completed > 0) {

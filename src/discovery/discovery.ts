@@ -127,7 +127,9 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
     try {
       const reached = await this.dht.bootstrap(addrs, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(15_000)]) })
       if (reached.length === 0 && source === 'bootstrap') this.log(`bootstrap: none of ${addrs.length} addresses answered`)
-      this.emitPeers(reached, source)
+      const passedOn = this.emitPeers(reached, source)
+      // a bootstrap peer that answered is worth remembering even if it is not in this swarm
+      if (source === 'bootstrap') this.remember(passedOn)
       // with a routing table at last, look for the swarm now rather than at the next tick
       if (reached.length > 0) this.schedule(0)
     } catch (err) {
@@ -150,8 +152,8 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
     this.lookupTimer = undefined
     if (this.stopped) return
     const interval = this.trackersUp ? this.lookupInterval * 6 : this.lookupInterval
-    if (this.init.wantPeers() && Date.now() - this.lastLookup >= interval - 50) await this.lookup()
-    this.schedule(Math.min(interval, this.lookupInterval))
+    if (Date.now() - this.lastLookup >= interval - 50 && this.init.wantPeers()) await this.lookup()
+    this.schedule(this.lookupInterval)
   }
 
   /** One DHT lookup for the manifest's providers. */
@@ -169,10 +171,13 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
     }
   }
 
-  private emitPeers (peers: PeerAddress[], source: PeerSource): void {
+  /** Passes peers on (not ourselves, not without addresses); returns the ones passed on. */
+  private emitPeers (peers: PeerAddress[], source: PeerSource): PeerAddress[] {
     const self = this.init.node.peerId.toString()
     const others = peers.filter(p => p.peerId !== self && p.multiaddrs.length > 0)
-    if (others.length > 0 && !this.stopped) this.safeDispatchEvent('peers', { detail: { peers: others, source } })
+    if (others.length === 0 || this.stopped) return []
+    this.safeDispatchEvent('peers', { detail: { peers: others, source } })
+    return others
   }
 
   /** Peers we reached: remembered for the next run. */

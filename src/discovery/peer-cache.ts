@@ -6,12 +6,12 @@
  * state dir, so save() merges with what is on disk at that moment and replaces the file by an
  * atomic rename. The file holds only public peer ids and addresses: no identity, no keys.
  */
-import { randomBytes } from 'node:crypto'
-import { mkdir, open, rename, unlink } from 'node:fs/promises'
+import { mkdir, open } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { writeFileAtomic } from '../storage/atomic-file.js'
 import type { PeerAddress } from './types.js'
 
 export const PEER_CACHE_FILE = 'peers.json'
@@ -255,22 +255,11 @@ export class PeerCache {
       version: PEER_CACHE_VERSION,
       peers: entries.map(e => ({ peerId: e.peerId, multiaddrs: e.multiaddrs, lastSeen: e.lastSeen }))
     }
-    // pid + random: unique across processes and across instances within one process
-    const tmp = `${this.path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
     try {
-      const handle = await open(tmp, 'wx', 0o600)
-      try {
-        await handle.writeFile(JSON.stringify(doc) + '\n', 'utf8')
-        // on disk before the rename, so a crash cannot leave a renamed but empty file
-        await handle.sync()
-      } finally {
-        await handle.close()
-      }
-      await rename(tmp, this.path)
+      await writeFileAtomic(this.path, JSON.stringify(doc) + '\n', { mode: 0o600, sync: true })
       return true
     } catch (err) {
       this.log(`peer cache: cannot write ${this.path}: ${describe(err)}`)
-      await unlink(tmp).catch(() => {})
       return false
     }
   }

@@ -9,6 +9,7 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
+import type { PeerAddress } from './types.js'
 
 export class TrackerError extends Error {
   override name = 'TrackerError'
@@ -34,7 +35,8 @@ export interface AnnounceParams {
   numwant?: number
 }
 
-export interface AnnouncedPeer { peerId: string, multiaddrs: string[] }
+/** A peer from the tracker's answer. */
+export type AnnouncedPeer = PeerAddress
 
 export interface AnnounceResult {
   /** seconds */

@@ -1,6 +1,6 @@
 /**
  * A peer and the addresses it can be dialled on, as discovery sources (tracker, DHT, peer
  * exchange, peer cache) hand them to the swarm. Multiaddrs are without the `/p2p/<id>` suffix:
- * the id is `peerId`. Same shape as the tracker's AnnouncedPeer and the swarm's SwarmPeerAddress.
+ * the id is `peerId`.
  */
 export interface PeerAddress { peerId: string, multiaddrs: string[] }

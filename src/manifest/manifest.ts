@@ -1,6 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto'
-import { open, rename, unlink, writeFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { open } from 'node:fs/promises'
 import { basename } from 'node:path'
+import { writeFileAtomic } from '../storage/atomic-file.js'
 import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
@@ -275,13 +276,10 @@ export async function readManifestFile (path: string): Promise<{ manifest: Manif
 }
 
 export async function writeManifestFile (path: string, bytes: Uint8Array): Promise<void> {
-  // write beside the target then rename: readers never see a half-written manifest
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
+  // readers never see a half-written manifest
   try {
-    await writeFile(tmp, bytes, { flag: 'wx' })
-    await rename(tmp, path)
+    await writeFileAtomic(path, bytes)
   } catch (err) {
-    await unlink(tmp).catch(() => {})
     const e = err as NodeJS.ErrnoException
     const out: NodeJS.ErrnoException = new Error(`cannot write ${path}: ${describe(e)}`, { cause: err })
     if (e.code !== undefined) out.code = e.code

@@ -64,14 +64,6 @@ export class PieceCache {
     return copy
   }
 
-  clear (): void {
-    for (const [piece, entry] of this.entries) {
-      if (entry.pins > 0) continue
-      this.entries.delete(piece)
-      this.free.push(entry.slot)
-    }
-  }
-
   private load (piece: number, slot: Uint8Array): Entry {
     const entry: Entry = { slot, size: 0, loaded: false, pins: 0, ready: Promise.resolve() }
     entry.ready = this.store.readPieceInto(piece, slot).then((size) => {

@@ -9,12 +9,13 @@
  * piece on disk is hashed again and only the ones that verify are kept. Either way nothing is
  * trusted that was not verified, and only the rest is fetched.
  */
-import { rename, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { readFile, rm, stat } from 'node:fs/promises'
+import { writeFileAtomic } from './atomic-file.js'
 import { Bitfield } from '../bitfield.js'
-import { pieceCount, pieceHash, type Manifest } from '../manifest/manifest.js'
-import { sha256, type PieceStore } from './storage.js'
+import { pieceCount, type Manifest } from '../manifest/manifest.js'
+import { PART_SUFFIX, type PieceStore } from './storage.js'
 
-export const RESUME_SUFFIX = '.bitswarm-resume'
+const RESUME_SUFFIX = '.bitswarm-resume'
 const VERSION = 1
 
 interface ResumeRecord {
@@ -26,8 +27,8 @@ interface ResumeRecord {
   pieces: string
 }
 
-export function resumePathOf (partPath: string): string {
-  return partPath.replace(/\.bitswarm-part$/, '') + RESUME_SUFFIX
+function resumePathOf (partPath: string): string {
+  return (partPath.endsWith(PART_SUFFIX) ? partPath.slice(0, -PART_SUFFIX.length) : partPath) + RESUME_SUFFIX
 }
 
 /** The pieces a resume record vouches for, or undefined when the record is missing or stale. */
@@ -51,36 +52,29 @@ export async function writeResume (store: PieceStore, cid: string, have: Bitfiel
   if (partPath == null) return
   const { size, mtimeMs } = await store.sync()
   const record: ResumeRecord = { version: VERSION, cid, size, mtimeMs, pieces: Buffer.from(have.toBytes()).toString('base64') }
-  const path = resumePathOf(partPath)
-  const tmp = `${path}.${process.pid}.tmp`
-  await writeFile(tmp, JSON.stringify(record))
-  await rename(tmp, path)
+  await writeFileAtomic(resumePathOf(partPath), JSON.stringify(record))
 }
 
-export async function removeResume (partPath: string): Promise<void> {
+async function removeResume (partPath: string): Promise<void> {
   await rm(resumePathOf(partPath), { force: true })
 }
 
-/**
- * Hashes every piece on disk (one at a time: memory stays at one piece) and returns the ones
- * that match the manifest. Zero-filled holes of a sparse part file simply fail to verify.
- */
 /** Pieces hashed at once by verifyStore (libuv's thread pool has 4 threads by default). */
 const VERIFY_CONCURRENCY = 4
 
-export async function verifyStore (store: PieceStore, manifest: Manifest, options: { signal?: AbortSignal, onProgress?: (done: number, total: number) => void } = {}): Promise<Bitfield> {
+/**
+ * Hashes every piece on disk and returns the ones that match the manifest; a few at once, as
+ * reads and hashes run on the thread pool (memory stays at a few pieces). Zero-filled holes of
+ * a sparse part file simply fail to verify.
+ */
+export async function verifyStore (store: PieceStore, manifest: Manifest): Promise<Bitfield> {
   const n = pieceCount(manifest)
   const have = new Bitfield(n)
-  // a few pieces at once: reads and hashes run on the thread pool, so they overlap
   let next = 0
-  let done = 0
   const worker = async (): Promise<void> => {
     while (next < n) {
-      options.signal?.throwIfAborted()
       const i = next++
-      const digest = await sha256(await store.readPiece(i))
-      if (Buffer.compare(digest, pieceHash(manifest, i)) === 0) have.set(i)
-      options.onProgress?.(++done, n)
+      if (await store.verifyPiece(i)) have.set(i)
     }
   }
   await Promise.all(Array.from({ length: Math.min(VERIFY_CONCURRENCY, n) }, worker))

@@ -1,7 +1,7 @@
 import { createHash, webcrypto } from 'node:crypto'
 import { mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { HASH_LENGTH, pieceCount, pieceHash, pieceSize, type Manifest } from '../manifest/manifest.js'
+import { pieceCount, pieceHash, pieceSize, type Manifest } from '../manifest/manifest.js'
 
 export class StorageError extends Error { override name = 'StorageError' }
 
@@ -21,7 +21,8 @@ export interface PieceStore {
   close (): Promise<void> // idempotent
 }
 
-const PART_SUFFIX = '.bitswarm-part'
+/** A download is written to `<name>` + PART_SUFFIX until it is complete. */
+export const PART_SUFFIX = '.bitswarm-part'
 
 /**
  * SHA-256 of a piece. One buffer is hashed by WebCrypto, which runs on libuv's thread pool: a
@@ -33,6 +34,11 @@ export async function sha256 (data: Uint8Array | Uint8Array[]): Promise<Uint8Arr
   const hash = createHash('sha256')
   for (const chunk of Array.isArray(data) ? data : [data]) hash.update(chunk)
   return new Uint8Array(hash.digest())
+}
+
+/** Does `data` hash to the manifest's SHA-256 for `piece`? */
+export async function pieceMatches (manifest: Manifest, piece: number, data: Uint8Array): Promise<boolean> {
+  return Buffer.compare(await sha256(data), pieceHash(manifest, piece)) === 0
 }
 
 // "ENOENT (no such file or directory)": the code for scripts, the words for people
@@ -112,11 +118,7 @@ class FilePieceStore implements PieceStore {
   }
 
   async verifyPiece (piece: number): Promise<boolean> {
-    const data = await this.readPiece(piece)
-    const expected = pieceHash(this.manifest, piece)
-    const actual = await sha256(data)
-    for (let i = 0; i < HASH_LENGTH; i++) if (actual[i] !== expected[i]) return false
-    return true
+    return await pieceMatches(this.manifest, piece, await this.readPiece(piece))
   }
 
   async writePiece (piece: number, data: Uint8Array | Uint8Array[]): Promise<void> {

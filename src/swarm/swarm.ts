@@ -13,18 +13,23 @@ import { Bitfield } from '../bitfield.js'
 import { fromWirePeers, PexView, PEX_MAX_PEERS, toWirePeers } from '../discovery/pex.js'
 import type { PeerAddress } from '../discovery/types.js'
 import { Choker, type ChokerInit, type ChokerPeer } from '../choker/choker.js'
-import { pieceCount, pieceHash, pieceSize, type Manifest } from '../manifest/manifest.js'
+import { pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
 import { PiecePicker, requestDepth, type BlockRef } from '../picker/picker.js'
 import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
 import { RateMeter } from '../stats/rate.js'
 import { Throttle } from '../throttle.js'
 import { PieceCache } from '../storage/piece-cache.js'
-import { sha256, type PieceStore } from '../storage/storage.js'
+import { pieceMatches, type PieceStore } from '../storage/storage.js'
 import { WIRE_PROTOCOL, type BlockSpec, type WirePeer } from '../wire/codec.js'
 
 /** How we came to know a peer; `incoming` peers dialled us. */
 export type PeerSource = 'tracker' | 'dht' | 'pex' | 'bootstrap' | 'cache' | 'incoming'
 export const PEER_SOURCES: readonly PeerSource[] = ['tracker', 'dht', 'pex', 'bootstrap', 'cache', 'incoming']
+
+/** A count of zero for every source. */
+export function emptySources (): Record<PeerSource, number> {
+  return Object.fromEntries(PEER_SOURCES.map(k => [k, 0])) as Record<PeerSource, number>
+}
 
 export interface SwarmInit {
   node: Libp2p
@@ -115,9 +120,11 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly maxStrikes: number
   /** pieces being hashed and written: stop() waits for them */
   private readonly verifying = new Set<Promise<void>>()
-  private readonly downloadedFrom = Object.fromEntries(PEER_SOURCES.map(k => [k, 0])) as Record<PeerSource, number>
+  private readonly downloadedFrom = emptySources()
   private readonly buffers = new Map<number, Uint8Array>()
   private readonly spareBuffers: Uint8Array[] = []
+  /** SPARE_BUFFER_BYTES of full-size piece buffers, and at least one whatever the piece length */
+  private readonly maxSpareBuffers: number
   private readonly log: (msg: string) => void
   private readonly now: () => number
   private readonly maxPeers: number
@@ -143,6 +150,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.cid = init.cid
     this.store = init.store
     this.cache = new PieceCache(init.store, init.manifest.pieceLength)
+    this.maxSpareBuffers = Math.max(1, Math.floor(SPARE_BUFFER_BYTES / init.manifest.pieceLength))
     this.log = init.log ?? (() => {})
     this.now = init.now ?? Date.now
     this.maxPeers = init.maxPeers ?? 50
@@ -172,6 +180,11 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
 
   get path (): string {
     return this.store.path
+  }
+
+  /** Sessions open now. */
+  get peerCount (): number {
+    return this.sessions.size
   }
 
   /** The pieces we hold, verified (read-only: the picker owns it). */
@@ -399,18 +412,16 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   }
 
   private giveBuffer (buf: Uint8Array): void {
-    if (buf.byteLength !== this.manifest.pieceLength) return
-    // at most SPARE_BUFFER_BYTES kept (at least one buffer, whatever the piece length)
-    if ((this.spareBuffers.length + 1) * buf.byteLength <= SPARE_BUFFER_BYTES || this.spareBuffers.length === 0) this.spareBuffers.push(buf)
+    if (buf.byteLength === this.manifest.pieceLength && this.spareBuffers.length < this.maxSpareBuffers) this.spareBuffers.push(buf)
   }
 
   /** A piece is verified by SHA-256 before it is stored, announced with `have`, or uploaded. */
   private async verifyPiece (piece: number, buf: Uint8Array): Promise<void> {
     try {
-      const digest = await sha256(buf)
+      const matches = await pieceMatches(this.manifest, piece, buf)
       const senders = [...(this.contributors.get(piece) ?? [])]
       this.contributors.delete(piece)
-      if (!equal(digest, pieceHash(this.manifest, piece))) {
+      if (!matches) {
         this.hashFailures++
         this.wasted += buf.byteLength
         this.buffers.delete(piece)
@@ -576,7 +587,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       if (!s.peerChoking) unchokedBy++
       if (s.peerInterested) interested++
     }
-    const sources = Object.fromEntries(PEER_SOURCES.map(k => [k, 0])) as Record<PeerSource, number>
+    const sources = emptySources()
     for (const src of this.sources.values()) sources[src]++
     const have = this.picker.have.count()
     let left = 0
@@ -602,10 +613,4 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       banned: this.banned.size
     }
   }
-}
-
-function equal (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
-  return true
 }

@@ -175,18 +175,26 @@ export function encodePiece (piece: number, offset: number, data: Uint8Array): U
   return new Uint8ArrayList(header, data)
 }
 
+// the caps of a `peers` message, checked the same way when writing and when reading one
+function checkPeerCount (n: number): void {
+  if (n > PEERS_MAX_COUNT) throw new InvalidMessageError(`peers: ${n} peers exceed ${PEERS_MAX_COUNT}`)
+}
+function checkIdLength (n: number): void {
+  if (n < 1 || n > PEERS_MAX_ID_LENGTH) throw new InvalidMessageError(`peers: peer id of ${n} bytes, must be 1..${PEERS_MAX_ID_LENGTH}`)
+}
+function checkAddrCount (n: number): void {
+  if (n > PEERS_MAX_ADDRS) throw new InvalidMessageError(`peers: ${n} addrs exceed ${PEERS_MAX_ADDRS}`)
+}
+function checkAddrLength (n: number): void {
+  if (n < 1 || n > PEERS_MAX_ADDR_LENGTH) throw new InvalidMessageError(`peers: addr of ${n} bytes, must be 1..${PEERS_MAX_ADDR_LENGTH}`)
+}
+
 function checkPeers (peers: WirePeer[]): void {
-  if (peers.length > PEERS_MAX_COUNT) throw new InvalidMessageError(`peers: ${peers.length} peers exceed ${PEERS_MAX_COUNT}`)
+  checkPeerCount(peers.length)
   for (const { id, addrs } of peers) {
-    if (id.byteLength < 1 || id.byteLength > PEERS_MAX_ID_LENGTH) {
-      throw new InvalidMessageError(`peers: peer id of ${id.byteLength} bytes, must be 1..${PEERS_MAX_ID_LENGTH}`)
-    }
-    if (addrs.length > PEERS_MAX_ADDRS) throw new InvalidMessageError(`peers: ${addrs.length} addrs exceed ${PEERS_MAX_ADDRS}`)
-    for (const addr of addrs) {
-      if (addr.byteLength < 1 || addr.byteLength > PEERS_MAX_ADDR_LENGTH) {
-        throw new InvalidMessageError(`peers: addr of ${addr.byteLength} bytes, must be 1..${PEERS_MAX_ADDR_LENGTH}`)
-      }
-    }
+    checkIdLength(id.byteLength)
+    checkAddrCount(addrs.length)
+    for (const addr of addrs) checkAddrLength(addr.byteLength)
   }
 }
 
@@ -228,30 +236,26 @@ function decodePeers (body: Uint8ArrayList): WirePeer[] {
   }
   need(1, 1, 'count')
   const count = bytes[1]
-  if (count > PEERS_MAX_COUNT) throw new InvalidMessageError(`peers: ${count} peers exceed ${PEERS_MAX_COUNT}`)
+  checkPeerCount(count)
   const peers: WirePeer[] = []
   let at = 2
   for (let p = 0; p < count; p++) {
     need(at, 1, 'peer id length')
     const idLen = bytes[at++]
-    if (idLen < 1 || idLen > PEERS_MAX_ID_LENGTH) {
-      throw new InvalidMessageError(`peers: peer id of ${idLen} bytes, must be 1..${PEERS_MAX_ID_LENGTH}`)
-    }
+    checkIdLength(idLen)
     need(at, idLen, 'peer id')
     // copies, not views: a view would keep the whole receive buffer alive
     const id = bytes.slice(at, at + idLen)
     at += idLen
     need(at, 1, 'addr count')
     const addrCount = bytes[at++]
-    if (addrCount > PEERS_MAX_ADDRS) throw new InvalidMessageError(`peers: ${addrCount} addrs exceed ${PEERS_MAX_ADDRS}`)
+    checkAddrCount(addrCount)
     const addrs: Uint8Array[] = []
     for (let a = 0; a < addrCount; a++) {
       need(at, 2, 'addr length')
       const len = view.getUint16(at)
       at += 2
-      if (len < 1 || len > PEERS_MAX_ADDR_LENGTH) {
-        throw new InvalidMessageError(`peers: addr of ${len} bytes, must be 1..${PEERS_MAX_ADDR_LENGTH}`)
-      }
+      checkAddrLength(len)
       need(at, len, 'addr')
       addrs.push(bytes.slice(at, at + len))
       at += len
