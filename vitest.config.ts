@@ -5,8 +5,12 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // the slow fault suites run with `npm run test:faults`
-    exclude: process.env.BITSWARM_FAULTS === '1' ? [] : ['test/faults/**'],
+    // the slow fault suites run with `npm run test:faults`, the slow attack suites with
+    // `npm run test:hostile`
+    exclude: [
+      ...(process.env.BITSWARM_FAULTS === '1' ? [] : ['test/faults/**']),
+      ...(process.env.BITSWARM_HOSTILE === '1' ? [] : ['test/hostile/**'])
+    ],
     // libp2p v3 calls Promise.withResolvers, which Node 20 lacks
     setupFiles: ['./src/polyfill.ts'],
     testTimeout: 60_000,

@@ -15,6 +15,9 @@
  *   npm run build && node dist/bench/tracker-load.js
  *   env: PEERS=2000 MANIFESTS=20 RATE=2000 DURATION=10 CONNECTIONS=50 MAX=1
  *        TRACKER=<announce url> to load a tracker started elsewhere (e.g. under --cpu-prof)
+ *
+ * Every peer announces from 127.0.0.1, so the tracker's per-IP limits apply to the whole load:
+ * its defaults (5000 peer entries, 128 connections per IP) hold PEERS and CONNECTIONS up to those.
  */
 import '../src/polyfill.js'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -139,7 +142,8 @@ async function makePeers (): Promise<Peer[]> {
       key,
       id: peerIdFromPrivateKey(key).toString(),
       manifest: manifests[i % MANIFESTS],
-      addr: `/ip4/10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/tcp/4001`,
+      // the tracker lists only addresses on the announcer's own IP: one port per peer on 127.0.0.1
+      addr: `/ip4/127.0.0.1/tcp/${1024 + (i % 64_000)}`,
       left: i % 4 === 0 ? 0 : 1_000_000 // a quarter are seeders
     }
   }))
@@ -256,6 +260,7 @@ async function main (): Promise<void> {
     const [announceUrl, peers] = await Promise.all([tracker.announceUrl(), makePeers()])
     const base = new URL(announceUrl).origin
     console.log(`tracker load: ${PEERS} peers in ${MANIFESTS} swarms, ${CONNECTIONS} connections, tracker ${announceUrl} ${tracker.child == null ? '' : `(child pid ${tracker.child.pid ?? '?'})`}`)
+    if (PEERS > 5000 || CONNECTIONS > 128) console.log('  note: past the tracker\'s default per-IP limits (5000 peers, 128 connections): expect 429s and closed connections')
 
     const cost = await verifyCost(peers)
     console.log(`  verify: ${cost.cpuUs.toFixed(0)} µs CPU per Ed25519 signature check (=> ~${Math.round(1e6 / cost.cpuUs)}/s per core); ` +

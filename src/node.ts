@@ -15,6 +15,7 @@ import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
+import { PendingInbound, type PendingInboundInit } from './net/pending-inbound.js'
 
 /** kad-dht's protocol for a private/LAN DHT: keeps us off the public Amino DHT (/ipfs/kad/1.0.0) */
 export const DHT_PROTOCOL = '/ipfs/lan/kad/1.0.0'
@@ -25,9 +26,21 @@ export type BitswarmNode = Libp2p<BitswarmServices>
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/0'
 
+/**
+ * Inbound connections being upgraded (TCP accepted, Noise and Yamux not done) at once, in total.
+ * libp2p's default of 10 let ten silent sockets lock the door; one costs a socket and a few KiB.
+ */
+export const MAX_PENDING_INBOUND = 128
+/** An inbound connection must be through Noise and Yamux within this many ms (libp2p: 10 s). */
+export const INBOUND_UPGRADE_TIMEOUT = 5_000
+
 export interface NodeInit {
   listen?: string[]
   privateKey?: PrivateKey
+  /** the bound on inbound connections in progress per IP address (default: 8, loopback exempt) */
+  pendingInbound?: PendingInboundInit
+  /** where refused connections are reported (rate-limited) */
+  log?: (msg: string) => void
 }
 
 export async function createNode (init: NodeInit = {}): Promise<BitswarmNode> {
@@ -41,8 +54,17 @@ export async function createNode (init: NodeInit = {}): Promise<BitswarmNode> {
     streamMuxers: [yamux()],
     connectionManager: {
       // a swarm member talks to many peers; the default cap is ample but dials must not hang
-      dialTimeout: 10_000
+      dialTimeout: 10_000,
+      // Sockets that connect and never speak hold a pending slot each until the upgrade times
+      // out. Room for many, a shorter wait (a Noise XX handshake and two protocol negotiations
+      // take a few round trips: well under a second on a LAN, a couple of seconds on a slow
+      // link), and a bound per IP address (the gater below) so that one host cannot hold them
+      // all; libp2p's own limit of 5 new inbound connections a second per host stays.
+      maxIncomingPendingConnections: MAX_PENDING_INBOUND,
+      inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT,
+      inboundConnectionThreshold: 5
     },
+    connectionGater: new PendingInbound({ ...init.pendingInbound, log: init.pendingInbound?.log ?? init.log }).gater(),
     services: {
       // kad-dht depends on both: identify tells it which peers speak the DHT protocol (that is
       // how connections land in the routing table), ping vets a contact before it is added

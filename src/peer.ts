@@ -6,9 +6,7 @@
 import './polyfill.js'
 import { access, mkdir, stat } from 'node:fs/promises'
 import { constants as fsConstants } from 'node:fs'
-import { basename, dirname, join, resolve } from 'node:path'
-import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
+import { basename, dirname, join, parse as parsePath, resolve, sep } from 'node:path'
 import { TypedEventEmitter } from 'main-event'
 import type { PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
@@ -16,17 +14,19 @@ import { Bitfield } from './bitfield.js'
 import { UsageError } from './cli/errors.js'
 import type { ChokerInit } from './choker/choker.js'
 import { Discovery, type DiscoveryStatus } from './discovery/discovery.js'
+import { DialGuard } from './discovery/dial-guard.js'
+import { dialGuarded } from './discovery/guarded-dial.js'
 import { defaultStateDir, PeerCache } from './discovery/peer-cache.js'
 import type { PeerAddress } from './discovery/types.js'
 import { fetchManifest, serveManifests } from './manifest/exchange.js'
+import { ManifestRace } from './manifest/race.js'
 import { createManifest, parseCid, pieceCount, readManifestFile, writeManifestFile, type Manifest } from './manifest/manifest.js'
 import { createNode, fullAddrs, type BitswarmNode } from './node.js'
 import { readResume, ResumeWriter, verifyStore } from './storage/resume.js'
-import { openDownloadStore, openSeedStore, PART_SUFFIX, StorageError, type PieceStore } from './storage/storage.js'
+import { openDownloadStore, openSeedStore, type PieceStore } from './storage/storage.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Phase } from './stats/reporter.js'
 import { emptySources, PEER_SOURCES, Swarm, type PeerSource, type SwarmStats } from './swarm/swarm.js'
-import { shortId } from './session/session.js'
 
 export { UsageError }
 
@@ -64,6 +64,17 @@ type Plan = SeedPlan | GetPlan
 
 /** a leecher with fewer connections than this looks for more */
 const WANT_PEERS = 8
+/** peers remembered from discovery (the oldest go first): fake tracker entries must not grow it without end */
+const MAX_KNOWN = 1_000
+/**
+ * The manifest is asked of this many peers at once (more, up to 32, while tarpits hold their
+ * places: see ManifestRace); each has MANIFEST_PATIENCE ms to connect and
+ * as long again to start answering (a tarpit is dropped within seconds), and 30 s in all (8 MiB
+ * over a slow link).
+ */
+const MANIFEST_PARALLEL = 8
+const MANIFEST_PATIENCE = 4_000
+const MANIFEST_DEADLINE = 30_000
 
 /** Until the manifest is known we cannot say how much is left; announce "not done yet". */
 const UNKNOWN_LEFT = Number.MAX_SAFE_INTEGER
@@ -82,10 +93,14 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   /** where the manifest was written (seeding) */
   readonly manifestPath: string | undefined
   private readonly plan: Plan
-  private fetching = false
+  /** the manifest race, while we look for the manifest */
+  private race: ManifestRace<{ manifest: Manifest, bytes: Uint8Array, from: PeerAddress }> | undefined
+  /** the peer whose manifest we took: the swarm dials it first (it has at least the manifest) */
+  private manifestFrom: PeerAddress | undefined
+  /** which addresses we were told of may be dialled: shared by the manifest race and the swarm */
+  private readonly dialGuard = new DialGuard()
   private resume: ResumeWriter | undefined
   private stopped = false
-  private readonly abort = new AbortController()
 
   private constructor (node: BitswarmNode, privateKey: PrivateKey, cid: CID, options: PeerOptions, plan: Plan, manifestPath?: string) {
     super()
@@ -163,14 +178,14 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
         if (bad > 0) log(`${file}: ${bad} of ${have.size} pieces do not match ${manifestPath} (the file changed since); serving the other ${have.count()}. Delete the manifest to make a new one.`)
       }
       const privateKey = await generateKeyPair('Ed25519')
-      const node = await createNode({ listen: options.listen, privateKey })
+      const node = await createNode({ listen: options.listen, privateKey, log: options.log })
       return new Peer(node, privateKey, earlier.cid, options, { kind: 'seed', manifest: earlier.manifest, bytes: earlier.bytes, store, have }, manifestPath)
     }
     const { manifest, bytes, cid } = await createManifest(path)
     const written = await saveManifest(path, manifest.name, bytes, options.manifestPath)
     const store = await openSeedStore(path, manifest)
     const privateKey = await generateKeyPair('Ed25519')
-    const node = await createNode({ listen: options.listen, privateKey })
+    const node = await createNode({ listen: options.listen, privateKey, log: options.log })
     return new Peer(node, privateKey, cid, options, { kind: 'seed', manifest, bytes, store, have: Bitfield.full(pieceCount(manifest)) }, written)
   }
 
@@ -200,7 +215,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     }
     // a new identity each run: several peers started from one account never share one
     const privateKey = await generateKeyPair('Ed25519')
-    const node = await createNode({ listen: options.listen, privateKey })
+    const node = await createNode({ listen: options.listen, privateKey, log: options.log })
     return new Peer(node, privateKey, cid, options, { kind: 'get', outDir: resolve(outDir), local })
   }
 
@@ -228,36 +243,45 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   }
 
   private onPeers (peers: PeerAddress[], source: PeerSource): void {
-    for (const p of peers) if (!this.known.has(p.peerId)) this.known.set(p.peerId, { peer: p, source })
+    for (const p of peers) {
+      if (this.known.has(p.peerId)) continue
+      if (this.known.size >= MAX_KNOWN) this.known.delete(this.known.keys().next().value as string)
+      this.known.set(p.peerId, { peer: p, source })
+    }
     if (this.swarm != null) this.swarm.addPeers(peers, source)
-    else void this.fetchFromKnown()
+    else this.fetchFromKnown(peers)
   }
 
-  /** Asks known peers, one after another, for the manifest; the first that verifies wins. */
-  private async fetchFromKnown (): Promise<void> {
-    if (this.fetching || this.manifest != null || this.stopped) return
-    this.fetching = true
-    try {
-      for (const { peer: p } of [...this.known.values()]) {
+  /**
+   * Asks peers for the manifest, several at once with short deadlines (see ManifestRace); peers
+   * told of later join in. The first that verifies wins and the download starts; an error then
+   * is ours (disk, --out), not the peer's: it ends the run.
+   */
+  private fetchFromKnown (peers: PeerAddress[]): void {
+    if (this.manifest != null || this.stopped || this.plan.kind !== 'get') return
+    if (this.race == null) {
+      const race = new ManifestRace<{ manifest: Manifest, bytes: Uint8Array, from: PeerAddress }>({
+        ask: async (peer, signal) => {
+          const connection = await dialGuarded(this.node, this.dialGuard, peer, { signal, timeout: MANIFEST_PATIENCE })
+          return { ...await fetchManifest(this.node, connection, this.cid, { signal, answerTimeout: MANIFEST_PATIENCE }), from: peer }
+        },
+        parallel: MANIFEST_PARALLEL,
+        timeout: MANIFEST_DEADLINE,
+        log: this.log
+      })
+      this.race = race
+      const outDir = this.plan.outDir
+      void race.result.then(async ({ manifest, bytes, from }) => {
         if (this.manifest != null || this.stopped) return
+        this.manifestFrom = from
         try {
-          const id = peerIdFromString(p.peerId)
-          await this.node.peerStore.merge(id, { multiaddrs: p.multiaddrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } }) })
-          const { manifest, bytes } = await fetchManifest(this.node, id, this.cid, { signal: this.abort.signal })
-          if (this.manifest != null || this.stopped) return
-          await this.download(manifest, bytes, (this.plan as GetPlan).outDir)
-          return
+          await this.download(manifest, bytes, outDir)
         } catch (err) {
-          if (err instanceof StorageError) {
-            this.safeDispatchEvent('error', { detail: err })
-            return
-          }
-          this.log(`manifest from ${shortId(p.peerId)}: ${(err as Error).message}`)
+          if (!this.stopped) this.safeDispatchEvent('error', { detail: err as Error })
         }
-      }
-    } finally {
-      this.fetching = false
+      }, () => {})
     }
+    this.race.add(peers)
   }
 
   /**
@@ -278,14 +302,17 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       this.safeDispatchEvent('complete', { detail: { cid: this.cid.toString(), path: finalPath, bytes: manifest.length } })
       return
     }
-    const hadPart = await isFile(finalPath + PART_SUFFIX)
-    const store = await openDownloadStore(outDir, manifest)
+    // temporary files are named from the CID: no manifest name can reach or replace them
+    const store = await openDownloadStore(outDir, manifest, this.cid.toString())
     const partPath = store.partPath as string
     let have = new Bitfield(n)
-    if (hadPart) {
+    if (store.reusedPart) {
+      // the record is a claim (anyone who can write the file can restore its mtime): the pieces
+      // it vouches for are hashed again; without one, every piece is
       const recorded = await readResume(partPath, this.cid.toString(), manifest)
-      have = recorded ?? await verifyStore(store, manifest)
-      this.log(`resuming: ${have.count()} of ${n} pieces already here (${recorded != null ? 'resume record' : 'hashed again'})`)
+      have = await verifyStore(store, manifest, recorded).catch(async (err) => { await store.close(); throw err })
+      const failed = recorded == null ? 0 : recorded.count() - have.count()
+      this.log(`resuming: ${have.count()} of ${n} pieces already here (${recorded == null ? 'hashed again' : failed === 0 ? 'resume record, its pieces hashed again' : `resume record; ${failed} of its pieces did not verify and will be fetched again`})`)
     }
     const resume = new ResumeWriter({ store, cid: this.cid.toString(), have: () => this.swarm?.have ?? have, log: this.log })
     this.resume = resume
@@ -308,6 +335,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       choker: this.options.choker,
       maxUploadRate: this.options.maxUploadRate,
       pexInterval: this.options.pexInterval,
+      dialGuard: this.dialGuard,
       log: this.log
     })
     swarm.addEventListener('peer:connect', (evt) => {
@@ -325,6 +353,9 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     this.safeDispatchEvent('manifest', { detail: { cid: this.cid.toString(), manifest } })
     // a download with nothing left (an empty file) completes inside start()
     await swarm.start()
+    // before the crowd: known peers may be many, and fake ones can hold every dial slot
+    const from = this.manifestFrom
+    if (from != null) swarm.addPeers([from], this.known.get(from.peerId)?.source ?? 'tracker')
     for (const source of PEER_SOURCES) {
       swarm.addPeers([...this.known.values()].filter(k => k.source === source).map(k => k.peer), source)
     }
@@ -334,7 +365,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   async stop (): Promise<void> {
     if (this.stopped) return
     this.stopped = true
-    this.abort.abort()
+    this.race?.stop()
     await this.discovery.stop()
     // stop trading and let writes under way land, then record what is on disk for the next run
     await this.swarm?.drain().catch(() => {})
@@ -360,11 +391,31 @@ async function isFile (path: string): Promise<boolean> {
 
 async function checkWritableDir (dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true })
+    await makeDirs(resolve(dir))
     await access(dir, fsConstants.W_OK)
   } catch (err) {
     throw new UsageError(`cannot write to --out ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
   }
+}
+
+/**
+ * `mkdir -p`, one component at a time. Node 20's `mkdir(…, { recursive: true })` loops forever
+ * (100% CPU) where the parent exists but refuses children with ENOENT, as /proc/self does.
+ */
+async function makeDirs (path: string): Promise<void> {
+  const root = parsePath(path).root
+  const parts = path.slice(root.length).split(sep).filter(p => p !== '')
+  let at = root
+  for (const part of parts) {
+    at = join(at, part)
+    try {
+      await mkdir(at)
+    } catch (err) {
+      // EEXIST: there already (a file in the way fails the next mkdir or the check below)
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
+  }
+  if (!(await stat(path)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' })
 }
 
 /** Writes the manifest next to the file, or in the working directory if that is read-only. */

@@ -23,3 +23,12 @@ export class TrackerFullError extends Error {
   override name = 'TrackerFullError'
   readonly status = 503
 }
+
+/**
+ * The announcer's identity or address already holds its share (swarms per peer id, peers per IP):
+ * 429, the caller may retry once it left some swarms. Only that caller is refused.
+ */
+export class QuotaExceededError extends Error {
+  override name = 'QuotaExceededError'
+  readonly status = 429
+}

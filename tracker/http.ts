@@ -7,7 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
-import { BadRequestError, TrackerFullError } from './errors.js'
+import { normalizeIp } from './addresses.js'
+import { BadRequestError, QuotaExceededError, TrackerFullError } from './errors.js'
 import { handleAnnounce, handleScrape } from './logic.js'
 import type { AnnouncePeer, AnnounceRequest, AnnounceResponse, LogicOptions, TrackerEvent } from './logic.js'
 import { decodeRecordParam, openPeerRecord } from './record.js'
@@ -81,8 +82,11 @@ function parseEvent (text: string | undefined): TrackerEvent | undefined {
   }
 }
 
-/** Everything but the signature first, so a bad request costs no verification. */
-export async function parseAnnounce (params: URLSearchParams): Promise<AnnounceRequest> {
+/**
+ * Everything but the signature first, so a bad request costs no verification. `ip` is where the
+ * announce came from (see clientIp).
+ */
+export async function parseAnnounce (params: URLSearchParams, ip: string): Promise<AnnounceRequest> {
   if (params.has('addr')) throw new BadRequestError('addresses must come in a signed peer record')
   const manifest = parseManifest(required(params, 'manifest'))
   const peerId = parsePeerId(required(params, 'peer'))
@@ -97,11 +101,13 @@ export async function parseAnnounce (params: URLSearchParams): Promise<AnnounceR
   // required for event=stopped too: otherwise anyone could remove anyone
   const bytes = decodeRecordParam(required(params, 'record'))
   const { seq, multiaddrs } = await openPeerRecord(bytes, peerId)
-  return { manifest, peerId: peerId.toString(), multiaddrs, seq, event, uploaded, downloaded, left, numwant }
+  return { manifest, peerId: peerId.toString(), multiaddrs, ip, seq, event, uploaded, downloaded, left, numwant }
 }
 
 export function parseScrape (params: URLSearchParams): Array<{ key: string, manifest: string }> {
   const texts = params.getAll('manifest')
+  // no full scrape: its answer grows with the tracker, the request does not
+  if (texts.length === 0) throw new BadRequestError('missing manifest (scrape answers only the manifests asked for)')
   if (texts.length > MAX_SCRAPE_MANIFESTS) throw new BadRequestError(`too many manifests (max ${MAX_SCRAPE_MANIFESTS})`)
   return texts.map(t => ({ key: t, manifest: parseManifest(t) }))
 }
@@ -111,6 +117,24 @@ export interface HandlerContext {
   logic: LogicOptions
   now: () => number
   log: (line: string) => void
+  /** normalized IPs of reverse proxies whose X-Forwarded-For is believed; usually empty */
+  trustedProxies: ReadonlySet<string>
+}
+
+/**
+ * The announcer's IP: the socket's peer, unless that is a trusted proxy, then the last address
+ * that proxy appended to X-Forwarded-For (anything before it the client could have written).
+ */
+export function clientIp (req: IncomingMessage, trustedProxies: ReadonlySet<string>): string {
+  const socketIp = normalizeIp(req.socket.remoteAddress)
+  if (!trustedProxies.has(socketIp)) return socketIp
+  const header = req.headers['x-forwarded-for']
+  const text = Array.isArray(header) ? header.join(',') : header
+  if (text === undefined) return socketIp
+  const last = text.split(',').pop()?.trim()
+  const ip = normalizeIp(last)
+  if (ip === '') throw new BadRequestError('bad X-Forwarded-For from the proxy')
+  return ip
 }
 
 /** JSON text of each shown peer, made once per announce of that peer rather than per answer. */
@@ -154,7 +178,7 @@ export function handleRequest (req: IncomingMessage, res: ServerResponse, ctx: H
   route(req, res, ctx).catch((err: unknown) => {
     if (err instanceof BadRequestError) {
       writeJsonSafe(res, err.status, { error: err.message }, err.status === 405 ? { allow: 'GET' } : {})
-    } else if (err instanceof TrackerFullError) {
+    } else if (err instanceof TrackerFullError || err instanceof QuotaExceededError) {
       writeJsonSafe(res, err.status, { error: err.message }, { 'retry-after': String(ctx.logic.interval) })
     } else {
       try {
@@ -193,7 +217,7 @@ async function route (req: IncomingMessage, res: ServerResponse, ctx: HandlerCon
   if (req.method !== 'GET') throw new BadRequestError('method not allowed', 405)
 
   if (path === '/announce') {
-    const request = await parseAnnounce(url.searchParams)
+    const request = await parseAnnounce(url.searchParams, clientIp(req, ctx.trustedProxies))
     // synchronous from the seq check to the store update: two copies of one record cannot both pass
     writeJsonText(res, 200, announceJson(handleAnnounce(ctx.store, request, ctx.now(), ctx.logic)))
   } else {

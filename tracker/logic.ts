@@ -1,6 +1,7 @@
 /**
  * Announce and scrape on a PeerStore. Pure given `now` and `random`: no I/O, no timers, no clock.
  */
+import { hostOf, ownAddrs } from './addresses.js'
 import { StaleRecordError } from './errors.js'
 import type { PeerEntry, PeerStore, SwarmCounts } from './store.js'
 
@@ -10,8 +11,10 @@ export type TrackerEvent = 'started' | 'completed' | 'stopped'
 export interface AnnounceRequest {
   manifest: string
   peerId: string
-  /** from the peer's signed record (see record.ts) */
+  /** from the peer's signed record (see record.ts); only those on `ip` are listed */
   multiaddrs: string[]
+  /** normalized IP the announce came from (see addresses.ts normalizeIp); '' if unknown */
+  ip: string
   /** the signed record's seqNumber */
   seq: bigint
   event?: TrackerEvent
@@ -67,17 +70,19 @@ export function handleAnnounce (store: PeerStore, req: AnnounceRequest, now: num
     // put first: it may refuse a new peer (limits), and then nothing else may change
     store.putPeer(req.manifest, {
       peerId: req.peerId,
-      multiaddrs: req.multiaddrs,
+      // a signature proves who announced, not whose addresses these are
+      multiaddrs: ownAddrs(req.multiaddrs, req.ip),
       left: req.left,
       lastSeen: now,
       countedComplete: countNow || (prev?.countedComplete ?? false),
-      seq: req.seq
+      seq: req.seq,
+      host: hostOf(req.ip)
     }, since)
     if (countNow) store.incrementCompleted(req.manifest)
     const candidates = store.peers(req.manifest, since)
       // nobody can dial a peer without addresses, so it is counted but not handed out
       .filter(p => p.peerId !== req.peerId && p.multiaddrs.length > 0)
-    peers = sampleInPlace(candidates, req.numwant, opts.random).map(shown)
+    peers = sampleByHost(candidates, req.numwant, opts.random).map(shown)
   }
 
   const counts = store.counts(req.manifest, since)
@@ -107,16 +112,47 @@ function shown (entry: PeerEntry): AnnouncePeer {
 }
 
 /**
- * `manifests` maps the key to answer under (what the client sent) to the normalized store key;
- * an empty list scrapes every known swarm.
+ * `manifests` maps the key to answer under (what the client sent) to the normalized store key.
+ * Only what was asked: a full scrape would answer megabytes to a 60-byte request.
  */
 export function handleScrape (store: PeerStore, manifests: Array<{ key: string, manifest: string }>, now: number, peerTtl: number): ScrapeResponse {
   const since = seenSince(now, peerTtl)
-  const wanted = manifests.length > 0
-    ? manifests
-    : store.manifests().map(m => ({ key: m, manifest: m }))
   // Object.fromEntries defines own properties, so a hostile key such as "__proto__" stays data
-  return { files: Object.fromEntries(wanted.map(w => [w.key, store.counts(w.manifest, since)])) }
+  return { files: Object.fromEntries(manifests.map(w => [w.key, store.counts(w.manifest, since)])) }
+}
+
+/**
+ * Up to `n` entries, spread over hosts: hosts in random order, one random entry of each per
+ * round. A host that announced a thousand fake peers gets no bigger share of an answer than a
+ * host with one honest seeder. `candidates` may be reordered.
+ */
+export function sampleByHost (candidates: PeerEntry[], n: number, random: () => number): PeerEntry[] {
+  const byHost = new Map<string, PeerEntry[]>()
+  for (const c of candidates) {
+    const list = byHost.get(c.host)
+    if (list == null) byHost.set(c.host, [c])
+    else list.push(c)
+  }
+  // one host, or one entry per host: a plain sample is already fair (and the common case)
+  if (byHost.size <= 1 || byHost.size === candidates.length) return sampleInPlace(candidates, n, random)
+  const hosts = sampleInPlace([...byHost.values()], byHost.size, random)
+  const out: PeerEntry[] = []
+  for (let round = 0; out.length < n; round++) {
+    let any = false
+    for (const list of hosts) {
+      if (round >= list.length) continue
+      any = true
+      // partial Fisher-Yates within the host's list
+      const j = Math.min(list.length - 1, round + Math.floor(random() * (list.length - round)))
+      const tmp = list[round]
+      list[round] = list[j]
+      list[j] = tmp
+      out.push(list[round])
+      if (out.length >= n) break
+    }
+    if (!any) break
+  }
+  return out
 }
 
 /** Up to `n` distinct items in random order (partial Fisher-Yates); `items` is left as it was. */

@@ -1,7 +1,8 @@
 /**
  * Signed announces: a peer's addresses come in a libp2p signed peer record (RecordEnvelope +
- * PeerRecord, domain PeerRecord.DOMAIN), so nobody can list another peer's id or point a swarm at
- * an address of their choosing. Checks run cheapest first; the signature check only runs for a
+ * PeerRecord, domain PeerRecord.DOMAIN), so nobody can list another peer's id or replay its old
+ * announce. A signature does not make an address the signer's: which addresses are listed is
+ * addresses.ts's call. Checks run cheapest first; the signature check only runs for a
  * well-formed envelope whose key is the peer's.
  *
  * The signature check is the largest single cost of an announce (Ed25519: 0.2–0.37 ms of CPU on

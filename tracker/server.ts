@@ -4,17 +4,22 @@
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { normalizeIp } from './addresses.js'
+import { ConnectionLimiter, DEFAULT_MAX_CONNECTIONS_PER_IP, defaultMaxConnections, descriptorLimit } from './connections.js'
 import { handleRequest } from './http.js'
 import type { HandlerContext } from './http.js'
 import { seenSince } from './logic.js'
 import { MemoryPeerStore } from './store.js'
 import type { MemoryPeerStoreInit, PeerStore } from './store.js'
 
-export { BadRequestError, StaleRecordError, TrackerFullError } from './errors.js'
+export { BadRequestError, QuotaExceededError, StaleRecordError, TrackerFullError } from './errors.js'
 export { MemoryPeerStore, StoreConfigError } from './store.js'
 export type { MemoryPeerStoreInit, PeerStore, PeerEntry, SwarmCounts } from './store.js'
 
-/** Limits and memory of the default store (MemoryPeerStore); a new peer or swarm past a limit gets 503. */
+/**
+ * Limits and memory of the default store (MemoryPeerStore): past a quota the announcer gets 429,
+ * past a limit that eviction cannot relieve 503.
+ */
 export interface TrackerServerInit extends MemoryPeerStoreInit {
   /** default 127.0.0.1 */
   host?: string
@@ -36,6 +41,22 @@ export interface TrackerServerInit extends MemoryPeerStoreInit {
   now?: () => number
   /** default Math.random (peer sampling) */
   random?: () => number
+  /** open connections in all; default the descriptor limit less 64 (Linux), else 4096 */
+  maxConnections?: number
+  /** open connections from one IP (an IPv6 /64); default 128 */
+  maxConnectionsPerIp?: number
+  /** ms a client has to send its request headers; default 10_000 */
+  headersTimeout?: number
+  /** ms a client has to send its whole request; default 15_000 (at least headersTimeout) */
+  requestTimeout?: number
+  /** ms an idle keep-alive connection stays open; default 5000 */
+  keepAliveTimeout?: number
+  /**
+   * IPs of reverse proxies in front of the tracker: for requests from them, the announcer is the
+   * last address in X-Forwarded-For. Default none: the socket's peer is the announcer (a client
+   * could write any X-Forwarded-For itself).
+   */
+  trustedProxies?: string[]
 }
 
 export class TrackerServerError extends Error {
@@ -48,6 +69,11 @@ export class TrackerServer {
   private readonly statsInterval: number
   private readonly log: (line: string) => void
   private readonly ctx: HandlerContext
+  private readonly maxConnections: number
+  private readonly headersTimeout: number
+  private readonly requestTimeout: number
+  private readonly keepAliveTimeout: number
+  private readonly limiter: ConnectionLimiter
   private server: Server | undefined
   private boundPort: number | undefined
   private sweepTimer: ReturnType<typeof setInterval> | undefined
@@ -66,17 +92,32 @@ export class TrackerServer {
       maxManifests: init.maxManifests,
       maxPeersTotal: init.maxPeersTotal,
       replayWindow: init.replayWindow,
-      historyTtl: init.historyTtl
+      historyTtl: init.historyTtl,
+      maxSwarmsPerPeer: init.maxSwarmsPerPeer,
+      maxPeersPerIp: init.maxPeersPerIp
     }
     // a given store has its own limits: silently ignoring these would be a trap
     if (init.store != null && Object.values(storeInit).some(v => v !== undefined)) {
       throw new TrackerServerError('store limits go to the store, not the server, when a store is given')
     }
+    const trustedProxies = new Set((init.trustedProxies ?? []).map(ip => {
+      const n = normalizeIp(ip)
+      if (n === '') throw new TrackerServerError(`trustedProxies: ${ip} is not an IP address`)
+      return n
+    }))
+    this.maxConnections = count('maxConnections', init.maxConnections ?? defaultMaxConnections(descriptorLimit()))
+    this.limiter = new ConnectionLimiter(count('maxConnectionsPerIp', init.maxConnectionsPerIp ?? DEFAULT_MAX_CONNECTIONS_PER_IP), trustedProxies)
+    this.headersTimeout = positive('headersTimeout', init.headersTimeout ?? 10_000)
+    this.requestTimeout = positive('requestTimeout', init.requestTimeout ?? Math.max(15_000, this.headersTimeout))
+    // node:http refuses a request timeout shorter than the headers timeout
+    if (this.requestTimeout < this.headersTimeout) throw new TrackerServerError('requestTimeout must be at least headersTimeout')
+    this.keepAliveTimeout = positive('keepAliveTimeout', init.keepAliveTimeout ?? 5000)
     this.ctx = {
       store: init.store ?? new MemoryPeerStore(storeInit),
       logic: { interval, minInterval, peerTtl, random: init.random ?? Math.random },
       now: init.now ?? Date.now,
-      log: this.log
+      log: this.log,
+      trustedProxies
     }
   }
 
@@ -94,7 +135,17 @@ export class TrackerServer {
 
   async start (): Promise<void> {
     if (this.server != null) return
-    const server = createServer((req, res) => { handleRequest(req, res, this.ctx) })
+    const server = createServer({
+      headersTimeout: this.headersTimeout,
+      requestTimeout: this.requestTimeout,
+      // how often the two timeouts above are checked (node's default, 30 s, lets them overrun)
+      connectionsCheckingInterval: Math.min(1000, this.headersTimeout)
+    }, (req, res) => { handleRequest(req, res, this.ctx) })
+    server.keepAliveTimeout = this.keepAliveTimeout
+    // past it node closes new sockets at once: better than running out of descriptors, where
+    // nobody gets in and the process cannot open a file either
+    server.maxConnections = this.maxConnections
+    this.limiter.attach(server)
     this.server = server
     try {
       await new Promise<void>((resolve, reject) => {
@@ -150,8 +201,11 @@ export class TrackerServer {
     }
   }
 
-  /** One line per swarm: short cid, seeders, leechers, completed. */
+  /** One line per swarm: short cid, seeders, leechers, completed; and refused connections. */
   logStats (): void {
+    const refused = this.limiter.takeRefused()
+    if (refused.perIp > 0) this.log(`tracker: closed ${refused.perIp} connections over the per-IP cap (max ${this.limiter.maxPerIp})`)
+    if (refused.total > 0) this.log(`tracker: closed ${refused.total} connections over maxConnections (${this.maxConnections})`)
     try {
       const since = seenSince(this.ctx.now(), this.ctx.logic.peerTtl)
       for (const manifest of this.ctx.store.manifests()) {
@@ -174,6 +228,11 @@ function shortCid (cid: string): string {
 
 function positive (name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw new TrackerServerError(`${name} must be a positive number`)
+  return value
+}
+
+function count (name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new TrackerServerError(`${name} must be a positive integer`)
   return value
 }
 

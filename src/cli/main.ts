@@ -8,7 +8,7 @@ import { parseRate } from '../throttle.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { progressBar, statsEvent, statsLine } from '../stats/reporter.js'
 import { formatBytes } from '../stats/format.js'
-import { Output } from './output.js'
+import { escapeText, Output, safeText } from './output.js'
 
 const USAGE = `bitswarm — a peer-to-peer file swarm on libp2p
 
@@ -142,14 +142,14 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
 
   const done = Promise.withResolvers<number>()
   peer.addEventListener('manifest', (evt) => {
-    if (kind === 'get') out.event({ event: 'manifest', cid: evt.detail.cid, name: evt.detail.manifest.name, bytes: evt.detail.manifest.length, pieceLength: evt.detail.manifest.pieceLength }, `manifest: ${evt.detail.manifest.name} (${formatBytes(evt.detail.manifest.length)})`)
+    if (kind === 'get') out.event({ event: 'manifest', cid: evt.detail.cid, name: evt.detail.manifest.name, bytes: evt.detail.manifest.length, pieceLength: evt.detail.manifest.pieceLength }, safeText`manifest: ${evt.detail.manifest.name} (${formatBytes(evt.detail.manifest.length)})`)
   })
   peer.addEventListener('peer:connect', (evt) => {
     out.event({ event: 'peer', peerId: evt.detail.peerId, source: evt.detail.source })
   })
   peer.addEventListener('complete', (evt) => {
     report()
-    out.event({ event: 'complete', cid: evt.detail.cid, path: evt.detail.path, bytes: evt.detail.bytes }, `complete: ${evt.detail.path} (${formatBytes(evt.detail.bytes)}, every piece verified)`)
+    out.event({ event: 'complete', cid: evt.detail.cid, path: evt.detail.path, bytes: evt.detail.bytes }, safeText`complete: ${evt.detail.path} (${formatBytes(evt.detail.bytes)}, every piece verified)`)
     if (kind === 'get' && values.seed !== true) done.resolve(0)
     else if (kind === 'get') out.line('seeding until Ctrl-C')
   })
@@ -165,10 +165,10 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   await peer.start()
   if (kind === 'seed') {
     out.event({ event: 'seeding', cid: peer.cid.toString(), manifest: peer.manifestPath, peerId: peer.peerId, multiaddrs: peer.multiaddrs },
-      `seeding ${peer.manifest?.name ?? ''} (${formatBytes(peer.manifest?.length ?? 0)})\n  cid:      ${peer.cid.toString()}\n  manifest: ${peer.manifestPath ?? ''}\n  peer:     ${peer.peerId}\n${peer.multiaddrs.map(a => `  listen:   ${a}`).join('\n')}`)
+      [safeText`seeding ${peer.manifest?.name ?? ''} (${formatBytes(peer.manifest?.length ?? 0)})`, safeText`  cid:      ${peer.cid.toString()}`, safeText`  manifest: ${peer.manifestPath ?? ''}`, safeText`  peer:     ${peer.peerId}`, ...peer.multiaddrs.map(a => safeText`  listen:   ${a}`)].join('\n'))
   } else {
     out.event({ event: 'started', cid: peer.cid.toString(), peerId: peer.peerId, multiaddrs: peer.multiaddrs },
-      `fetching ${peer.cid.toString()}\n  peer:     ${peer.peerId}\n${peer.multiaddrs.map(a => `  listen:   ${a}`).join('\n')}`)
+      [safeText`fetching ${peer.cid.toString()}`, safeText`  peer:     ${peer.peerId}`, ...peer.multiaddrs.map(a => safeText`  listen:   ${a}`)].join('\n'))
   }
   const timer = setInterval(report, statsInterval * 1000)
   const signal = untilSignal().then(() => 0)
@@ -211,7 +211,9 @@ async function main (argv: string[]): Promise<void> {
     const e = err as Error
     // one clear line on stderr, non-zero exit
     const usage = e.name === 'UsageError' || (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true
-    process.stderr.write(`bitswarm: ${e.message.split('\n')[0]}\n`)
+    // the message may quote a manifest's name or a path (newlines and all): escaped, it stays
+    // one line that says what it means
+    process.stderr.write(`bitswarm: ${escapeText(e.message)}\n`)
     process.exitCode = usage ? 2 : 1
   }
   // libp2p may leave handles (sockets closing) that keep the process alive; the work is done,

@@ -6,6 +6,7 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { addressKey } from './dial-guard.js'
 import type { PeerAddress } from './types.js'
 import type { Libp2p, PeerId, PeerInfo } from '@libp2p/interface'
 import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
@@ -27,6 +28,8 @@ export const DEFAULT_PROVIDE_TIMEOUT = 30_000
 const RETRY_DELAY = 3_000
 /** first look for routing-table growth after a provide (see scheduleNext) */
 const FIRST_GROWTH_CHECK = 5_000
+/** addresses kept per provider found (what one peer-exchange entry carries) */
+const MAX_PROVIDER_ADDRS = 8
 /** multiaddr protocol code of /p2p */
 const P2P_CODE = 421
 
@@ -107,7 +110,9 @@ export class DhtDiscovery {
         for (const peer of event.providers) {
           if (peer.id.equals(self)) continue
           const addrs = found.get(peer.id.toString()) ?? new Set<string>()
-          for (const a of stripAddrs(peer)) addrs.add(a)
+          // a remote answer can name any address: keep a few that can be dialled at all (the
+          // swarm's dial guard then decides when, and for how many peer ids)
+          for (const a of stripAddrs(peer)) if (addrs.size < MAX_PROVIDER_ADDRS && addressKey(a) != null) addrs.add(a)
           found.set(peer.id.toString(), addrs)
         }
         // leaving the loop ends the query early

@@ -46,6 +46,8 @@ export interface DiscoveryStatus {
   dht: { routingTable: number, provided: boolean }
 }
 
+/** peers asked of a tracker while we want more (the most our tracker gives) */
+const WANT_NUMWANT = 200
 /** bootstrap and cached peers tried at start, at most */
 const MAX_BOOTSTRAP = 20
 const CACHE_SAVE_MS = 60_000
@@ -81,6 +83,9 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
         privateKey: init.privateKey,
         getMultiaddrs: () => announceAddrs(init.node),
         getTransfer: init.getTransfer,
+        // a crowd of fake entries must not hide the real peers in the tracker's sample: ask for
+        // as many as a tracker gives (libtorrent asks 200 too) while we want peers
+        getNumwant: () => init.wantPeers() ? WANT_NUMWANT : undefined,
         minBackoff: init.trackerMinBackoff,
         log: this.log
       })

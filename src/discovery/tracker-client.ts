@@ -259,6 +259,8 @@ export interface TrackerAnnouncerInit {
   /** addresses to announce (without /p2p suffix); the first MAX_ANNOUNCE_ADDRS are sent */
   getMultiaddrs: () => string[]
   getTransfer: () => { uploaded: number, downloaded: number, left: number }
+  /** peers to ask for in each announce (default: the tracker's choice) */
+  getNumwant?: () => number | undefined
   /** per request, default 10_000 ms */
   timeout?: number
   /** 1_000 ms; doubles per consecutive failure … */
@@ -365,7 +367,8 @@ export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> 
       event,
       uploaded: t.uploaded,
       downloaded: t.downloaded,
-      left: t.left
+      left: t.left,
+      numwant: this.init.getNumwant?.()
     }
   }
 

@@ -14,8 +14,12 @@ export const MIN_PIECE_LENGTH = 16384
 const CHOSEN_MAX_PIECE_LENGTH = 16 * 1024 * 1024
 const MAX_PIECE_LENGTH = 64 * 1024 * 1024
 const TARGET_PIECES = 2000
-// a manifest arrives from untrusted peers: bound it before the CBOR decoder allocates anything
-const MAX_MANIFEST_BYTES = 8 * 1024 * 1024
+/**
+ * A manifest arrives from untrusted peers: bound it before the CBOR decoder allocates anything.
+ * The one cap for making, reading, serving and fetching a manifest (the exchange sizes its
+ * stream buffers from it): about 262,000 pieces.
+ */
+export const MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 const MAX_NAME_BYTES = 255
 const READ_CHUNK = 1024 * 1024
 const MANIFEST_KEYS = ['version', 'name', 'length', 'pieceLength', 'pieces']

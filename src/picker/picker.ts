@@ -31,6 +31,12 @@ export interface PickerInit {
   random?: () => number
   /** pieces we already have (verified); copied, the picker owns `have` afterwards */
   have?: Bitfield
+  /**
+   * Bytes of pieces being assembled at once (default: no limit). Every started piece holds a
+   * buffer until it verifies: past this budget no new piece is started, though one always may
+   * be. A peer that sends all of a piece but one block cannot make us hold more.
+   */
+  maxActiveBytes?: number
 }
 
 export interface BlockReceivedResult {
@@ -87,6 +93,11 @@ export class PiecePicker {
   private readonly scratch: Uint32Array
   /** 1 when the piece is had or active: a typed array keeps the new-piece scan tight */
   private readonly taken: Uint8Array
+  /** 1 when the piece failed its hash check: it is fetched again from one peer at a time */
+  private readonly solo: Uint8Array
+  private readonly maxActiveBytes: number
+  /** bytes of the pieces in `active` */
+  private activeBytes = 0
 
   constructor (init: PickerInit) {
     const { pieceCount, pieceLength, totalLength } = init
@@ -111,6 +122,9 @@ export class PiecePicker {
     this.avail = new Uint32Array(pieceCount)
     this.scratch = new Uint32Array(pieceCount)
     this.taken = new Uint8Array(pieceCount)
+    this.solo = new Uint8Array(pieceCount)
+    this.maxActiveBytes = init.maxActiveBytes ?? Infinity
+    if (!(this.maxActiveBytes > 0)) throw new RangeError(`invalid maxActiveBytes ${this.maxActiveBytes}`)
     this.state = new Array<ActivePiece | undefined>(pieceCount).fill(undefined)
     for (let i = 0; i < pieceCount; i++) {
       if (this.have.get(i)) this.taken[i] = 1
@@ -224,6 +238,9 @@ export class PiecePicker {
         if (out.length >= max) break
         if (ap.busyCount === ap.blockCount || !this.has(peer, ap.piece)) continue
         if (ap.busyCount > ap.receivedCount && this.busyElsewhere(ap, peerId)) {
+          // a piece that failed is fetched from one peer, so that if it fails again the
+          // blame is that peer's alone
+          if (this.solo[ap.piece] === 1) continue
           if (rarest < 0) rarest = this.rarestUnstarted(peer)
           if (this.avail[ap.piece] > rarest) continue
         }
@@ -272,6 +289,7 @@ export class PiecePicker {
   pieceVerified (piece: number): void {
     this.checkPiece(piece)
     if (this.have.get(piece)) return
+    this.solo[piece] = 0
     const ap = this.state[piece]
     if (ap !== undefined) {
       this.free -= ap.blockCount - ap.busyCount
@@ -286,9 +304,10 @@ export class PiecePicker {
     }
   }
 
-  /** Hash mismatch: every block of the piece is missing again. */
+  /** Hash mismatch: every block of the piece is missing again, to be fetched from one peer. */
   pieceFailed (piece: number): void {
     this.checkPiece(piece)
+    this.solo[piece] = 1
     if (this.have.get(piece)) {
       this.have.set(piece, false)
       this.taken[piece] = 0
@@ -306,6 +325,16 @@ export class PiecePicker {
 
   inFlight (peerId: string): number {
     return this.peers.get(peerId)?.inFlight.size ?? 0
+  }
+
+  /** Bytes of the pieces started and not yet verified (each holds a buffer while assembled). */
+  get activePieceBytes (): number {
+    return this.activeBytes
+  }
+
+  /** Pieces started and not yet verified. */
+  get activePieces (): number {
+    return this.active.size
   }
 
   get endgame (): boolean {
@@ -371,6 +400,7 @@ export class PiecePicker {
     this.state[piece] = ap
     this.taken[piece] = 1
     this.active.set(piece, ap)
+    this.activeBytes += this.pieceSize(piece)
     return ap
   }
 
@@ -385,6 +415,7 @@ export class PiecePicker {
     this.state[ap.piece] = undefined
     this.taken[ap.piece] = this.have.get(ap.piece) ? 1 : 0
     this.active.delete(ap.piece)
+    this.activeBytes -= this.pieceSize(ap.piece)
   }
 
   private takeFree (ap: ActivePiece, peerId: string, peer: PeerState, max: number, out: BlockRef[]): void {
@@ -430,7 +461,13 @@ export class PiecePicker {
     return Math.min(n - 1, Math.floor(this.random() * n))
   }
 
+  /** Another piece may be started within the memory budget (one may always be). */
+  private roomForNewPiece (): boolean {
+    return this.active.size === 0 || this.activeBytes + this.pieceLength <= this.maxActiveBytes
+  }
+
   private pickNewPieces (peerId: string, peer: PeerState, max: number, out: BlockRef[]): void {
+    if (!this.roomForNewPiece()) return
     // One O(pieces) scan collects the unstarted pieces we lack and the peer has into cand[0..n),
     // keeping the rarest of them (availability `min`) at the front, cand[0..k).
     const randomMode = this.have.count() < this.randomFirstPieces
@@ -479,6 +516,7 @@ export class PiecePicker {
         k--
         n--
         this.takeFree(this.startPiece(piece), peerId, peer, max, out)
+        if (!this.roomForNewPiece()) return
       }
     }
   }
@@ -488,6 +526,8 @@ export class PiecePicker {
     const candidates: Array<{ ap: ActivePiece, b: number, n: number }> = []
     for (const ap of this.active.values()) {
       if (ap.receivedCount === ap.blockCount || !this.has(peer, ap.piece)) continue
+      // a piece that failed stays with the one peer fetching it (no duplicates: see pick())
+      if (this.solo[ap.piece] === 1) continue
       for (let b = 0; b < ap.blockCount; b++) {
         const requesters = ap.requesters[b]
         if (requesters === undefined || ap.received[b] === 1 || requesters.includes(peerId)) continue

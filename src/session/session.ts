@@ -83,6 +83,9 @@ export class PeerSession {
   peerHasAll = false
   /** ms of the last block received, or of the last unchoke from the peer, whichever later */
   lastBlockAt = 0
+  /** ms of the last block received from the peer, and of the last sent to it (0: none yet) */
+  lastDownloadAt = 0
+  lastUploadAt = 0
   lastSentAt: number
   lastReceivedAt: number
   readonly down: RateMeter
@@ -99,8 +102,10 @@ export class PeerSession {
   private readonly decoder = new WireDecoder()
   private handshaken = false
   private haveStateKnown = false
-  /** requests we sent, by "piece:offset" → [block, sentAt] */
+  /** requests we sent, by "piece:offset" → [block, sentAt]; in the order sent */
   readonly outstanding = new Map<string, { block: BlockSpec, sentAt: number }>()
+  /** when the newest request the peer has answered was sent (see expireSkipped) */
+  private answeredSentAt = 0
   private readonly forgiven = new Set<string>()
   private readonly incoming: BlockSpec[] = []
   private pumping = false
@@ -269,7 +274,9 @@ export class PeerSession {
         }
         if (o.block.length !== msg.data.byteLength) this.violation(`block ${msg.piece}/${msg.offset} has ${msg.data.byteLength} bytes, asked for ${o.block.length}`)
         this.outstanding.delete(k)
+        if (o.sentAt > this.answeredSentAt) this.answeredSentAt = o.sentAt
         this.lastBlockAt = this.now()
+        this.lastDownloadAt = this.lastBlockAt
         this.down.add(msg.data.byteLength)
         this.delegate.onBlock(this, msg.piece, msg.offset, msg.data)
         break
@@ -323,6 +330,7 @@ export class PeerSession {
         this.incoming.shift()
         this.send(encodePiece(b.piece, b.offset, data))
         this.up.add(b.length)
+        this.lastUploadAt = this.now()
         this.delegate.onUpload(this, b.length)
         if (this.outboxBytes >= FLUSH_BYTES || this.incoming.length === 0) {
           if (!this.flush()) await this.stream.onDrain({ signal: AbortSignal.timeout(60_000) })
@@ -432,6 +440,23 @@ export class PeerSession {
       }
     }
     return expired
+  }
+
+  /**
+   * Requests the peer passed over: it has answered one we sent at least `graceMs` after them. A
+   * peer serves requests in the order they came, so these are being withheld (a peer that sends
+   * every block of a piece but one): dropped from our books (cancelled) and returned, without
+   * waiting for the request timeout.
+   */
+  expireSkipped (graceMs: number): BlockSpec[] {
+    const skipped: BlockSpec[] = []
+    // the map iterates in the order requests were sent: stop at the first one not passed over
+    for (const o of this.outstanding.values()) {
+      if (o.sentAt + graceMs > this.answeredSentAt) break
+      skipped.push(o.block)
+    }
+    for (const b of skipped) this.cancel(b)
+    return skipped
   }
 
   /** Sends a keep-alive when we have been quiet; closes a peer silent for `deadMs`. */

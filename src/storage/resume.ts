@@ -4,19 +4,24 @@
  * atomically (temp file + rename) after the data it describes has been flushed to disk.
  *
  * On restart (as libtorrent does with its resume data): if the record names this manifest and
- * the part file's size and mtime still match, its pieces are trusted (the fast path);
- * otherwise, after a crash (`kill -9` leaves writes newer than the record) or an edit, every
- * piece on disk is hashed again and only the ones that verify are kept. Either way nothing is
- * trusted that was not verified, and only the rest is fetched.
+ * the part file's size and mtime still match, only the pieces it lists are hashed again (the
+ * fast path); otherwise, after a crash (`kill -9` leaves writes newer than the record) or an
+ * edit, every piece on disk is. Size and mtime are not proof: anyone who can write the file can
+ * put its mtime back. Hashing what the record vouches for costs at most an eighth of what
+ * fetching it did (SHA-256 runs at ~1.6 GB/s, the swarm at ≤ 200 MB/s), once per start. Either
+ * way nothing is trusted that was not verified in this run, and only the rest is fetched.
  */
-import { readFile, rm, stat } from 'node:fs/promises'
+import { constants as fsConstants } from 'node:fs'
+import { lstat, open, rm } from 'node:fs/promises'
 import { writeFileAtomic } from './atomic-file.js'
 import { Bitfield } from '../bitfield.js'
 import { pieceCount, type Manifest } from '../manifest/manifest.js'
 import { PART_SUFFIX, type PieceStore } from './storage.js'
 
-const RESUME_SUFFIX = '.bitswarm-resume'
+const RESUME_SUFFIX = '.resume'
 const VERSION = 1
+/** a record is a few hundred bytes plus the bitfield in base64: refuse anything much larger */
+const MAX_RECORD_BYTES = 1024 * 1024
 
 interface ResumeRecord {
   version: number
@@ -31,13 +36,28 @@ function resumePathOf (partPath: string): string {
   return (partPath.endsWith(PART_SUFFIX) ? partPath.slice(0, -PART_SUFFIX.length) : partPath) + RESUME_SUFFIX
 }
 
-/** The pieces a resume record vouches for, or undefined when the record is missing or stale. */
+/** A small regular file's text, read without following a symlink or blocking on a FIFO. */
+async function readSmallFile (path: string, max: number): Promise<string> {
+  const fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK)
+  try {
+    const st = await fh.stat()
+    if (!st.isFile() || st.size > max) throw new Error(`${path}: not a resume record`)
+    return await fh.readFile('utf8')
+  } finally {
+    await fh.close()
+  }
+}
+
+/**
+ * The pieces a resume record vouches for, or undefined when the record is missing or stale.
+ * A claim, not proof: pass it to verifyStore, which hashes those pieces.
+ */
 export async function readResume (partPath: string, cid: string, manifest: Manifest): Promise<Bitfield | undefined> {
   let record: ResumeRecord
   try {
-    record = JSON.parse(await readFile(resumePathOf(partPath), 'utf8')) as ResumeRecord
-    const st = await stat(partPath)
-    if (record.version !== VERSION || record.cid !== cid) return undefined
+    record = JSON.parse(await readSmallFile(resumePathOf(partPath), MAX_RECORD_BYTES)) as ResumeRecord
+    const st = await lstat(partPath)
+    if (!st.isFile() || record.version !== VERSION || record.cid !== cid) return undefined
     if (record.size !== st.size || record.mtimeMs !== st.mtimeMs) return undefined
     return Bitfield.fromBytes(pieceCount(manifest), Buffer.from(record.pieces, 'base64'))
   } catch {
@@ -63,21 +83,23 @@ async function removeResume (partPath: string): Promise<void> {
 const VERIFY_CONCURRENCY = 4
 
 /**
- * Hashes every piece on disk and returns the ones that match the manifest; a few at once, as
- * reads and hashes run on the thread pool (memory stays at a few pieces). Zero-filled holes of
- * a sparse part file simply fail to verify.
+ * Hashes the pieces on disk (every one, or only `only`'s) and returns the ones that match the
+ * manifest; a few at once, as reads and hashes run on the thread pool (memory stays at a few
+ * pieces). Zero-filled holes of a sparse part file simply fail to verify.
  */
-export async function verifyStore (store: PieceStore, manifest: Manifest): Promise<Bitfield> {
+export async function verifyStore (store: PieceStore, manifest: Manifest, only?: Bitfield): Promise<Bitfield> {
   const n = pieceCount(manifest)
   const have = new Bitfield(n)
+  const todo: number[] = []
+  for (let i = 0; i < n; i++) if (only === undefined || only.get(i)) todo.push(i)
   let next = 0
   const worker = async (): Promise<void> => {
-    while (next < n) {
-      const i = next++
+    while (next < todo.length) {
+      const i = todo[next++]
       if (await store.verifyPiece(i)) have.set(i)
     }
   }
-  await Promise.all(Array.from({ length: Math.min(VERIFY_CONCURRENCY, n) }, worker))
+  await Promise.all(Array.from({ length: Math.min(VERIFY_CONCURRENCY, todo.length) }, worker))
   return have
 }
 

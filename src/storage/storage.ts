@@ -1,5 +1,6 @@
 import { createHash, webcrypto } from 'node:crypto'
-import { mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises'
+import { constants as fsConstants, type Stats } from 'node:fs'
+import { link, lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { pieceCount, pieceHash, pieceSize, type Manifest } from '../manifest/manifest.js'
 
@@ -13,7 +14,7 @@ export interface PieceStore {
   /** Reads a whole piece into `into` (at least the piece's size); resolves to the piece's size. */
   readPieceInto (piece: number, into: Uint8Array): Promise<number>
   verifyPiece (piece: number): Promise<boolean> // read + SHA-256 against the manifest
-  finalize (): Promise<void> // downloads: fsync, close, rename temp -> final; seeding: no-op
+  finalize (): Promise<void> // downloads: fsync, give the part file its final name (never replacing a file there); seeding: no-op
   /** downloads: the temporary file written until finalize(); undefined for seed stores and after finalize */
   readonly partPath: string | undefined
   /** Flushes written data to disk; returns the file's size and mtime (for the resume record). */
@@ -21,8 +22,32 @@ export interface PieceStore {
   close (): Promise<void> // idempotent
 }
 
-/** A download is written to `<name>` + PART_SUFFIX until it is complete. */
-export const PART_SUFFIX = '.bitswarm-part'
+/** A download store: a part file that may hold an earlier run's pieces. */
+export interface DownloadStore extends PieceStore {
+  /** an earlier run's part file was found and kept (its pieces still need checking) */
+  readonly reusedPart: boolean
+}
+
+/**
+ * A download is written to `<out>/.bitswarm-<cid>.part` until it is complete (its resume record
+ * sits beside it). The temporary names come from the manifest's CID, never from its name: two
+ * downloads into one directory cannot share or replace each other's part files, and a name of up
+ * to NAME_MAX bytes still fits. Manifest names with this prefix are refused (see reservedName).
+ */
+export const TEMP_PREFIX = '.bitswarm-'
+export const PART_SUFFIX = '.part'
+
+/** The part file of the download `key` (a manifest CID) in `outDir`. */
+export function partPathOf (outDir: string, key: string): string {
+  // the key becomes a file name: letters and digits only (a CID's base32 or base58 text)
+  if (!/^[A-Za-z0-9]{1,200}$/.test(key)) throw new StorageError(`not a usable download key: ${JSON.stringify(key)}`)
+  return join(outDir, `${TEMP_PREFIX}${key}${PART_SUFFIX}`)
+}
+
+/** Is `name` in the namespace of our temporary files (part files, resume records, their temps)? */
+export function reservedName (name: string): boolean {
+  return name.toLowerCase().startsWith(TEMP_PREFIX)
+}
 
 /**
  * SHA-256 of a piece. One buffer is hashed by WebCrypto, which runs on libuv's thread pool: a
@@ -49,8 +74,9 @@ function errno (err: unknown): string {
   return `${e.code} (${words})`
 }
 
-class FilePieceStore implements PieceStore {
+class FilePieceStore implements DownloadStore {
   readonly path: string
+  readonly reusedPart: boolean
   private fh: FileHandle | undefined
   private readonly manifest: Manifest
   private readonly pieces: number
@@ -59,8 +85,9 @@ class FilePieceStore implements PieceStore {
   private readonly tempPath: string | undefined
   private finalized = false
 
-  constructor (path: string, fh: FileHandle, manifest: Manifest, partPath: string | undefined) {
+  constructor (path: string, fh: FileHandle, manifest: Manifest, partPath: string | undefined, reusedPart = false) {
     this.path = path
+    this.reusedPart = reusedPart
     this.fh = fh
     this.manifest = manifest
     this.pieces = pieceCount(manifest)
@@ -150,9 +177,10 @@ class FilePieceStore implements PieceStore {
     const fh = this.handle()
     try {
       await fh.sync() // data on disk before the name says the file is complete
-      // the open descriptor follows the rename, so reads in flight (uploads) are not cut off
-      await rename(this.tempPath, this.path)
+      // the open descriptor stays valid under the new name, so uploads in flight go on
+      await placeFile(this.tempPath, this.path, await fh.stat())
     } catch (err) {
+      if (err instanceof StorageError) throw err
       throw new StorageError(`cannot finalize ${this.path}: ${errno(err)}`)
     }
     this.finalized = true
@@ -181,6 +209,46 @@ class FilePieceStore implements PieceStore {
     this.writable = false
     if (fh !== undefined) await fh.close().catch(() => {})
   }
+}
+
+const sameFile = (a: Stats, b: Stats): boolean => a.dev === b.dev && a.ino === b.ino
+
+// file systems without hard links (FAT, exFAT, some FUSE) say one of these to link(2)
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EXDEV'])
+
+/**
+ * Gives the finished part file its final name without replacing anything already there: link(2)
+ * fails if the name exists, even as a dangling symlink, where rename(2) would replace it. Then
+ * checks that the name holds the very file we wrote and verified (`own`, from our descriptor):
+ * a part file swapped for another file under our feet gives an error, never a "complete".
+ */
+async function placeFile (temp: string, final: string, own: Stats): Promise<void> {
+  const appeared = (): StorageError => new StorageError(`cannot finalize ${final}: something by that name appeared during the download (the verified data is left in ${temp})`)
+  try {
+    await link(temp, final)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? ''
+    if (code === 'EEXIST' || code === 'ENOENT') {
+      // another run of this same download may have placed this same file already
+      const there = await lstat(final).catch(() => undefined)
+      if (there !== undefined && sameFile(there, own)) return
+      if (code === 'EEXIST') throw appeared()
+      throw err
+    }
+    if (!NO_HARD_LINKS.has(code)) throw err
+    // no hard links here: check the name is free, then rename (a narrow race remains)
+    if (await lstat(final).then(() => true, () => false)) throw appeared()
+    await rename(temp, final)
+  }
+  const placed = await lstat(final)
+  if (!sameFile(placed, own)) {
+    // the part file's name pointed at another file: take back the name we just gave it
+    await unlink(final).catch(() => {})
+    throw new StorageError(`cannot finalize ${final}: ${temp} was replaced during the download by a file that was not verified`)
+  }
+  // drop the temporary name, but only if it is still ours
+  const left = await lstat(temp).catch(() => undefined)
+  if (left !== undefined && sameFile(left, own)) await unlink(temp).catch(() => {})
 }
 
 function skipBytes (chunks: Uint8Array[], n: number): Uint8Array[] {
@@ -227,11 +295,56 @@ export async function openSeedStore (filePath: string, manifest: Manifest): Prom
   return new FilePieceStore(filePath, fh, manifest, undefined)
 }
 
-export async function openDownloadStore (outDir: string, manifest: Manifest): Promise<PieceStore> {
+/**
+ * Opens the part file without following a symlink planted at its name (O_NOFOLLOW) and creates
+ * a new one exclusively (O_EXCL). A symlink, a file with other hard links or another user's
+ * file at our reserved name is not ours: its name is removed (never what it points at) and a
+ * fresh file made.
+ */
+async function openPartFile (path: string): Promise<{ fh: FileHandle, existed: boolean }> {
+  const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fsConstants
+  for (let attempt = 0; attempt < 4; attempt++) {
+    let fh: FileHandle | undefined
+    try {
+      // O_NONBLOCK: a FIFO planted here must not hang the open; regular files ignore it
+      fh = await open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ELOOP') { await unlink(path); continue } // a symlink
+      if (code !== 'ENOENT') throw err
+    }
+    if (fh !== undefined) {
+      const st = await fh.stat().catch(async (err) => { await fh?.close(); throw err })
+      if (!st.isFile()) {
+        await fh.close()
+        throw Object.assign(new Error(`${path} is not a regular file`), { code: 'EISDIR' })
+      }
+      // ours alone: not hard-linked to another name (writes would change that file too), not
+      // owned by another user (who could go on writing into it after we verified it)
+      if (st.nlink === 1 && (process.getuid === undefined || st.uid === process.getuid())) return { fh, existed: true }
+      await fh.close()
+      await unlink(path)
+      continue
+    }
+    try {
+      return { fh: await open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666), existed: false }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err // made in between: look again
+    }
+  }
+  throw Object.assign(new Error(`${path} keeps being replaced`), { code: 'EBUSY' })
+}
+
+/** `key` names the temporary files: the manifest's CID (see partPathOf). */
+export async function openDownloadStore (outDir: string, manifest: Manifest, key: string): Promise<DownloadStore> {
   // the name comes from a peer's manifest: never let it pick a path outside outDir
   if (manifest.name === '' || manifest.name === '.' || manifest.name === '..' || basename(manifest.name) !== manifest.name || /[/\\\0]/.test(manifest.name)) {
     throw new StorageError(`unsafe file name in manifest: ${JSON.stringify(manifest.name)}`)
   }
+  if (reservedName(manifest.name)) {
+    throw new StorageError(`file name in manifest is reserved for bitswarm's temporary files (${TEMP_PREFIX}…): ${JSON.stringify(manifest.name)}`)
+  }
+  const partPath = partPathOf(outDir, key)
   try {
     await ensureDir(outDir)
     if (!(await stat(outDir)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' })
@@ -239,25 +352,22 @@ export async function openDownloadStore (outDir: string, manifest: Manifest): Pr
     throw new StorageError(`cannot write to ${outDir}: ${errno(err)}`)
   }
   const finalPath = join(outDir, manifest.name)
-  const partPath = finalPath + PART_SUFFIX
-  let fh: FileHandle
+  // anything at the final name (a dangling symlink, a directory) would only fail at the end
+  if (await lstat(finalPath).then(() => true, () => false)) throw new StorageError(`${finalPath} already exists: move it away first`)
+  let opened: { fh: FileHandle, existed: boolean }
   try {
-    // reuse a leftover part file ('r+' keeps its bytes); not 'a': appends ignore the position
-    fh = await open(partPath, 'r+').catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err
-      return await open(partPath, 'w+')
-    })
+    // reuse a leftover part file (read-write keeps its bytes; not append: appends ignore the position)
+    opened = await openPartFile(partPath)
   } catch (err) {
     throw new StorageError(`cannot write to ${outDir}: ${errno(err)}`)
   }
+  const { fh, existed } = opened
   try {
-    const st = await fh.stat()
-    if (!st.isFile()) throw Object.assign(new Error(`${partPath} is not a regular file`), { code: 'EISDIR' })
     // fixed size up front: pieces arrive in any order and land at their offsets (sparse file)
-    if (st.size !== manifest.length) await fh.truncate(manifest.length)
+    if ((await fh.stat()).size !== manifest.length) await fh.truncate(manifest.length)
   } catch (err) {
     await fh.close().catch(() => {})
     throw new StorageError(`cannot write to ${outDir}: ${errno(err)}`)
   }
-  return new FilePieceStore(finalPath, fh, manifest, partPath)
+  return new FilePieceStore(finalPath, fh, manifest, partPath, existed)
 }

@@ -3,24 +3,31 @@
  * store. It owns the timers (rechoke, request timeouts, keep-alives) and the wire protocol
  * handler; policy lives in picker/ and choker/, bytes on the wire in session/ and wire/.
  */
+import { createHash } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
 import type { IdentifyResult, Libp2p, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { Bitfield } from '../bitfield.js'
 import { fromWirePeers, PexView, PEX_MAX_PEERS, toWirePeers } from '../discovery/pex.js'
+import { DialGuard } from '../discovery/dial-guard.js'
+import { DialRefusedError, dialGuarded } from '../discovery/guarded-dial.js'
 import type { PeerAddress } from '../discovery/types.js'
 import { Choker, type ChokerInit, type ChokerPeer } from '../choker/choker.js'
 import { pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
-import { PiecePicker, requestDepth, type BlockRef } from '../picker/picker.js'
+import { BLOCK_SIZE, PiecePicker, requestDepth, type BlockRef } from '../picker/picker.js'
 import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
 import { RateMeter } from '../stats/rate.js'
 import { Throttle } from '../throttle.js'
+import { LogLimiter } from '../log-limiter.js'
+import { ipOf } from '../net/pending-inbound.js'
+import { Admission, type AdmissionInit, type SessionFacts } from './admission.js'
 import { PieceCache } from '../storage/piece-cache.js'
 import { pieceMatches, type PieceStore } from '../storage/storage.js'
 import { WIRE_PROTOCOL, type BlockSpec, type WirePeer } from '../wire/codec.js'
+import { RequestBackoff } from './request-backoff.js'
+import { SmartBan, type SentBlock } from './smart-ban.js'
 
 /** How we came to know a peer; `incoming` peers dialled us. */
 export type PeerSource = 'tracker' | 'dht' | 'pex' | 'bootstrap' | 'cache' | 'incoming'
@@ -43,6 +50,10 @@ export interface SwarmInit {
   choker?: ChokerInit
   /** most sessions at once (default 50) */
   maxPeers?: number
+  /** who may hold a session slot when full: grace period, idle eviction, share per IP (see Admission) */
+  admission?: Omit<AdmissionInit, 'maxPeers'>
+  /** which told-of addresses may be dialled (per-address backoff, peer ids per address); default a new one */
+  dialGuard?: DialGuard
   /** a request not answered within this many ms is given to another peer (default 30_000) */
   requestTimeout?: number
   /** upload cap in bytes/s for all sessions together (default: none) */
@@ -87,6 +98,13 @@ export interface SwarmEvents {
 }
 
 const TICK_MS = 1000
+/**
+ * Pieces being assembled hold at most this many bytes of buffers (or one piece, if larger): a
+ * peer that sends every block of a piece but the last cannot make us start piece after piece.
+ */
+const PARTIAL_PIECE_BYTES = 64 * 1024 * 1024
+/** A request the peer passed over while answering one sent this much later is given up on. */
+const SKIP_GRACE_MS = 2000
 /** Piece buffers kept for reuse, in bytes. */
 const SPARE_BUFFER_BYTES = 16 * 1024 * 1024
 /** A peer's first SLOW_START_BYTES are requested as if it sent SLOW_START_RATE (64 blocks deep). */
@@ -106,6 +124,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly choker: Choker
   private readonly sessions = new Map<string, PeerSession>()
   private readonly dialing = new Set<string>()
+  private readonly dialGuard: DialGuard
   /** how we learned of each connected peer */
   private readonly sources = new Map<string, PeerSource>()
   /** when each session is due its next peer-exchange message */
@@ -113,8 +132,11 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly pex: PexView
   private readonly pexInterval: number
   private readonly lastPexFrom = new Map<string, number>()
-  /** who sent the blocks of each piece being assembled: a bad piece is blamed on its senders */
-  private readonly contributors = new Map<number, Set<string>>()
+  /** who sent each block of each piece being assembled (by block index): see SmartBan */
+  private readonly blockSenders = new Map<number, string[]>()
+  private readonly smartBan = new SmartBan()
+  /** peers that rejected requests or let them time out are asked again only later */
+  private readonly backoff: RequestBackoff
   private readonly strikes = new Map<string, number>()
   private readonly banned = new Set<string>()
   private readonly maxStrikes: number
@@ -128,6 +150,11 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly log: (msg: string) => void
   private readonly now: () => number
   private readonly maxPeers: number
+  private readonly admission: Admission
+  /** refusals and evictions: an attacker decides how many there are */
+  private readonly admissionLog: LogLimiter
+  /** the remote IP address of each session (its slot's share is counted per address) */
+  private readonly sessionIps = new WeakMap<PeerSession, string>()
   private readonly requestTimeout: number
   private readonly throttle: Throttle
   private readonly manifestBytes: Uint8Array
@@ -154,11 +181,15 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.log = init.log ?? (() => {})
     this.now = init.now ?? Date.now
     this.maxPeers = init.maxPeers ?? 50
+    this.admission = new Admission({ ...init.admission, maxPeers: this.maxPeers })
+    this.admissionLog = new LogLimiter({ log: this.log, now: this.now })
     this.requestTimeout = init.requestTimeout ?? 30_000
     this.throttle = new Throttle({ rate: init.maxUploadRate ?? 0 })
     this.pexInterval = init.pexInterval ?? 30_000
     this.maxStrikes = init.maxStrikes ?? 2
+    this.backoff = new RequestBackoff({ now: this.now })
     this.pex = new PexView({ random: init.random, now: this.now })
+    this.dialGuard = init.dialGuard ?? new DialGuard({ now: this.now })
     this.manifestBytes = init.cid.bytes
     this.count = pieceCount(init.manifest)
     this.picker = new PiecePicker({
@@ -166,7 +197,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       pieceLength: init.manifest.pieceLength,
       totalLength: init.manifest.length,
       have: init.have,
-      random: init.random
+      random: init.random,
+      maxActiveBytes: Math.max(PARTIAL_PIECE_BYTES, init.manifest.pieceLength)
     })
     this.choker = new Choker({ now: this.now, random: init.random, ...init.choker })
     this.downRate = new RateMeter({ windowMs: 5_000, now: this.now })
@@ -233,7 +265,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     for (const p of peers) {
       if (!this.running) return
       if (p.peerId === self || this.sessions.has(p.peerId) || this.dialing.has(p.peerId) || this.banned.has(p.peerId)) continue
-      if (this.sessions.size + this.dialing.size >= this.maxPeers) return
+      if (this.sessions.size + this.dialing.size >= this.maxPeers && !this.roomByEviction()) return
       void this.dial(p, source)
     }
   }
@@ -241,17 +273,17 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private async dial (p: PeerAddress, source: PeerSource): Promise<void> {
     this.dialing.add(p.peerId)
     try {
-      const peerId = peerIdFromString(p.peerId)
-      const addrs = p.multiaddrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
-      if (addrs.length > 0) await this.node.peerStore.merge(peerId, { multiaddrs: addrs })
-      const stream = await this.node.dialProtocol(peerId, WIRE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+      // addresses from trackers, gossip and the DHT can name anyone's ip:port: the guard decides
+      const connection = await dialGuarded(this.node, this.dialGuard, p, { timeout: 10_000 })
+      const stream = await connection.newStream(WIRE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
       this.dialing.delete(p.peerId)
       if (!this.running) { stream.abort(new Error('swarm stopped')); return }
       this.accept(stream, p.peerId, 'outbound', source)
     } catch (err) {
       // an address that does not answer is not passed on to others
       this.pex.remove(p.peerId)
-      this.log(`dial ${shortId(p.peerId)} (from ${source}) failed: ${(err as Error).message}`)
+      // refusals are the guard at work (an attack sends them by the hundred): not worth a line each
+      if (!(err instanceof DialRefusedError)) this.log(`dial ${shortId(p.peerId)} (from ${source}) failed: ${(err as Error).message}`)
     } finally {
       this.dialing.delete(p.peerId)
     }
@@ -268,7 +300,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       const keepNew = existing.direction === direction || (direction === 'outbound') === (self < remotePeer)
       if (!keepNew) { stream.abort(new Error('duplicate session')); return }
       existing.close()
-    } else if (this.sessions.size >= this.maxPeers) {
+    } else if (this.sessions.size >= this.maxPeers && !this.makeRoom(remotePeer)) {
       stream.abort(new Error('too many peers'))
       return
     }
@@ -283,10 +315,64 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       now: this.now
     })
     this.sessions.set(remotePeer, session)
+    const ip = this.remoteIp(remotePeer)
+    if (ip != null) this.sessionIps.set(session, ip)
     this.sources.set(remotePeer, source)
     this.pexDue.set(remotePeer, this.now() + Math.min(1000, this.pexInterval))
     session.start()
     this.safeDispatchEvent('peer:connect', { detail: { peerId: remotePeer, source } })
+  }
+
+  // --- admission: who holds the session slots (policy in admission.ts) ------------------------
+
+  private sessionFacts (): SessionFacts[] {
+    const out: SessionFacts[] = []
+    for (const s of this.sessions.values()) {
+      out.push({
+        id: s.remotePeer,
+        ip: this.sessionIps.get(s),
+        connectedAt: s.connectedAt,
+        lastBytesAt: Math.max(s.lastDownloadAt, s.lastUploadAt),
+        interested: s.amInterested || s.peerInterested
+      })
+    }
+    return out
+  }
+
+  private remoteIp (peerId: string): string | undefined {
+    try {
+      for (const c of this.node.getConnections(peerIdFromString(peerId))) {
+        const ip = ipOf(c.remoteAddr)
+        if (ip != null) return ip
+      }
+    } catch {}
+    return undefined
+  }
+
+  /** Full: may a dial go ahead because an idle session would yield its slot to it? */
+  private roomByEviction (): boolean {
+    return this.admission.evictable(this.sessionFacts(), this.now()).length > this.sessions.size + this.dialing.size - this.maxPeers
+  }
+
+  /** Full: closes the least useful session for `newcomer`, or says (rate-limited) why not. */
+  private makeRoom (newcomer: string): boolean {
+    const d = this.admission.admit({ id: newcomer, ip: this.remoteIp(newcomer) }, this.sessionFacts(), this.now())
+    if (!d.admit) {
+      this.admissionLog.log('refuse', `refused a session with ${shortId(newcomer)}: ${d.reason}`)
+      return false
+    }
+    if (d.evict != null) this.evict(d.evict, `to make room for ${shortId(newcomer)}`)
+    return true
+  }
+
+  private evict (f: SessionFacts, why: string): void {
+    const session = this.sessions.get(f.id)
+    if (session == null) return
+    const now = this.now()
+    const idleFor = Math.round((now - Math.max(f.connectedAt, f.lastBytesAt)) / 1000)
+    this.admissionLog.log('evict', `evicted ${shortId(f.id)}${f.ip != null ? ` (${f.ip})` : ''}: ${f.interested ? 'no' : 'no interest either way and no'} bytes for ${idleFor} s, ${why}`)
+    // quietly: the reason is logged above, at most once per interval however many there are
+    session.close()
   }
 
   // --- SessionDelegate: what the swarm does with each valid message -------------------------
@@ -326,7 +412,20 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
 
   onReject (session: PeerSession, block: BlockSpec): void {
     this.picker.requestFailed(session.remotePeer, block)
+    this.refused(session, 'rejected a request')
     this.fillAll()
+  }
+
+  /**
+   * The peer refused a request (reject or timeout): we stop asking it for a while, so that a
+   * peer that rejects everything does not keep us in a request/reject loop; once it refuses a
+   * probe too we are not interested in it meanwhile (it is useless to us). See RequestBackoff.
+   */
+  private refused (session: PeerSession, what: string): void {
+    if (!this.backoff.refused(session.remotePeer)) return
+    const n = this.backoff.episodes(session.remotePeer)
+    if (n > 1) this.log(`${shortId(session.remotePeer)} ${what} again (${n} times in a row): not asking it for a while`)
+    this.updateInterest(session)
   }
 
   onBlock (session: PeerSession, piece: number, offset: number, data: Uint8ArrayList): void {
@@ -339,16 +438,18 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       this.fillRequests(session)
       return
     }
+    this.backoff.delivered(session.remotePeer)
     let buf = this.buffers.get(piece)
-    if (buf == null) {
+    let senders = this.blockSenders.get(piece)
+    if (buf == null || senders == null) {
       buf = this.takeBuffer(pieceSize(this.manifest, piece))
       this.buffers.set(piece, buf)
+      senders = new Array<string>(Math.ceil(buf.byteLength / BLOCK_SIZE))
+      this.blockSenders.set(piece, senders)
     }
     let at = offset
     for (const chunk of data) { buf.set(chunk, at); at += chunk.byteLength }
-    let senders = this.contributors.get(piece)
-    if (senders == null) { senders = new Set(); this.contributors.set(piece, senders) }
-    senders.add(session.remotePeer)
+    senders[offset / BLOCK_SIZE] = session.remotePeer
     // endgame: the same block was asked of others; tell them not to bother (BEP 3 "cancel")
     for (const c of r.cancels) this.sessions.get(c.peerId)?.cancel(c.block)
     if (r.pieceComplete) {
@@ -390,6 +491,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.sources.delete(session.remotePeer)
     this.pexDue.delete(session.remotePeer)
     this.lastPexFrom.delete(session.remotePeer)
+    this.backoff.forget(session.remotePeer)
     this.picker.removePeer(session.remotePeer)
     this.safeDispatchEvent('peer:disconnect', { detail: { peerId: session.remotePeer, reason } })
     this.fillAll()
@@ -419,18 +521,30 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private async verifyPiece (piece: number, buf: Uint8Array): Promise<void> {
     try {
       const matches = await pieceMatches(this.manifest, piece, buf)
-      const senders = [...(this.contributors.get(piece) ?? [])]
-      this.contributors.delete(piece)
+      const senders = this.blockSenders.get(piece) ?? []
+      this.blockSenders.delete(piece)
       if (!matches) {
         this.hashFailures++
         this.wasted += buf.byteLength
+        // who sent what, before the buffer is reused: the culprits are known once it verifies
+        const sent: SentBlock[] = []
+        for (let b = 0; b < senders.length; b++) {
+          const peer = senders[b]
+          if (peer !== undefined) sent.push({ block: b, peer, digest: blockDigest(buf, b) })
+        }
         this.buffers.delete(piece)
         this.giveBuffer(buf)
         this.picker.pieceFailed(piece)
-        this.log(`piece ${piece} failed its hash check (blocks from ${senders.map(shortId).join(', ')}); fetching it again`)
-        this.blame(senders)
+        const lone = this.smartBan.pieceFailed(piece, sent)
+        const who = [...new Set(sent.map(x => x.peer))].map(shortId).join(', ')
+        this.log(`piece ${piece} failed its hash check (blocks from ${who}); fetching it again${lone.length === 0 ? ' from one peer, to find whose blocks were bad' : ''}`)
+        for (const peer of lone) this.strike(peer, `sent all of piece ${piece}, which failed verification`)
         this.fillAll()
         return
+      }
+      // blocks of this piece that failed before: whoever sent one that differs was the culprit
+      for (const peer of this.smartBan.pieceVerified(piece, (b) => blockDigest(buf, b))) {
+        this.strike(peer, `sent a bad block of piece ${piece}`)
       }
       await this.store.writePiece(piece, buf)
       this.buffers.delete(piece)
@@ -448,22 +562,18 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   }
 
   /**
-   * Every sender of a bad piece gets a strike. A peer that sent the whole piece alone is cut
-   * off at once; one with `maxStrikes` strikes is banned for the rest of the run.
+   * A peer proven to have sent bad data (see SmartBan: never one whose blocks matched) gets a
+   * strike and is cut off; with `maxStrikes` strikes it is banned for the rest of the run.
    */
-  private blame (senders: string[]): void {
-    for (const peer of senders) {
-      const strikes = (this.strikes.get(peer) ?? 0) + 1
-      this.strikes.set(peer, strikes)
-      if (strikes >= this.maxStrikes) {
-        this.banned.add(peer)
-        this.pex.remove(peer)
-        this.log(`banning ${shortId(peer)}: ${strikes} pieces that failed verification`)
-      }
-      if (strikes >= this.maxStrikes || senders.length === 1) {
-        this.sessions.get(peer)?.close(strikes >= this.maxStrikes ? 'banned: sent data that failed verification' : 'sent a piece that failed verification')
-      }
+  private strike (peer: string, why: string): void {
+    const strikes = (this.strikes.get(peer) ?? 0) + 1
+    this.strikes.set(peer, strikes)
+    if (strikes >= this.maxStrikes && !this.banned.has(peer)) {
+      this.banned.add(peer)
+      this.pex.remove(peer)
+      this.log(`banning ${shortId(peer)}: ${strikes} pieces with bad data (last: ${why})`)
     }
+    this.sessions.get(peer)?.close(strikes >= this.maxStrikes ? `banned: ${why}` : why)
   }
 
   private async complete (): Promise<void> {
@@ -479,18 +589,20 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
 
   private updateInterest (session: PeerSession): void {
     if (!session.haveStateReceived) return
-    const interesting = !this.completed && this.picker.isInteresting(session.remotePeer)
+    const interesting = !this.completed && this.picker.isInteresting(session.remotePeer) && !this.backoff.useless(session.remotePeer)
     session.setInterested(interesting)
     if (interesting) this.fillRequests(session)
   }
 
   private fillRequests (session: PeerSession): void {
     if (session.closed || session.peerChoking || !session.amInterested || this.completed) return
+    if (!this.backoff.mayRequest(session.remotePeer)) return
     // keep about one second of this peer's rate in flight (at least a few blocks); until the
     // peer has sent a few MiB its rate says little, so start as if it were fast (slow start
     // from 4 blocks costs many round trips on a fast link)
     const rate = session.down.total < SLOW_START_BYTES ? Math.max(session.down.rate(), SLOW_START_RATE) : session.down.rate()
-    const depth = requestDepth(rate)
+    // a peer that refused lately gets only a small probe until it delivers again
+    const depth = Math.min(requestDepth(rate), this.backoff.depthLimit(session.remotePeer))
     const want = depth - this.picker.inFlight(session.remotePeer)
     // top the pipeline up in batches, not one request per block received
     if (want <= 0 || (want < Math.ceil(depth / 4) && this.picker.inFlight(session.remotePeer) > 0)) return
@@ -572,9 +684,18 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.exchangePeers()
     for (const s of this.sessions.values()) {
       const expired = s.expireRequests(this.requestTimeout)
+      // requests it passed over while answering later ones count as timed out, at once
+      const skipped = s.expireSkipped(SKIP_GRACE_MS)
       for (const b of expired) this.picker.requestFailed(s.remotePeer, b as BlockRef)
+      for (const b of skipped) this.picker.requestFailed(s.remotePeer, b as BlockRef)
+      if (expired.length > 0) this.refused(s, `let ${expired.length} requests time out`)
+      else if (skipped.length > 0) this.refused(s, `passed over ${skipped.length} requests`)
+      // a pause that has ended: interested again (a probe follows)
+      else if (!s.amInterested) this.updateInterest(s)
       s.keepAlive(KEEP_ALIVE_MS, DEAD_PEER_MS)
     }
+    // sessions useless for long yield their slot even when the swarm is not full
+    for (const f of this.admission.idle(this.sessionFacts(), this.now())) this.evict(f, 'idle too long')
     this.fillAll()
   }
 
@@ -613,4 +734,11 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       banned: this.banned.size
     }
   }
+}
+
+/** A digest of one block of a piece buffer, to tell whose block was bad (SmartBan). */
+function blockDigest (buf: Uint8Array, block: number): string {
+  const start = block * BLOCK_SIZE
+  // 128 bits of SHA-256: a peer cannot make a bad block match a good one's digest
+  return createHash('sha256').update(buf.subarray(start, Math.min(buf.byteLength, start + BLOCK_SIZE))).digest().toString('base64', 0, 16)
 }

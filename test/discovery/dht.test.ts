@@ -154,3 +154,18 @@ describe('DhtDiscovery', () => {
     expect(logs.filter(l => !l.includes('bootstrap'))).toEqual([])
   })
 })
+
+describe('DhtDiscovery: provider addresses from remote answers', () => {
+  it('keeps only dialable addresses, at most 8 per provider', async () => {
+    const a = await startNode()
+    const other = await startNode()
+    const many = Array.from({ length: 20 }, (_, i) => `/ip4/10.0.0.${i + 1}/tcp/4001`)
+    const junk = ['/ip4/0.0.0.0/tcp/4001', '/ip4/10.0.0.1/tcp/0', '/ip4/224.0.0.1/tcp/1', '/ip4/10.0.0.1/udp/1']
+    const { multiaddr } = await import('@multiformats/multiaddr')
+    vi.spyOn(a.services.dht, 'findProviders').mockImplementation(async function * () {
+      yield { name: 'PROVIDER', providers: [{ id: other.peerId, multiaddrs: [...junk, ...many].map(m => multiaddr(m)) }] } as never
+    })
+    const found = await discovery(a, await cidOf('filter')).findProviders({ signal: AbortSignal.timeout(2_000) })
+    expect(found).toEqual([{ peerId: other.peerId.toString(), multiaddrs: many.slice(0, 8) }])
+  })
+})

@@ -143,7 +143,8 @@ describe('announce / scrape', () => {
 
     const files = await scrape(t.announceUrl, [manifest])
     expect(files).toEqual({ [manifest]: { complete: 2, incomplete: 0, downloaded: 1 } })
-    expect(Object.keys(await scrape(t.announceUrl, []))).toEqual([manifest])
+    // an empty scrape is refused (issue 10, item 11: it answered 1 MB for 60 bytes)
+    await expect(scrape(t.announceUrl, [])).rejects.toThrow(/HTTP 400/)
   })
 
   it('a 400 becomes a TrackerError with the status and reason', async () => {

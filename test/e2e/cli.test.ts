@@ -163,9 +163,10 @@ describe('bitswarm CLI, end to end', () => {
     expect(String(body.error)).not.toBe('')
 
     // still serving, still running
-    const ok = await fetch(`${base}/scrape`)
+    const unknown = CID.create(1, DAG_CBOR, await sha256.digest(new TextEncoder().encode('no such swarm'))).toString()
+    const ok = await fetch(`${base}/scrape?manifest=${unknown}`)
     expect(ok.status).toBe(200)
-    expect(await ok.json()).toEqual({ files: {} })
+    expect(await ok.json()).toEqual({ files: { [unknown]: { complete: 0, incomplete: 0, downloaded: 0 } } })
     expect(tracker.running).toBe(true)
     // with --json, stdout is NDJSON only (diagnostics go to stderr)
     for (const line of tracker.stdout) expect(() => JSON.parse(line) as unknown, line).not.toThrow()

@@ -3,42 +3,19 @@
  * mid-transfer, a peer whose data fails verification, a seeder whose file changed on disk.
  */
 import { randomBytes } from 'node:crypto'
-import { copyFile, mkdtemp, open, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { copyFile, mkdir, open, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { Bitfield } from '../../src/bitfield.js'
-import { Peer, type PeerOptions } from '../../src/peer.js'
-import { createTrackerServer, type TrackerServer } from '../../tracker/server.js'
-import { completed, LOOPBACK, sha256File } from '../helpers/peers.js'
+import { Peer } from '../../src/peer.js'
+import { completed, sha256File } from '../helpers/peers.js'
+import { useTestbed } from '../helpers/testbed.js'
 
 describe('faults between peers', () => {
-  let dir: string
-  let tracker: TrackerServer
-  const peers: Peer[] = []
-  let base: PeerOptions
-
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'bitswarm-faults-'))
-    tracker = createTrackerServer({ host: '127.0.0.1', port: 0, interval: 1, minInterval: 1, statsInterval: 0, log: () => {} })
-    await tracker.start()
-    base = { listen: LOOPBACK, trackers: [tracker.announceUrl], stateDir: false, choker: { rechokeInterval: 500, optimisticInterval: 1000 } }
-  })
-
-  afterEach(async () => {
-    await Promise.all(peers.splice(0).map(async p => { await p.stop() }))
-    await tracker.stop()
-    await rm(dir, { recursive: true, force: true })
-  })
-
-  async function start (p: Promise<Peer>): Promise<Peer> {
-    const peer = await p
-    peers.push(peer)
-    await peer.start()
-    return peer
-  }
+  const bed = useTestbed('faults', { tracker: true })
 
   it('the seeder dies mid-transfer: leechers that together hold every piece finish from each other', async () => {
+    const { dir, base, start } = bed
     const file = join(dir, 'data.bin')
     await writeFile(file, randomBytes(4 * 1024 * 1024))
     // the leechers trade slower than the seeder sends, so that between them they hold every
@@ -60,13 +37,14 @@ describe('faults between peers', () => {
   }, 60_000)
 
   it('a peer serving corrupt data: its pieces are thrown away and fetched from others; it is cut off and banned', async () => {
+    const { dir, base, start } = bed
     const file = join(dir, 'data.bin')
     await writeFile(file, randomBytes(2 * 1024 * 1024))
     const good = await start(Peer.seed(file, { ...base, maxUploadRate: 512 * 1024 }))
     // a second seeder of the same manifest whose copy was changed on disk, told not to check it
     const copy = join(dir, 'copy', 'data.bin')
     await rm(join(dir, 'copy'), { recursive: true, force: true })
-    await (await import('node:fs/promises')).mkdir(join(dir, 'copy'))
+    await mkdir(join(dir, 'copy'))
     await copyFile(file, copy)
     const fh = await open(copy, 'r+')
     await fh.write(randomBytes(2 * 1024 * 1024), 0, 2 * 1024 * 1024, 0)
@@ -84,6 +62,7 @@ describe('faults between peers', () => {
   }, 60_000)
 
   it('a seeder checks its file against the manifest it made earlier, and serves only what matches', async () => {
+    const { dir, base, start } = bed
     const file = join(dir, 'data.bin')
     await writeFile(file, randomBytes(1024 * 1024))
     const first = await start(Peer.seed(file, base))

@@ -3,7 +3,7 @@
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { CliProc, LOOPBACK, sha256File, tempDir, until, useProcessCleanup, writeRandomFile } from '../e2e/procs.js'
+import { CliProc, listTree, LOOPBACK, sha256File, tempDir, until, useProcessCleanup, writeRandomFile } from '../e2e/procs.js'
 
 useProcessCleanup()
 const MiB = 1024 * 1024
@@ -44,8 +44,8 @@ describe('resume', () => {
     // it fetched the rest, not everything again (give or take the pieces in flight at the kill)
     const pieceLength = Number(second.last('manifest')?.pieceLength)
     expect(Number(second.last('stats')?.downloaded)).toBeLessThanOrEqual(size - resumed * pieceLength + 8 * pieceLength)
-    // the resume record goes once the file is complete
-    await expect(stat(join(dir, 'out', 'data.bin.bitswarm-resume'))).rejects.toThrow()
+    // the part file and the resume record go once the file is complete
+    expect(await listTree(join(dir, 'out'))).toEqual(['data.bin'])
   }, 120_000)
 
   it('a clean stop (SIGINT) leaves a resume record the next run trusts without hashing', async () => {
@@ -58,7 +58,7 @@ describe('resume', () => {
     const second = new CliProc('second', args, { cwd: dir })
     const done = await second.wait('complete', 60_000)
     expect(await sha256File(String(done.path))).toBe(want)
-    expect(second.stderr.join('\n')).toMatch(/resuming: \d+ of \d+ pieces already here \(resume record\)/)
+    expect(second.stderr.join('\n')).toMatch(/resuming: \d+ of \d+ pieces already here \(resume record, its pieces hashed again\)/)
   }, 120_000)
 
   it('a get whose file is already complete verifies it and is done at once', async () => {

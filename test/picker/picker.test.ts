@@ -457,3 +457,78 @@ describe('PiecePicker: whole downloads', () => {
     expect(ms).toBeLessThan(10_000)
   })
 })
+
+describe('PiecePicker: a piece that failed is fetched from one peer (issue 10, ban framing)', () => {
+  it('after pieceFailed, while one peer has blocks of it in flight, other peers are not given any', () => {
+    const picker = setup({ availability: '22', blocksPerPiece: 4 })
+    // p0 and p1 share piece 0, and it fails
+    const a = picker.pick('p0', 2)
+    const b = picker.pick('p1', 2)
+    expect(pieces(a)).toEqual([0])
+    expect(pieces(b)).toEqual([0])
+    for (const x of a) picker.blockReceived('p0', x.piece, x.offset)
+    for (const x of b) picker.blockReceived('p1', x.piece, x.offset)
+    picker.pieceFailed(0)
+    // p1 starts it again with two blocks: p0 gets none of piece 0, only piece 1
+    expect(picker.pick('p1', 2).map(x => [x.piece, x.offset])).toEqual([[0, 0], [0, BLOCK_SIZE]])
+    expect(pieces(picker.pick('p0', 8))).toEqual([1])
+    // the rest of piece 0 goes to p1 as well
+    expect(picker.pick('p1', 8).filter(x => x.piece === 0).map(x => x.offset)).toEqual([2 * BLOCK_SIZE, 3 * BLOCK_SIZE])
+  })
+
+  it('when that peer lets go of it (reject, choke, timeout), another may take it over', () => {
+    const picker = setup({ availability: '22', blocksPerPiece: 2 })
+    picker.pieceFailed(0)
+    const taken = picker.pick('p0', 1)
+    expect(taken.map(x => [x.piece, x.offset])).toEqual([[0, 0]])
+    for (const x of taken) picker.requestFailed('p0', x)
+    expect(picker.pick('p1', 2).map(x => [x.piece, x.offset])).toEqual([[0, 0], [0, BLOCK_SIZE]])
+  })
+
+  it('no endgame duplicates of a refetched piece, and once verified it is ordinary again', () => {
+    const picker = setup({ availability: '2', blocksPerPiece: 2 })
+    picker.pieceFailed(0)
+    expect(picker.pick('p0', 2)).toHaveLength(2)
+    expect(picker.endgame).toBe(true)
+    expect(picker.pick('p1', 2)).toEqual([])
+    for (const x of [0, BLOCK_SIZE]) picker.blockReceived('p0', 0, x)
+    picker.pieceVerified(0)
+    picker.pieceFailed(0) // (a verified piece found bad on disk)
+    expect(picker.pick('p1', 1)).toHaveLength(1)
+  })
+})
+
+describe('PiecePicker: memory budget for pieces being assembled (issue 10, partial pieces)', () => {
+  it('starts no new piece past maxActiveBytes, but always allows one', () => {
+    const bpp = 4
+    const picker = new PiecePicker({ pieceCount: 8, pieceLength: bpp * BLOCK_SIZE, totalLength: 8 * bpp * BLOCK_SIZE, randomFirstPieces: 0, random: () => 0, maxActiveBytes: 2 * bpp * BLOCK_SIZE })
+    picker.addPeer('p0', 'all')
+    const got = picker.pick('p0', 100)
+    expect(pieces(got)).toHaveLength(2)
+    expect(picker.activePieces).toBe(2)
+    expect(picker.activePieceBytes).toBe(2 * bpp * BLOCK_SIZE)
+    // every block but the last of both pieces arrives; the last ones never do
+    for (const x of got) if (x.offset !== (bpp - 1) * BLOCK_SIZE) picker.blockReceived('p0', x.piece, x.offset)
+    expect(picker.pick('p0', 100)).toEqual([])
+    // one verifies: room for one more
+    for (const x of got) if (x.piece === got[0].piece && x.offset === (bpp - 1) * BLOCK_SIZE) picker.blockReceived('p0', x.piece, x.offset)
+    picker.pieceVerified(got[0].piece)
+    expect(pieces(picker.pick('p0', 100))).toHaveLength(1)
+    expect(picker.activePieces).toBe(2)
+
+    const tiny = new PiecePicker({ pieceCount: 2, pieceLength: bpp * BLOCK_SIZE, totalLength: 2 * bpp * BLOCK_SIZE, maxActiveBytes: 1 })
+    tiny.addPeer('p0', 'all')
+    expect(pieces(tiny.pick('p0', 100))).toHaveLength(1)
+  })
+
+  it('a failed piece gives its budget back', () => {
+    const picker = new PiecePicker({ pieceCount: 4, pieceLength: BLOCK_SIZE, totalLength: 4 * BLOCK_SIZE, random: () => 0, maxActiveBytes: BLOCK_SIZE })
+    picker.addPeer('p0', 'all')
+    const [x] = picker.pick('p0', 10)
+    expect(picker.pick('p0', 10)).toEqual([])
+    picker.blockReceived('p0', x.piece, x.offset)
+    picker.pieceFailed(x.piece)
+    expect(picker.activePieceBytes).toBe(0)
+    expect(picker.pick('p0', 10)).toHaveLength(1)
+  })
+})

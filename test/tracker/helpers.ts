@@ -119,3 +119,32 @@ export async function getJson (url: string, init?: RequestInit): Promise<{ statu
   }
   return { status: res.status, body, contentType: res.headers.get('content-type') }
 }
+
+/**
+ * GET from a chosen loopback source address (fetch cannot bind one): how tests play a second
+ * host, e.g. an attacker on 127.0.0.2 beside honest peers on 127.0.0.1.
+ */
+export async function getJsonFrom (url: string, localAddress: string, timeoutMs = 10_000): Promise<{ status: number, body: TrackerBody }> {
+  const { request } = await import('node:http')
+  return await new Promise((resolve, reject) => {
+    // agent false: a fresh socket, so the tracker sees exactly this source address
+    const req = request(url, { localAddress, agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => { chunks.push(c) })
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        let body: TrackerBody
+        try {
+          body = JSON.parse(text) as TrackerBody
+        } catch {
+          body = { error: `not JSON: ${text.slice(0, 100)}` }
+        }
+        resolve({ status: res.statusCode ?? 0, body })
+      })
+      res.on('error', reject)
+    })
+    req.on('timeout', () => { req.destroy(new Error(`no answer in ${timeoutMs} ms`)) })
+    req.on('error', reject)
+    req.end()
+  })
+}

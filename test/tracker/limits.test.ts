@@ -29,7 +29,7 @@ beforeAll(async () => {
 })
 
 async function announce (base: string, i: number, m = 0, over: { event?: string, left?: number } = {}): Promise<Awaited<ReturnType<typeof getJson>>> {
-  const record = await recordParam(peers[i].key, [`/ip4/10.0.0.${i + 1}/tcp/1`])
+  const record = await recordParam(peers[i].key, [`/ip4/127.0.0.1/tcp/${4001 + i}`])
   return await getJson(`${base}/announce?${announceQuery({ manifest: manifests[m], peer: peers[i].id, record, uploaded: 0, downloaded: 0, left: 1, ...over })}`)
 }
 
@@ -107,10 +107,10 @@ describe('tracker limits', () => {
     await announce(base, 0, 0, { event: 'stopped' })
     clock += 100_000
     tracker.sweep()
-    expect((await getJson(`${base}/scrape`)).body.files).toEqual({ [manifests[0]]: { complete: 0, incomplete: 0, downloaded: 1 } })
+    expect((await getJson(`${base}/scrape?manifest=${manifests[0]}`)).body.files).toEqual({ [manifests[0]]: { complete: 0, incomplete: 0, downloaded: 1 } })
     clock += 1
     tracker.sweep()
-    expect((await getJson(`${base}/scrape`)).body.files).toEqual({})
+    expect((await getJson(`${base}/scrape?manifest=${manifests[0]}`)).body.files).toEqual({ [manifests[0]]: { complete: 0, incomplete: 0, downloaded: 0 } })
   })
 
   it('limits go to the store when a store is given; bad limits are refused', () => {
@@ -125,9 +125,9 @@ describe('MemoryPeerStore memory', () => {
   const opts: LogicOptions = { interval: 30, minInterval: 5, peerTtl: 60, random: Math.random }
   let seq = 0n
   const req = (peerId: string, over: Partial<AnnounceRequest> = {}): AnnounceRequest =>
-    ({ manifest: 'm', peerId, multiaddrs: ['/ip4/10.0.0.1/tcp/1'], seq: ++seq, uploaded: 0, downloaded: 0, left: 1, numwant: 50, ...over })
+    ({ manifest: 'm', peerId, multiaddrs: ['/ip4/10.0.0.1/tcp/1'], ip: '10.0.0.1', seq: ++seq, uploaded: 0, downloaded: 0, left: 1, numwant: 50, ...over })
   const entry = (peerId: string, lastSeen: number): PeerEntry =>
-    ({ peerId, multiaddrs: [], left: 1, lastSeen, countedComplete: false, seq: ++seq })
+    ({ peerId, multiaddrs: [], left: 1, lastSeen, countedComplete: false, seq: ++seq, host: '10.0.0.1' })
 
   it('remembers the seqs of left peers for replayWindow, at most maxPeersTotal of them', () => {
     const store = new MemoryPeerStore({ maxPeersTotal: 3, replayWindow: 10 })

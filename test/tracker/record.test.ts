@@ -29,7 +29,7 @@ let manifest: string
 let alice: TestPeer
 let bob: TestPeer
 let carol: TestPeer
-const ADDR = '/ip4/10.0.0.1/tcp/4001'
+const ADDR = '/ip4/127.0.0.1/tcp/4001'
 
 beforeAll(async () => {
   manifest = await makeCid('signed')
@@ -92,7 +92,8 @@ describe('signed announces', () => {
     const url = await startTracker()
     const r = await announceWith(url, alice.id, await recordParam(alice.key, [ADDR, `${ADDR}/p2p/${alice.id}`, '/ip6/::1/tcp/4001']))
     expect(r.status).toBe(200)
-    expect(await listed(url)).toEqual({ [alice.id]: [ADDR, '/ip6/::1/tcp/4001'] })
+    // the IPv6 address is not on the IP the announce came from (127.0.0.1): not listed
+    expect(await listed(url)).toEqual({ [alice.id]: [ADDR] })
   })
 
   describe('forged records are refused', () => {
@@ -120,8 +121,8 @@ describe('signed announces', () => {
     it('tampered bytes', async () => {
       const url = await startTracker()
       const bytes = await signPeerRecord(alice.key, [ADDR], nextSeq())
-      // change the signed address 10.0.0.1 into 10.0.0.2
-      const at = Buffer.from(bytes).indexOf(Buffer.from([4, 10, 0, 0, 1]))
+      // change the signed address 127.0.0.1 into 127.0.0.2
+      const at = Buffer.from(bytes).indexOf(Buffer.from([4, 127, 0, 0, 1]))
       expect(at).toBeGreaterThan(0)
       const tampered = Uint8Array.from(bytes)
       tampered[at + 4] = 2

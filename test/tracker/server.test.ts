@@ -32,7 +32,7 @@ beforeAll(async () => {
 })
 
 function addrOf (i: number): string {
-  return `/ip4/10.0.0.${i + 1}/tcp/${4000 + i}`
+  return `/ip4/127.0.0.1/tcp/${4000 + i}`
 }
 
 interface Q extends AnnounceQuery {
@@ -154,11 +154,15 @@ describe('tracker server', () => {
     expect(one.status).toBe(200)
     expect(one.body.files).toEqual({ [manifest]: { complete: 2, incomplete: 1, downloaded: 1 } })
 
-    const all = await getJson(`${base}/scrape`)
-    expect(all.body.files).toEqual({
+    const both = await getJson(`${base}/scrape?manifest=${manifest}&manifest=${otherManifest}`)
+    expect(both.body.files).toEqual({
       [manifest]: { complete: 2, incomplete: 1, downloaded: 1 },
       [otherManifest]: { complete: 0, incomplete: 1, downloaded: 0 }
     })
+    // no full scrape: its answer would grow with the tracker, the request would not
+    const all = await getJson(`${base}/scrape`)
+    expect(all.status).toBe(400)
+    expect(all.body.error).toMatch(/missing manifest/)
 
     const unknown = await makeCid('nobody')
     const zero = await getJson(`${base}/scrape?manifest=${unknown}`)
