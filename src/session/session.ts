@@ -9,7 +9,7 @@ import type { Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { Bitfield, InvalidBitfieldError } from '../bitfield.js'
 import { RateMeter } from '../stats/rate.js'
-import type { Throttle } from '../throttle.js'
+import type { Throttle, ThrottleShare } from '../throttle.js'
 import {
   encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaveNone,
   encodeInterested, encodeKeepAlive, encodeNotInterested, encodePeers, encodePiece, encodeReject, encodeRequest, encodeUnchoke,
@@ -97,7 +97,8 @@ export class PeerSession {
   private readonly delegate: SessionDelegate
   private readonly localHave: () => Bitfield
   private readonly log: (msg: string) => void
-  private readonly throttle: Throttle | undefined
+  /** this session's share of the upload cap; none without a cap (nothing to pay per block) */
+  private readonly upload: ThrottleShare | undefined
   private readonly now: () => number
   private readonly decoder = new WireDecoder()
   private handshaken = false
@@ -122,7 +123,7 @@ export class PeerSession {
     this.delegate = init.delegate
     this.localHave = init.localHave
     this.log = init.log
-    this.throttle = init.throttle
+    this.upload = init.throttle == null || init.throttle.unlimited ? undefined : init.throttle.share()
     this.now = init.now ?? Date.now
     this.connectedAt = this.now()
     this.lastSentAt = this.connectedAt
@@ -316,24 +317,35 @@ export class PeerSession {
     try {
       while (!this.closed && this.incoming.length > 0) {
         const b = this.incoming[0]
-        if (this.throttle != null && !this.throttle.tryTake(b.length)) {
-          // over the rate cap: what is queued goes out now, then we wait for our turn
+        const upload = this.upload
+        if (upload != null && !upload.tryTake(b.length)) {
+          // over the rate cap: what is queued goes out now, then we wait for our turn. A stream
+          // that cannot take more waits for drain first, out of the line: tokens taken for it
+          // would sit in its buffer while the other peers' share goes unsent
           this.flush()
-          await this.throttle.take(b.length)
+          await this.drained()
           if (this.closed) return
           if (this.incoming[0] !== b) continue
+          await upload.take(b.length)
+          if (this.closed || this.incoming[0] !== b) {
+            upload.refund(b.length)
+            continue
+          }
         }
         const data = await this.delegate.readBlock(b.piece, b.offset, b.length)
-        if (this.closed) return
-        // it may have been cancelled (or the peer choked) while we read from disk
-        if (this.incoming[0] !== b) continue
+        // it may have been cancelled (or the peer choked, or the session closed) while we read
+        // from disk: the tokens go back to the other sessions
+        if (this.closed || this.incoming[0] !== b) {
+          upload?.refund(b.length)
+          continue
+        }
         this.incoming.shift()
         this.send(encodePiece(b.piece, b.offset, data))
         this.up.add(b.length)
         this.lastUploadAt = this.now()
         this.delegate.onUpload(this, b.length)
         if (this.outboxBytes >= FLUSH_BYTES || this.incoming.length === 0) {
-          if (!this.flush()) await this.stream.onDrain({ signal: AbortSignal.timeout(60_000) })
+          if (!this.flush()) await this.drained()
         }
       }
     } catch (err) {
@@ -341,6 +353,31 @@ export class PeerSession {
     } finally {
       this.pumping = false
     }
+  }
+
+  /**
+   * Resolves once the stream can take more (or has closed). Not `stream.onDrain()`: in
+   * @libp2p/utils 7.4 that promise is made once and never reset, so after the first drain it
+   * waited for it resolves at once even while the stream still needs drain.
+   */
+  private async drained (): Promise<void> {
+    const stream = this.stream
+    if (!stream.writableNeedsDrain) return
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        stream.removeEventListener('drain', done)
+        stream.removeEventListener('close', done)
+        resolve()
+      }
+      const timer = setTimeout(() => {
+        stream.removeEventListener('drain', done)
+        stream.removeEventListener('close', done)
+        reject(new Error('no drain within 60 s'))
+      }, 60_000)
+      stream.addEventListener('drain', done)
+      stream.addEventListener('close', done)
+    })
   }
 
   /**

@@ -45,11 +45,17 @@ export class RateMeter {
     this.total += bytes
   }
 
-  /** bytes per second over the window (or over the meter's life, if shorter) */
-  rate (): number {
+  /** bytes counted over the window (what rate() divides by the time) */
+  windowBytes (): number {
     this.advance()
     let sum = 0
     for (const b of this.buckets) sum += b
+    return sum
+  }
+
+  /** bytes per second over the window (or over the meter's life, if shorter) */
+  rate (): number {
+    const sum = this.windowBytes()
     // the current bucket is partly filled: count its elapsed fraction
     const now = this.now()
     const elapsed = Math.min(this.windowMs, Math.max(1, now - this.startedAt), (this.buckets.length - 1) * BUCKET_MS + (now % BUCKET_MS))

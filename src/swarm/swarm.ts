@@ -395,10 +395,12 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   }
 
   onInterest (session: PeerSession): void {
-    if (session.peerInterested && session.amChoking && this.choker.freeSlot(this.chokerPeers())) {
-      // a free upload slot goes to whoever asks first; the next rechoke may take it back
-      session.unchoke()
-    }
+    if (!session.peerInterested || !session.amChoking) return
+    const peers = this.chokerPeers()
+    const peer = peers.find(p => p.id === session.remotePeer)
+    // a free upload slot goes at once only to a peer that uploads to us (or, seeding, to whoever
+    // asks); anyone else waits for the rechoke: a free-rider kept such slots
+    if (peer !== undefined && this.choker.admit(peer, peers, this.completed)) session.unchoke()
   }
 
   onChoke (session: PeerSession, dropped: BlockSpec[]): void {
@@ -622,6 +624,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
         id: s.remotePeer,
         interested: s.peerInterested,
         downloadRate: s.down.rate(),
+        downloaded: s.down.windowBytes(),
         uploadRate: s.up.rate(),
         connectedAt: s.connectedAt,
         unchoked: !s.amChoking,

@@ -1,14 +1,20 @@
 import { describe, expect, it } from 'vitest'
-import { Choker, type ChokeDecision, type ChokerPeer } from '../../src/choker/choker.js'
 import { prng } from '../helpers/prng.js'
+import { Choker, MIN_RECIPROCATION, type ChokeDecision, type ChokerPeer } from '../../src/choker/choker.js'
 
-const OLD = -1_000_000 // connected long ago: not a newcomer
+const OLD = -1_000_000 // connected long ago
+const KiB = 1024
+/** the rate window the sessions measure over (RateMeter's 20 s) */
+const WINDOW_S = 20
 
+/** A peer; `downloaded` (bytes in the window) follows `downloadRate` unless given. */
 function peer (id: string, p: Partial<ChokerPeer> = {}): ChokerPeer {
+  const rate = p.downloadRate ?? 0
   return {
     id,
     interested: true,
-    downloadRate: 0,
+    downloadRate: rate,
+    downloaded: rate * WINDOW_S,
     uploadRate: 0,
     connectedAt: OLD,
     unchoked: false,
@@ -17,6 +23,22 @@ function peer (id: string, p: Partial<ChokerPeer> = {}): ChokerPeer {
     lastBlockAt: 0,
     ...p
   }
+}
+
+/** An honest peer that uploads to us at `kib` KiB/s. */
+const uploader = (id: string, kib: number, p: Partial<ChokerPeer> = {}): ChokerPeer => peer(id, { downloadRate: kib * KiB, ...p })
+
+/**
+ * The free-rider as an honest leecher sees it (issue 9): capped at 1 KiB/s, it sends one 64 KiB
+ * block from its token bucket's burst, then one every 64 s; so in a 20 s window, at best one block.
+ */
+const freeRider = (p: Partial<ChokerPeer> = {}): ChokerPeer =>
+  peer('rider', { downloadRate: 64 * KiB / WINDOW_S, downloaded: 64 * KiB, ...p })
+
+/** A `random` whose draws increase: peers that waited equally long go in the order listed. */
+function inOrder (): () => number {
+  let n = 0
+  return () => ++n / 1e6
 }
 
 /** A clock the test moves by hand. */
@@ -30,76 +52,198 @@ function apply (peers: ChokerPeer[], d: ChokeDecision): void {
   for (const p of peers) p.unchoked = d.unchoked.has(p.id)
 }
 
+/** the regular slots: neither the optimistic unchoke nor a trial */
+const regularOf = (d: ChokeDecision): string[] => [...d.unchoked].filter(id => id !== d.optimistic && !d.trials.has(id)).sort()
 
-describe('Choker: leeching', () => {
-  it('unchokes the four interested peers with the best download rate, plus one optimistic', () => {
-    const c = clock()
-    const choker = new Choker({ now: c.now, random: () => 0 })
+describe('Choker: leeching, regular slots are reciprocation', () => {
+  it('unchokes the four interested peers that upload to us fastest, plus one optimistic', () => {
+    const choker = new Choker({ now: () => 0 })
     const peers = [
-      peer('slow', { downloadRate: 10 }),
-      peer('a', { downloadRate: 500 }),
-      peer('uninterested', { downloadRate: 9999, interested: false }),
-      peer('b', { downloadRate: 400 }),
-      peer('c', { downloadRate: 300 }),
-      peer('d', { downloadRate: 200 }),
-      peer('e', { downloadRate: 100 })
+      uploader('slow', 10),
+      uploader('a', 500),
+      uploader('uninterested', 9999, { interested: false }),
+      uploader('b', 400),
+      uploader('c', 300),
+      uploader('d', 200),
+      uploader('e', 100)
     ]
     const d = choker.rechoke(peers, false)
-    const regular = [...d.unchoked].filter(id => id !== d.optimistic).sort()
-    expect(regular).toEqual(['a', 'b', 'c', 'd'])
+    expect(regularOf(d)).toEqual(['a', 'b', 'c', 'd'])
     expect(['slow', 'e']).toContain(d.optimistic)
     expect(d.unchoked.size).toBe(5)
     expect(d.unchoked.has('uninterested')).toBe(false)
     expect(d.snubbed.size).toBe(0)
   })
 
+  it('a regular slot needs minReciprocation bytes in the window: two blocks by default', () => {
+    expect(MIN_RECIPROCATION).toBe(128 * KiB)
+    const choker = new Choker({ now: () => 0, uploadSlots: 2 })
+    const at = (downloaded: number): ChokerPeer => peer('p', { downloaded, downloadRate: downloaded / WINDOW_S })
+    expect(choker.reciprocates(at(128 * KiB))).toBe(true)
+    expect(choker.reciprocates(at(128 * KiB - 1))).toBe(false)
+    expect(choker.reciprocates(at(64 * KiB))).toBe(false) // one block: the free-rider's burst
+    expect(new Choker({ minReciprocation: 1 }).reciprocates(at(1))).toBe(true)
+    // a young peer is judged on what it sent so far, however high its rate over one second
+    expect(choker.reciprocates(peer('young', { downloaded: 64 * KiB, downloadRate: 64 * KiB }))).toBe(false)
+  })
+
+  it('a regular slot nobody earns is a trial for a peer never unchoked, until the next rechoke', () => {
+    const c = clock()
+    const choker = new Choker({ now: c.now, random: inOrder() })
+    const peers = [uploader('a', 300), uploader('b', 200), freeRider(), peer('x'), peer('y')]
+    let d = choker.rechoke(peers, false)
+    expect(regularOf(d)).toEqual(['a', 'b'])
+    expect([...d.trials]).toEqual(['rider', 'x']) // two slots left, in the order of their lots
+    expect(d.optimistic).toBe('y')
+    apply(peers, d)
+    // nobody reciprocated: every one has had its trial; the slots stay empty, the optimistic
+    // unchoke keeps its 30 s
+    c.advance(10_000)
+    d = choker.rechoke(peers, false)
+    expect(d.trials.size).toBe(0)
+    expect(d.unchoked).toEqual(new Set(['a', 'b', 'y']))
+    apply(peers, d)
+    // x reciprocated meanwhile: a regular slot; the free-rider did not
+    c.advance(10_000)
+    Object.assign(peers[3], { downloadRate: 50 * KiB, downloaded: 1000 * KiB })
+    d = choker.rechoke(peers, false)
+    expect(regularOf(d)).toEqual(['a', 'b', 'x'])
+    expect(d.unchoked.has('rider')).toBe(false)
+  })
+
+  it('one trial per peer, a peer unchoked before has had it; none for the snubbing or when seeding', () => {
+    const c = clock(1_000_000)
+    const choker = new Choker({ now: c.now, random: inOrder() })
+    const was = peer('was', { unchoked: true })
+    const snubber = peer('snubber', { unchokesUs: true, amInterested: true, lastBlockAt: 1_000_000 - 61_000 })
+    const peers = [was, snubber, peer('new')]
+    const d = choker.rechoke(peers, false)
+    expect([...d.trials]).toEqual(['new'])
+    expect(new Choker({ now: c.now }).rechoke([peer('s1'), peer('s2')], true).trials.size).toBe(0)
+  })
+
+  it("the free-rider's inputs: no regular slot kept on a tie at zero, nor won with one block", () => {
+    // issue 9 as one honest leecher saw it: two peers upload to it, the rest do not (yet); the
+    // free-rider got a free slot when it became interested, and has sent one block lately
+    const c = clock()
+    const choker = new Choker({ now: c.now })
+    const rider = freeRider({ unchoked: true })
+    const peers = [uploader('a', 400), uploader('b', 300), rider, peer('h1'), peer('h2'), peer('h3')]
+    for (let round = 0; round < 12; round++) { // two minutes of rechokes
+      const d = choker.rechoke(peers, false)
+      expect(regularOf(d)).toEqual(['a', 'b'])
+      apply(peers, d)
+      // the block ages out of the window; zero like the others then
+      if (round === 2) { rider.downloaded = 0; rider.downloadRate = 0 }
+      c.advance(choker.rechokeInterval)
+    }
+  })
+
+  it('a peer that drops below the threshold loses its regular slot to one above it', () => {
+    const c = clock()
+    const choker = new Choker({ now: c.now, uploadSlots: 2 })
+    const peers = [uploader('a', 400), uploader('b', 300), peer('c', { downloaded: 200 * KiB, downloadRate: 10 * KiB })]
+    let d = choker.rechoke(peers, false)
+    apply(peers, d)
+    expect(regularOf(d)).toEqual(['a', 'b'])
+    c.advance(10_000)
+    peers[1].downloaded = 100 * KiB // b stopped uploading: what is left in its window is not enough
+    peers[1].downloadRate = 5 * KiB
+    d = choker.rechoke(peers, false)
+    expect(regularOf(d)).toEqual(['a', 'c'])
+  })
+
+  it('among equal uploaders keeps whoever is unchoked, then orders by id (deterministic)', () => {
+    const choker = new Choker({ now: () => 0, uploadSlots: 2 })
+    const peers = [uploader('c', 100), uploader('b', 100, { unchoked: true }), uploader('a', 100), uploader('z', 200)]
+    expect(regularOf(choker.rechoke(peers, false))).toEqual(['b', 'z'])
+    const fresh = [uploader('c', 100), uploader('b', 100), uploader('a', 100), uploader('z', 200)]
+    expect(regularOf(new Choker({ now: () => 0, uploadSlots: 2 }).rechoke(fresh, false))).toEqual(['a', 'z'])
+  })
+
   it('honours uploadSlots and unchokes nobody uninterested', () => {
-    const choker = new Choker({ uploadSlots: 2, now: () => 0, random: () => 0 })
-    const peers = [peer('a', { downloadRate: 3 }), peer('b', { downloadRate: 2 }), peer('c', { downloadRate: 1 }), peer('x', { interested: false })]
+    const choker = new Choker({ uploadSlots: 2, now: () => 0 })
+    const peers = [uploader('a', 300), uploader('b', 200), uploader('c', 100), uploader('x', 900, { interested: false })]
     const d = choker.rechoke(peers, false)
     expect([...d.unchoked].sort()).toEqual(['a', 'b', 'c'])
     expect(d.optimistic).toBe('c')
-    expect(choker.rechoke([peer('x', { interested: false })], false)).toEqual({ unchoked: new Set(), optimistic: undefined, snubbed: new Set() })
+    expect(choker.rechoke([peer('x', { interested: false })], false)).toEqual({ unchoked: new Set(), optimistic: undefined, trials: new Set(), snubbed: new Set() })
   })
+})
 
+describe('Choker: the optimistic unchoke takes turns', () => {
   it('keeps the optimistic unchoke for 30 s, then rotates it', () => {
     const c = clock()
-    const choker = new Choker({ now: c.now, random: prng(7) })
-    const peers = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((id, i) => peer(id, { downloadRate: 1000 - i }))
+    const choker = new Choker({ now: c.now, random: inOrder() })
+    const peers = ['a', 'b', 'c', 'd'].map((id, i) => uploader(id, 1000 - i)).concat(['e', 'f', 'g', 'h'].map(id => peer(id)))
     const first = choker.rechoke(peers, false)
     apply(peers, first)
-    expect(['e', 'f', 'g', 'h']).toContain(first.optimistic)
+    expect(first.optimistic).toBe('e')
     for (const t of [10_000, 10_000, 9_999]) {
       c.advance(t)
       const d = choker.rechoke(peers, false)
       apply(peers, d)
-      expect(d.optimistic).toBe(first.optimistic)
+      expect(d.optimistic).toBe('e')
     }
     c.advance(1) // 30 s since it was chosen
     const rotated = choker.rechoke(peers, false)
-    expect(rotated.optimistic).not.toBe(first.optimistic)
-    expect(['e', 'f', 'g', 'h']).toContain(rotated.optimistic)
-    expect(choker.optimisticPeer).toBe(rotated.optimistic)
+    expect(rotated.optimistic).toBe('f')
+    expect(choker.optimisticPeer).toBe('f')
   })
 
-  it('rotates the optimistic unchoke through every candidate over time', () => {
+  it('gives each waiting peer its turn, the longest-waiting since its last turn first', () => {
     const c = clock()
-    const choker = new Choker({ now: c.now, random: prng(1) })
-    const peers = ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((id, i) => peer(id, { downloadRate: 100 - i }))
-    const seen = new Set<string>()
-    for (let round = 0; round < 60; round++) {
+    const choker = new Choker({ now: c.now, random: inOrder() })
+    const peers = [...['a', 'b', 'c', 'd'].map(id => uploader(id, 100)), peer('e'), peer('f'), freeRider()]
+    const turns: string[] = []
+    for (let round = 0; round < 27; round++) { // 9 optimistic periods
       const d = choker.rechoke(peers, false)
       apply(peers, d)
-      if (d.optimistic !== undefined) seen.add(d.optimistic)
+      if (round % 3 === 0) turns.push(d.optimistic as string)
       c.advance(10_000)
     }
-    expect([...seen].sort()).toEqual(['e', 'f', 'g'])
+    // nobody had a turn yet: in the order of their lots, then strictly in turn
+    expect(turns).toEqual(['e', 'f', 'rider', 'e', 'f', 'rider', 'e', 'f', 'rider'])
+  })
+
+  it('a newcomer (never had a turn) goes before peers that have had theirs', () => {
+    const c = clock(100_000)
+    const choker = new Choker({ now: c.now, random: inOrder() })
+    const peers = [...['a', 'b', 'c', 'd'].map(id => uploader(id, 100)), peer('x', { connectedAt: 0 }), peer('y', { connectedAt: 0 })]
+    expect(choker.rechoke(peers, false).optimistic).toBe('x')
+    c.advance(30_000)
+    expect(choker.rechoke(peers, false).optimistic).toBe('y')
+    c.advance(30_000)
+    // two newcomers join: both before x, whose last turn was a minute ago
+    peers.push(peer('new', { connectedAt: c.now() - 5_000 }), peer('late', { connectedAt: c.now() - 1_000 }))
+    expect(choker.rechoke(peers, false).optimistic).toBe('new')
+    c.advance(30_000)
+    expect(choker.rechoke(peers, false).optimistic).toBe('late')
+    c.advance(30_000)
+    expect(choker.rechoke(peers, false).optimistic).toBe('x')
+  })
+
+  it('is deterministic: the same inputs and clock give the same decisions', () => {
+    const run = (): Array<string | undefined> => {
+      const c = clock()
+      const choker = new Choker({ now: c.now, uploadSlots: 2, random: prng(5) })
+      const peers = ['p', 'q', 'r', 's', 't'].map((id, i) => peer(id, { connectedAt: -i }))
+      const out: Array<string | undefined> = []
+      for (let round = 0; round < 20; round++) {
+        const d = choker.rechoke(peers, false)
+        apply(peers, d)
+        out.push(d.optimistic)
+        c.advance(10_000)
+      }
+      return out
+    }
+    expect(run()).toEqual(run())
   })
 
   it('picks a new optimistic at once when the current one leaves or loses interest', () => {
     const c = clock()
-    const choker = new Choker({ now: c.now, random: () => 0 })
-    const peers = ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((id, i) => peer(id, { downloadRate: 100 - i }))
+    const choker = new Choker({ now: c.now, random: inOrder() })
+    const peers = [...['a', 'b', 'c', 'd'].map(id => uploader(id, 100)), peer('e'), peer('f'), peer('g')]
     expect(choker.rechoke(peers, false).optimistic).toBe('e')
     c.advance(10_000)
     const withoutE = peers.filter(p => p.id !== 'e')
@@ -111,68 +255,75 @@ describe('Choker: leeching', () => {
 
   it('picks a new optimistic when the current one earns a regular slot', () => {
     const c = clock()
-    const choker = new Choker({ now: c.now, random: () => 0 })
-    const peers = ['a', 'b', 'c', 'd', 'e', 'f'].map((id, i) => peer(id, { downloadRate: 100 - i }))
+    const choker = new Choker({ now: c.now, random: inOrder() })
+    const peers = [...['a', 'b', 'c', 'd'].map((id, i) => uploader(id, 100 - i)), peer('e'), peer('f')]
     expect(choker.rechoke(peers, false).optimistic).toBe('e')
     c.advance(10_000)
-    peers[4].downloadRate = 1000 // e reciprocated: it now ranks first
+    Object.assign(peers[4], { downloadRate: 1000 * KiB, downloaded: 20_000 * KiB }) // e reciprocated
     const d = choker.rechoke(peers, false)
-    expect(d.unchoked.has('e')).toBe(true)
-    expect(d.optimistic).toBe('d') // d dropped out of the top four; it is the only candidate left besides f
+    expect(regularOf(d)).toEqual(['a', 'b', 'c', 'e'])
+    expect(d.optimistic).toBe('f') // d dropped out of the top four; it and f never had a turn, f drew the lower lot
+  })
+})
+
+describe('Choker: admit (a free slot between rechokes)', () => {
+  it('admits a peer that uploads to us into a free slot', () => {
+    const choker = new Choker({ now: () => 0 })
+    const peers = [uploader('a', 100, { unchoked: true }), uploader('b', 100)]
+    expect(choker.admit(peers[1], peers, false)).toBe(true)
+    expect(choker.optimisticPeer).toBeUndefined() // a regular-to-be, not the optimistic
   })
 
-  it('favours newcomers 3:1 for the optimistic unchoke (injected random)', () => {
-    // pool order old1, new, old2: weights 1, 3, 1 over a total of 5
-    const peers = (): ChokerPeer[] => [
-      ...['a', 'b', 'c', 'd'].map(id => peer(id, { downloadRate: 100 })),
-      peer('old1'),
-      peer('new', { connectedAt: 50_000 }),
-      peer('old2')
-    ]
-    const pick = (r: number): string | undefined =>
-      new Choker({ now: () => 60_000, random: () => r }).rechoke(peers(), false).optimistic
-    expect(pick(0)).toBe('old1')
-    expect(pick(0.19)).toBe('old1')
-    expect(pick(0.21)).toBe('new')
-    expect(pick(0.79)).toBe('new')
-    expect(pick(0.81)).toBe('old2')
-    expect(pick(0.9999999)).toBe('old2')
+  it('a peer never unchoked gets its trial at once; the free-rider loses it at the next rechoke', () => {
+    const c = clock()
+    const choker = new Choker({ now: c.now, random: inOrder() })
+    const rider = freeRider()
+    const peers = [uploader('a', 100, { unchoked: true }), peer('x', { unchoked: true }), rider]
+    expect(choker.admit(rider, peers, false)).toBe(true)
+    expect(choker.optimisticPeer).toBeUndefined() // a trial, not the optimistic unchoke
+    rider.unchoked = true
+    c.advance(5_000)
+    const d = choker.rechoke(peers, false)
+    expect(d.unchoked).toEqual(new Set(['a', 'x'])) // x: the optimistic unchoke; the trial is over
+    expect(d.trials.size).toBe(0)
+    apply(peers, d)
+    // it loses interest and regains it between rechokes: free slots, but no second trial
+    expect(choker.freeSlot(peers)).toBe(true)
+    expect(choker.admit(rider, peers, false)).toBe(false)
   })
 
-  it('favours newcomers about 3:1 (statistically)', () => {
-    const random = prng(12345)
-    const counts = new Map<string, number>()
-    const trials = 6000
-    for (let i = 0; i < trials; i++) {
-      const choker = new Choker({ now: () => 100_000, random })
-      const peers = [
-        ...['a', 'b', 'c', 'd'].map(id => peer(id, { downloadRate: 100 })),
-        peer('old1'), peer('old2'), peer('old3'),
-        peer('new', { connectedAt: 90_000 }) // connected 10 s ago
-      ]
-      const o = choker.rechoke(peers, false).optimistic as string
-      counts.set(o, (counts.get(o) ?? 0) + 1)
-    }
-    // expected: new 3/6, each old 1/6
-    const share = (id: string): number => (counts.get(id) ?? 0) / trials
-    expect(share('new')).toBeGreaterThan(0.45)
-    expect(share('new')).toBeLessThan(0.55)
-    for (const id of ['old1', 'old2', 'old3']) {
-      expect(share(id)).toBeGreaterThan(0.13)
-      expect(share(id)).toBeLessThan(0.2)
-    }
+  it('a tried non-uploader never, even with the optimistic slot vacant: it waits for its turn', () => {
+    const c = clock()
+    const choker = new Choker({ now: c.now, random: inOrder() })
+    const rider = freeRider({ unchoked: true })
+    const x = peer('x', { unchoked: true })
+    const peers = [uploader('a', 100, { unchoked: true }), rider, x]
+    let d = choker.rechoke(peers, false) // both seen unchoked: tried; rider drew the optimistic turn
+    apply(peers, d)
+    expect(d.unchoked).toEqual(new Set(['a', 'rider']))
+    expect(choker.admit(x, peers, false)).toBe(false)
+    rider.interested = false // it leaves the optimistic slot vacant between rechokes
+    expect(choker.admit(x, peers, false)).toBe(false)
+    c.advance(10_000)
+    d = choker.rechoke(peers, false)
+    expect(d.optimistic).toBe('x') // at the rechoke
   })
 
-  it('a peer connected longer than newcomerWindow is no newcomer', () => {
-    const peers = [
-      ...['a', 'b', 'c', 'd'].map(id => peer(id, { downloadRate: 100 })),
-      peer('x', { connectedAt: 0 }),
-      peer('y', { connectedAt: 0 })
-    ]
-    // at 60 s neither is a newcomer: equal weights, 0.49 -> first half -> x
-    expect(new Choker({ now: () => 60_000, random: () => 0.49 }).rechoke(peers, false).optimistic).toBe('x')
-    // at 59.999 s both are newcomers: still equal
-    expect(new Choker({ now: () => 59_999, random: () => 0.51 }).rechoke(peers, false).optimistic).toBe('y')
+  it('never past uploadSlots + 1 unchoked, never the uninterested or the unchoked', () => {
+    const choker = new Choker({ now: () => 0, uploadSlots: 2 })
+    const full = [uploader('a', 100, { unchoked: true }), uploader('b', 100, { unchoked: true }), peer('o', { unchoked: true })]
+    const u = uploader('u', 500)
+    expect(choker.admit(u, [...full, u], false)).toBe(false)
+    expect(choker.admit(u, [...full.slice(1), u], false)).toBe(true)
+    expect(choker.admit({ ...u, interested: false }, [u], false)).toBe(false)
+    expect(choker.admit({ ...u, unchoked: true }, [u], false)).toBe(false)
+  })
+
+  it('seeding: whoever asks first gets a free slot (the seed rotation takes it back in turn)', () => {
+    const choker = new Choker({ now: () => 0 })
+    const peers = [peer('a', { unchoked: true }), peer('b', { unchoked: true }), peer('c')]
+    expect(choker.admit(peers[2], peers, true)).toBe(true)
+    expect(choker.optimisticPeer).toBeUndefined()
   })
 })
 
@@ -193,20 +344,20 @@ describe('Choker: anti-snubbing', () => {
 
   it('snubbed peers lose their regular slot and may only be the optimistic unchoke', () => {
     const c = clock(1_000_000)
-    const choker = new Choker({ now: c.now, random: () => 0 })
+    const choker = new Choker({ now: c.now })
     const peers = [
-      peer('snubber', { downloadRate: 5000, ...snubbable(1_000_000 - 61_000) }),
-      peer('a', { downloadRate: 400 }),
-      peer('b', { downloadRate: 300 }),
-      peer('c', { downloadRate: 200 }),
-      peer('d', { downloadRate: 100 }),
-      peer('e', { downloadRate: 50 })
+      uploader('snubber', 5000, snubbable(1_000_000 - 61_000)),
+      uploader('a', 400),
+      uploader('b', 300),
+      uploader('c', 200),
+      uploader('d', 100),
+      uploader('e', 50, { interested: false })
     ]
     const d = choker.rechoke(peers, false)
     expect([...d.snubbed]).toEqual(['snubber'])
     expect([...d.unchoked].filter(id => id !== d.optimistic).sort()).toEqual(['a', 'b', 'c', 'd'])
-    expect(d.optimistic).toBe('snubber') // first in the pool with random () => 0
-    const alone = new Choker({ now: c.now, random: () => 0 }).rechoke([peers[0]], false)
+    expect(d.optimistic).toBe('snubber') // the only other candidate
+    const alone = new Choker({ now: c.now }).rechoke([peers[0]], false)
     expect(alone.optimistic).toBe('snubber')
     expect(alone.unchoked).toEqual(new Set(['snubber']))
   })
@@ -214,7 +365,7 @@ describe('Choker: anti-snubbing', () => {
 
 describe('Choker: seeding', () => {
   it('prefers the peers we upload to fastest', () => {
-    const choker = new Choker({ now: () => 0, random: () => 0 })
+    const choker = new Choker({ now: () => 0, random: inOrder() })
     const peers = [
       peer('a', { uploadRate: 10, unchoked: true, downloadRate: 9999 }),
       peer('b', { uploadRate: 500, unchoked: true }),
@@ -251,7 +402,7 @@ describe('Choker: seeding', () => {
 
   it('a peer unchoked by freeSlot between rounds counts from when it was first seen unchoked', () => {
     const c = clock()
-    const choker = new Choker({ now: c.now, random: () => 0, uploadSlots: 1 })
+    const choker = new Choker({ now: c.now, uploadSlots: 1, random: inOrder() })
     const a = peer('a', { unchoked: true, uploadRate: 100 }) // unchoked outside rechoke
     const b = peer('b')
     const peers = [a, b]
@@ -263,7 +414,7 @@ describe('Choker: seeding', () => {
     d = choker.rechoke(peers, true)
     expect(d.unchoked).toEqual(new Set(['a', 'b']))
     expect(d.optimistic).toBe('b')
-    const c2 = new Choker({ now: c.now, random: () => 0, uploadSlots: 1 })
+    const c2 = new Choker({ now: c.now, uploadSlots: 1, random: inOrder() })
     const x = peer('x', { unchoked: true, uploadRate: 100 })
     const y = peer('y', { unchoked: false })
     const z = peer('z', { unchoked: false })
