@@ -1,4 +1,2 @@
-/** A mistake in how a command was called: one line on stderr, exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError'
-}
+/** A mistake in how a command was called: one line on stderr, exit code 2 (defined below the CLI, which the library also throws). */
+export { UsageError } from '../errors.js'

@@ -12,6 +12,7 @@
  * least recently used evicted first).
  */
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { backoffDelay } from '../backoff.js'
 
 export interface DialGuardInit {
   /** distinct peer ids dialled at one address within `idWindow` (default 2: a restart with a new identity) */
@@ -89,7 +90,7 @@ export class DialGuard {
       if (key == null) continue
       const state = this.touch(key)
       state.failures++
-      state.retryAt = now + Math.min(this.maxBackoff, this.baseBackoff * 2 ** Math.min(state.failures - 1, 30))
+      state.retryAt = now + backoffDelay(state.failures, this.baseBackoff, this.maxBackoff)
     }
   }
 

@@ -10,6 +10,7 @@ import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
 import type { PeerAddress } from './types.js'
+import { backoffDelay } from '../backoff.js'
 
 export class TrackerError extends Error {
   override name = 'TrackerError'
@@ -393,7 +394,7 @@ export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> 
       if (this.inFlight === controller) this.inFlight = undefined
       if (this.stopping != null || controller.signal.aborted) return
       this.failures++
-      const delay = Math.min(this.maxBackoff, this.minBackoff * 2 ** Math.min(this.failures - 1, 30))
+      const delay = backoffDelay(this.failures, this.minBackoff, this.maxBackoff)
       if (this._status !== 'down') {
         this.log(`tracker: ${this.init.announceUrl} down: ${describe(err)}; retrying with backoff`)
       }

@@ -21,6 +21,7 @@
 import { addressKey } from '../discovery/dial-guard.js'
 import { DialRefusedError } from '../discovery/guarded-dial.js'
 import type { PeerAddress } from '../discovery/types.js'
+import { backoffDelay } from '../backoff.js'
 
 export interface ManifestRaceInit<T> {
   /** Asks one peer; must give up when `signal` fires. Its first result wins the race. */
@@ -190,7 +191,7 @@ export class ManifestRace<T> {
       if (this.now() - started >= this.slow) this.parallel = Math.min(this.maxParallel, this.parallel + 1)
       const f = this.failed.get(id) ?? { fails: 0, retryAt: 0 }
       f.fails++
-      f.retryAt = this.now() + Math.min(this.maxRetryDelay, this.retryDelay * 2 ** Math.min(f.fails - 1, 30))
+      f.retryAt = this.now() + backoffDelay(f.fails, this.retryDelay, this.maxRetryDelay)
       this.failed.delete(id)
       if (this.failed.size >= this.maxPeers) {
         const oldest = this.failed.keys().next()

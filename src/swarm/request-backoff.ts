@@ -8,6 +8,7 @@
  * (a single episode is normal: BEP 6 rejects every queued request when a peer chokes us).
  * Pure: the clock is injected.
  */
+import { backoffDelay } from '../backoff.js'
 
 export interface RequestBackoffInit {
   /** first pause, ms (default 1000) */
@@ -49,7 +50,7 @@ export class RequestBackoff {
     // the rest of a pipeline refused at once is one episode, not one per block
     if (now < s.until) return false
     s.episodes++
-    s.until = now + Math.min(this.maxMs, this.baseMs * 2 ** Math.min(s.episodes - 1, 30))
+    s.until = now + backoffDelay(s.episodes, this.baseMs, this.maxMs)
     return true
   }
 

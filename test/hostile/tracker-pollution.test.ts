@@ -1,29 +1,21 @@
 // Issue 10 item 4, tracker side: free identities must not let one host lock a swarm or the
 // tracker, nor crowd honest peers out of the answers. The attacker announces from 127.0.0.2, the
 // honest peers from 127.0.0.1 (two hosts as far as the tracker can tell).
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { createTrackerServer } from '../../tracker/server.js'
-import type { TrackerServer, TrackerServerInit } from '../../tracker/server.js'
-import { announceQuery, getJsonFrom, makeCid, makePeer, recordParam } from '../tracker/helpers.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import type { TrackerServerInit } from '../../tracker/server.js'
+import { announceQuery, getJsonFrom, makeCid, makePeer, recordParam, useTrackers } from '../tracker/helpers.js'
 import type { TestPeer } from '../tracker/helpers.js'
 
 const ATTACKER = '127.0.0.2'
 const HONEST = '127.0.0.1'
 
-const servers: TrackerServer[] = []
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map(async s => { await s.stop() }))
-})
+const start = useTrackers()
 
 async function startTracker (init: TrackerServerInit = {}): Promise<string> {
   // a fixed random(), so a run that fails fails the same way every time
   let x = 12345
   const random = (): number => { x = (x * 1103515245 + 12345) % 2147483648; return x / 2147483648 }
-  const tracker = createTrackerServer({ port: 0, log: () => {}, random, ...init })
-  servers.push(tracker)
-  await tracker.start()
-  return `http://127.0.0.1:${tracker.port}`
+  return (await start({ random, ...init })).base
 }
 
 interface Announce { manifest: string, peer: TestPeer, from: string, addr?: string, left?: number, numwant?: number }

@@ -4,24 +4,16 @@ import { connect } from 'node:net'
 import type { Socket } from 'node:net'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createTrackerServer, TrackerServerError } from '../../tracker/server.js'
-import type { TrackerServer, TrackerServerInit } from '../../tracker/server.js'
-import { announceQuery, getJson, getJsonFrom, makeCid, makePeer, recordParam } from './helpers.js'
+import { announceQuery, getJson, getJsonFrom, makeCid, makePeer, recordParam, useTrackers } from './helpers.js'
 import type { TestPeer } from './helpers.js'
 
-const servers: TrackerServer[] = []
 const sockets: Socket[] = []
 
-afterEach(async () => {
+afterEach(() => {
   for (const s of sockets.splice(0)) s.destroy()
-  await Promise.all(servers.splice(0).map(async s => { await s.stop() }))
 })
 
-async function startTracker (init: TrackerServerInit = {}): Promise<{ tracker: TrackerServer, base: string }> {
-  const tracker = createTrackerServer({ port: 0, log: () => {}, ...init })
-  servers.push(tracker)
-  await tracker.start()
-  return { tracker, base: `http://127.0.0.1:${tracker.port}` }
-}
+const startTracker = useTrackers()
 
 let manifest: string
 let peers: TestPeer[]

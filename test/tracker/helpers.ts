@@ -5,7 +5,9 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { afterEach } from 'vitest'
 import { signPeerRecord } from '../../src/discovery/tracker-client.js'
+import { createTrackerServer, type TrackerServer, type TrackerServerInit } from '../../tracker/server.js'
 
 export async function makePeerId (): Promise<string> {
   return peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
@@ -147,4 +149,21 @@ export async function getJsonFrom (url: string, localAddress: string, timeoutMs 
     req.on('error', reject)
     req.end()
   })
+}
+
+/**
+ * Real trackers on 127.0.0.1:0 for a test file, each stopped after its test. `start` returns the
+ * tracker and its base URL (`http://127.0.0.1:PORT`).
+ */
+export function useTrackers (): (init?: TrackerServerInit) => Promise<{ tracker: TrackerServer, base: string }> {
+  const servers: TrackerServer[] = []
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map(async s => { await s.stop() }))
+  })
+  return async (init = {}) => {
+    const tracker = createTrackerServer({ port: 0, log: () => {}, ...init })
+    servers.push(tracker)
+    await tracker.start()
+    return { tracker, base: `http://127.0.0.1:${tracker.port}` }
+  }
 }

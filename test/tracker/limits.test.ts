@@ -1,24 +1,13 @@
 // Memory stays bounded: peers per swarm, swarms, peers in total, history and replay memory.
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { handleAnnounce } from '../../tracker/logic.js'
 import type { AnnounceRequest, LogicOptions } from '../../tracker/logic.js'
 import { createTrackerServer, MemoryPeerStore, StoreConfigError, TrackerFullError, TrackerServerError } from '../../tracker/server.js'
-import type { PeerEntry, TrackerServer, TrackerServerInit } from '../../tracker/server.js'
-import { announceQuery, getJson, makeCid, makePeer, recordParam } from './helpers.js'
+import type { PeerEntry } from '../../tracker/server.js'
+import { announceQuery, getJson, makeCid, makePeer, recordParam, useTrackers } from './helpers.js'
 import type { TestPeer } from './helpers.js'
 
-const servers: TrackerServer[] = []
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map(async s => { await s.stop() }))
-})
-
-async function startTracker (init: TrackerServerInit = {}): Promise<{ tracker: TrackerServer, base: string }> {
-  const tracker = createTrackerServer({ port: 0, log: () => {}, ...init })
-  servers.push(tracker)
-  await tracker.start()
-  return { tracker, base: `http://127.0.0.1:${tracker.port}` }
-}
+const startTracker = useTrackers()
 
 let manifests: string[]
 let peers: TestPeer[]

@@ -4,25 +4,22 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { multiaddr } from '@multiformats/multiaddr'
 import fc from 'fast-check'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { signPeerRecord } from '../../src/discovery/tracker-client.js'
 import { verifyEnvelope } from '../../tracker/record.js'
-import { createTrackerServer } from '../../tracker/server.js'
 import type { TrackerServer, TrackerServerInit } from '../../tracker/server.js'
-import { announceQuery, b64url, getJson, makeCid, makePeer, nextSeq, rawPeerRecord, recordParam, sealPayload } from './helpers.js'
+import { announceQuery, b64url, getJson, makeCid, makePeer, nextSeq, rawPeerRecord, recordParam, sealPayload, useTrackers } from './helpers.js'
 import type { AnnounceQuery, TestPeer } from './helpers.js'
 
-const servers: TrackerServer[] = []
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map(async s => { await s.stop() }))
-})
+const start = useTrackers()
+/** the trackers started by the current test, in order */
+let started: TrackerServer[] = []
+beforeEach(() => { started = [] })
 
 async function startTracker (init: TrackerServerInit = {}): Promise<string> {
-  const tracker = createTrackerServer({ port: 0, log: () => {}, ...init })
-  servers.push(tracker)
-  await tracker.start()
-  return `http://127.0.0.1:${tracker.port}/announce`
+  const { tracker, base } = await start(init)
+  started.push(tracker)
+  return `${base}/announce`
 }
 
 let manifest: string
@@ -235,7 +232,7 @@ describe('signed announces', () => {
       const carols = await recordParam(carol.key, [ADDR])
       expect((await announceWith(url, carol.id, carols)).status).toBe(200)
       clock += 61_000
-      servers[0].sweep()
+      started[0].sweep()
       await expect400(url, carol.id, carols, /not newer/)
       expect(await listed(url)).toEqual({})
     })
