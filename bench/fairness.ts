@@ -6,7 +6,8 @@
  * The swarm: one seeder capped at FAIR_SEED_MIB (default 4) MiB/s; six honest leechers in three
  * classes of upload cap, 1, 2 and 4 MiB/s, two of each; one free-rider capped at 1 KiB/s (it takes
  * and gives next to nothing). Every leecher has `--seed` (stays after completing) and they are
- * spawned together, in a random order each run. File: FAIR_MIB (default 64) MiB.
+ * spawned together, in a random order each run. File: FAIR_MIB (default 128) MiB. FAIR_TRACE=1
+ * prints each peer's downloaded/uploaded MiB and unchokedBy every 2.5 s of every run.
  *
  * Rates come from each peer's `stats` events (every 0.5 s; `downloaded` is interpolated linearly
  * between two events) and its `manifest` and `complete` events, timed as we read them.
@@ -45,7 +46,7 @@ import {
 } from './procs.js'
 
 const RUNS = Math.round(envNumber('RUNS', 3))
-const FAIR_MIB = envNumber('FAIR_MIB', 64)
+const FAIR_MIB = envNumber('FAIR_MIB', 128)
 const SEED_CAP_MIB = envNumber('FAIR_SEED_MIB', 4)
 const CLASSES_MIB = [1, 2, 4]
 const PER_CLASS = 2
@@ -183,6 +184,12 @@ async function once (): Promise<RunResult> {
       if (!(err instanceof TimeoutError)) throw err
     }
 
+    if (process.env.FAIR_TRACE != null) {
+      console.log('manifest at', PEERS.map(s => `${s.name}=${secs((manifests.get(s) as { at: number }).at - t0).toFixed(1)}`).join(' '))
+      for (let t = t0 + 2500; t < lastHonest + 2500; t += 2500) {
+        console.log(secs(t - t0).toFixed(1).padStart(5), PEERS.map(s => `${s.name.replace('MiB-', '.')}=${(statAt(proc(s), t, 'downloaded') / MiB).toFixed(0).padStart(2)}/${(statAt(proc(s), t, 'uploaded') / MiB).toFixed(0).padStart(2)}/${String(statAt(proc(s), t, 'unchokedBy').toFixed(0))}`).join(' '))
+      }
+    }
     const rateOf = (spec: PeerSpec): number => {
       const from = (manifests.get(spec) as { at: number }).at
       const to = spec.honest ? (completes.get(spec) as { at: number }).at : lastHonest

@@ -2,9 +2,10 @@
  * An upload rate cap shared by every session of a peer: a token bucket. Each session takes
  * tokens through its own share of the throttle before it writes a block; when the bucket is
  * empty, the waiting shares are served in turn by bytes (start-time fair queueing), so every
- * session with blocks to send gets an equal part of the rate, whatever the size of its blocks
- * or the depth of its peer's pipeline, and a share that waits for nothing leaves its part to the
- * others.
+ * session with blocks to send gets its part of the rate, whatever the size of its blocks or the
+ * depth of its peer's pipeline, and a share that waits for nothing leaves its part to the others.
+ * Parts are equal unless the choker weighs them (setWeight): then a share with weight 2 gets
+ * twice the bytes of one with weight 1 while both wait.
  */
 export interface ThrottleInit {
   /** bytes per second; 0 or Infinity means no cap */
@@ -22,11 +23,15 @@ export interface ThrottleShare {
   take: (bytes: number, signal?: AbortSignal) => Promise<void>
   /** Gives back tokens taken for bytes that were not sent after all (a cancelled block). */
   refund: (bytes: number) => void
+  /** Its part of the rate relative to the other shares' (default 1; > 0), from the next take. */
+  setWeight: (weight: number) => void
 }
 
 /** a share's place in the fair order: the virtual time at which its last taken bytes end */
 interface Flow {
   finish: number
+  /** bytes of this flow advance its virtual time by bytes / weight */
+  weight: number
 }
 
 interface Waiter {
@@ -41,7 +46,7 @@ interface Waiter {
   onAbort: (() => void) | undefined
 }
 
-const UNCAPPED: ThrottleShare = { tryTake: () => true, take: async () => {}, refund: () => {} }
+const UNCAPPED: ThrottleShare = { tryTake: () => true, take: async () => {}, refund: () => {}, setWeight: () => {} }
 
 export class Throttle {
   readonly rate: number
@@ -76,17 +81,23 @@ export class Throttle {
   /** A share for one session. Without a cap it is a constant that never waits. */
   share (): ThrottleShare {
     if (this.unlimited) return UNCAPPED
-    const flow: Flow = { finish: this.vtime }
+    const flow: Flow = { finish: this.vtime, weight: 1 }
     return {
       tryTake: (bytes) => this.tryTakeFor(flow, bytes),
       take: async (bytes, signal) => await this.takeFor(flow, bytes, signal),
-      refund: (bytes) => { this.refundFor(flow, bytes) }
+      refund: (bytes) => { this.refundFor(flow, bytes) },
+      setWeight: (weight) => { if (weight > 0 && Number.isFinite(weight)) flow.weight = weight }
     }
   }
 
   /** Takes `bytes` now if they are due and nobody is waiting; false otherwise (then take()). */
   tryTake (bytes: number): boolean {
     return this.common.tryTake(bytes)
+  }
+
+  /** Gives back tokens taken (tryTake, take) for bytes that were not sent after all. */
+  refund (bytes: number): void {
+    this.common.refund(bytes)
   }
 
   /** Resolves when `bytes` may be sent (callers without a share of their own: in order). */
@@ -112,7 +123,7 @@ export class Throttle {
     if (!this.due(bytes)) return false
     this.tokens -= bytes
     this.vtime = Math.max(this.vtime, flow.finish)
-    flow.finish = this.vtime + bytes
+    flow.finish = this.vtime + bytes / flow.weight
     return true
   }
 
@@ -120,7 +131,7 @@ export class Throttle {
     if (this.tryTakeFor(flow, bytes)) return
     signal?.throwIfAborted()
     const start = Math.max(this.vtime, flow.finish)
-    flow.finish = start + bytes
+    flow.finish = start + bytes / flow.weight
     return await new Promise<void>((resolve, reject) => {
       const w: Waiter = { flow, bytes, start, finish: flow.finish, resolve, reject, signal, onAbort: undefined }
       if (signal != null) {
@@ -136,7 +147,7 @@ export class Throttle {
     if (this.unlimited) return
     this.refill()
     this.tokens = Math.min(this.burst, this.tokens + bytes)
-    flow.finish -= bytes
+    flow.finish -= bytes / flow.weight
     if (this.waiters.length > 0) this.dispatch()
   }
 

@@ -98,6 +98,22 @@ describe('Throttle: shares (issue 9, a capped uplink shared evenly)', () => {
     for (const p of pumps) expect(Math.abs(p.bytes - total / 3)).toBeLessThan(0.05 * total / 3)
   })
 
+  it('weighted shares get bytes in proportion to their weights (the choker sets them)', async () => {
+    vi.useFakeTimers({ now: 0 })
+    const t = new Throttle({ rate: MiB, burst: 64 * KiB, now: () => Date.now() })
+    const [heavy, light, plain] = [t.share(), t.share(), t.share()]
+    heavy.setWeight(3)
+    light.setWeight(0.5)
+    light.setWeight(0) // ignored: a weight is > 0
+    const pumps = [pump(heavy, 64 * KiB, 9_000), pump(light, 16 * KiB, 9_000), pump(plain, 64 * KiB, 9_000)]
+    await vi.advanceTimersByTimeAsync(9_000)
+    await vi.runAllTimersAsync()
+    await Promise.all(pumps.map(p => p.done))
+    const total = pumps.reduce((n, p) => n + p.bytes, 0)
+    const want = [3, 0.5, 1].map(w => total * w / 4.5)
+    pumps.forEach((p, i) => { expect(Math.abs(p.bytes - want[i])).toBeLessThan(0.06 * want[i] + 64 * KiB) })
+  })
+
   it('is work-conserving: a share that stops asking leaves its part to the others', async () => {
     vi.useFakeTimers({ now: 0 })
     const t = new Throttle({ rate: MiB, burst: 64 * KiB, now: () => Date.now() })

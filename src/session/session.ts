@@ -9,7 +9,7 @@ import type { Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { Bitfield, InvalidBitfieldError } from '../bitfield.js'
 import { RateMeter } from '../stats/rate.js'
-import type { Throttle, ThrottleShare } from '../throttle.js'
+import { Throttle, type ThrottleShare } from '../throttle.js'
 import {
   encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaveNone,
   encodeInterested, encodeKeepAlive, encodeNotInterested, encodePeers, encodePiece, encodeReject, encodeRequest, encodeUnchoke,
@@ -99,6 +99,8 @@ export class PeerSession {
   private readonly log: (msg: string) => void
   /** this session's share of the upload cap; none without a cap (nothing to pay per block) */
   private readonly upload: ThrottleShare | undefined
+  /** the optimistic unchoke's own cap, on top of its share (see setUploadShare) */
+  private limiter: Throttle | undefined
   private readonly now: () => number
   private readonly decoder = new WireDecoder()
   private handshaken = false
@@ -317,6 +319,16 @@ export class PeerSession {
     try {
       while (!this.closed && this.incoming.length > 0) {
         const b = this.incoming[0]
+        const limiter = this.limiter
+        if (limiter != null && !limiter.tryTake(b.length)) {
+          this.flush()
+          await limiter.take(b.length)
+          if (this.closed) return
+          if (this.incoming[0] !== b) {
+            limiter.refund(b.length)
+            continue
+          }
+        }
         const upload = this.upload
         if (upload != null && !upload.tryTake(b.length)) {
           // over the rate cap: what is queued goes out now, then we wait for our turn. A stream
@@ -325,10 +337,14 @@ export class PeerSession {
           this.flush()
           await this.drained()
           if (this.closed) return
-          if (this.incoming[0] !== b) continue
+          if (this.incoming[0] !== b) {
+            limiter?.refund(b.length)
+            continue
+          }
           await upload.take(b.length)
           if (this.closed || this.incoming[0] !== b) {
             upload.refund(b.length)
+            limiter?.refund(b.length)
             continue
           }
         }
@@ -337,6 +353,7 @@ export class PeerSession {
         // from disk: the tokens go back to the other sessions
         if (this.closed || this.incoming[0] !== b) {
           upload?.refund(b.length)
+          limiter?.refund(b.length)
           continue
         }
         this.incoming.shift()
@@ -438,9 +455,23 @@ export class PeerSession {
   choke (): void {
     if (this.amChoking) return
     this.amChoking = true
-    // BEP 6: with reject messages, a choke rejects every queued request explicitly
-    for (const b of this.incoming.splice(0)) this.send(encodeReject(b))
+    // BEP 6: with reject messages, a choke rejects every queued request explicitly. The choke
+    // goes first: the peer drops its requests on it and ignores the rejects that follow, which
+    // it would otherwise count as refusals and back off from us (see RequestBackoff), every
+    // time a trial or an optimistic turn ends
     this.send(encodeChoke())
+    for (const b of this.incoming.splice(0)) this.send(encodeReject(b))
+  }
+
+  /**
+   * This session's part of a capped uplink: its weight against the other sessions' and, for the
+   * optimistic unchoke, a rate it may not exceed even when the uplink has room to spare (the
+   * choker decides both).
+   */
+  setUploadShare (weight: number, limit: number | undefined): void {
+    this.upload?.setWeight(weight)
+    if (limit === undefined) this.limiter = undefined
+    else if (this.limiter?.rate !== limit) this.limiter = new Throttle({ rate: limit })
   }
 
   unchoke (): void {
@@ -464,6 +495,13 @@ export class PeerSession {
     if (!this.outstanding.delete(k)) return
     this.forgive(k)
     this.send(encodeCancel(block))
+  }
+
+  /** When we sent the oldest of our requests it has not answered (undefined: none outstanding). */
+  oldestRequestAt (): number | undefined {
+    let oldest: number | undefined
+    for (const o of this.outstanding.values()) if (oldest === undefined || o.sentAt < oldest) oldest = o.sentAt
+    return oldest
   }
 
   /** Requests outstanding longer than `timeoutMs`: dropped from our books and returned. */

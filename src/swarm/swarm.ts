@@ -14,7 +14,7 @@ import { fromWirePeers, PexView, PEX_MAX_PEERS, toWirePeers } from '../discovery
 import { DialGuard } from '../discovery/dial-guard.js'
 import { DialRefusedError, dialGuarded } from '../discovery/guarded-dial.js'
 import type { PeerAddress } from '../discovery/types.js'
-import { Choker, type ChokerInit, type ChokerPeer } from '../choker/choker.js'
+import { Choker, type ChokerInit, type ChokerPeer, type UploadShare } from '../choker/choker.js'
 import { pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
 import { BLOCK_SIZE, PiecePicker, requestDepth, type BlockRef } from '../picker/picker.js'
 import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
@@ -97,6 +97,10 @@ export interface SwarmEvents {
   'error': CustomEvent<Error>
 }
 
+/** pieces a leecher may take in one turn of a seed slot (libtorrent's seeding_piece_quota) */
+const SEED_PIECE_QUOTA = 20
+/** pieces a peer on trial may take before it must have sent something back (see Choker.review) */
+const TRIAL_PIECE_QUOTA = 4
 const TICK_MS = 1000
 /**
  * Pieces being assembled hold at most this many bytes of buffers (or one piece, if larger): a
@@ -200,7 +204,13 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       random: init.random,
       maxActiveBytes: Math.max(PARTIAL_PIECE_BYTES, init.manifest.pieceLength)
     })
-    this.choker = new Choker({ now: this.now, random: init.random, ...init.choker })
+    this.choker = new Choker({
+      now: this.now,
+      random: init.random,
+      seedQuota: SEED_PIECE_QUOTA * init.manifest.pieceLength,
+      trialQuota: TRIAL_PIECE_QUOTA * init.manifest.pieceLength,
+      ...init.choker
+    })
     this.downRate = new RateMeter({ windowMs: 5_000, now: this.now })
     this.upRate = new RateMeter({ windowMs: 5_000, now: this.now })
     this.completed = init.seeding === true
@@ -400,7 +410,10 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     const peer = peers.find(p => p.id === session.remotePeer)
     // a free upload slot goes at once only to a peer that uploads to us (or, seeding, to whoever
     // asks); anyone else waits for the rechoke: a free-rider kept such slots
-    if (peer !== undefined && this.choker.admit(peer, peers, this.completed)) session.unchoke()
+    if (peer !== undefined && this.choker.admit(peer, peers, this.completed)) {
+      this.applyShare(session, this.choker.uploadShare(peer.id))
+      session.unchoke()
+    }
   }
 
   onChoke (session: PeerSession, dropped: BlockSpec[]): void {
@@ -626,11 +639,13 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
         downloadRate: s.down.rate(),
         downloaded: s.down.windowBytes(),
         uploadRate: s.up.rate(),
+        uploaded: s.up.total,
         connectedAt: s.connectedAt,
         unchoked: !s.amChoking,
         unchokesUs: !s.peerChoking,
         amInterested: s.amInterested,
-        lastBlockAt: s.lastBlockAt
+        lastBlockAt: s.lastBlockAt,
+        requestedAt: s.oldestRequestAt()
       })
     }
     return out
@@ -641,9 +656,19 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     if (!this.running) return
     const decision = this.choker.rechoke(this.chokerPeers(), this.completed)
     for (const s of this.sessions.values()) {
-      if (decision.unchoked.has(s.remotePeer) || decision.optimistic === s.remotePeer) s.unchoke()
-      else s.choke()
+      if (decision.unchoked.has(s.remotePeer)) {
+        this.applyShare(s, decision.shares.get(s.remotePeer) ?? this.choker.uploadShare(s.remotePeer))
+        s.unchoke()
+      } else {
+        s.choke()
+      }
     }
+  }
+
+  /** The choker's share of our capped uplink for `session`: its weight, and a limit if capped. */
+  private applyShare (session: PeerSession, share: UploadShare): void {
+    const limit = share.capped && !this.throttle.unlimited ? this.throttle.rate * this.choker.offerFraction : undefined
+    session.setUploadShare(share.weight, limit)
   }
 
   /**
@@ -685,6 +710,17 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
 
   private tick (): void {
     this.exchangePeers()
+    // between rechokes: trials that were not answered end, shares follow what each peer sent
+    // us, a seed turn that is over passes on
+    if (!this.completed) {
+      for (const id of this.choker.review(this.chokerPeers())) this.sessions.get(id)?.choke()
+      for (const [id, share] of this.choker.refreshShares(this.chokerPeers(), false)) {
+        const s = this.sessions.get(id)
+        if (s != null) this.applyShare(s, share)
+      }
+    } else if (this.choker.seedTurnOver(this.chokerPeers())) {
+      this.rechoke()
+    }
     for (const s of this.sessions.values()) {
       const expired = s.expireRequests(this.requestTimeout)
       // requests it passed over while answering later ones count as timed out, at once

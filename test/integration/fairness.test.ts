@@ -1,12 +1,11 @@
 /**
  * Tit-for-tat at swarm level (issue 9): real libp2p nodes on 127.0.0.1 and a real tracker, the
  * issue's swarm scaled down (a seeder capped at twice a leecher's uplink, seven honest leechers,
- * four regular slots and one optimistic, one free-rider that uploads at 1 KiB/s) with short
- * choker intervals. The free-rider must get clearly less while the honest leechers are leeching,
- * and must still complete. It is not held to half the honest rate: it still gets its trials,
- * its optimistic turns and the seeder's rotation, which in a swarm this small come to about
- * half the honest rate (0.37-0.69x measured; see the issue 9 notes), so a bound of one half
- * would fail now and then.
+ * the default slots, one free-rider that uploads at 1 KiB/s) with short choker intervals. The
+ * free-rider must get clearly less while the honest leechers are leeching, and must still
+ * complete. It is held to 0.7x the honest rate, not the benchmark's one half: with choker
+ * intervals this short, its trials and first optimistic turns, and the seeder's rotation, are a
+ * larger part of a 12 s run (0.43-0.52x measured; `npm run bench:fairness` carries the goal).
  */
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
@@ -34,10 +33,7 @@ describe('fairness: a free-rider among honest leechers', () => {
     const file = join(bed.dir, 'data.bin')
     await writeFile(file, randomBytes(SIZE))
     const want = await sha256File(file)
-    // four regular slots and one optimistic among seven interested peers: not everyone is
-    // unchoked at once (with five leechers or fewer everyone would be), so whom a leecher
-    // unchokes matters
-    const options = { ...bed.base, choker: { rechokeInterval: 500, optimisticInterval: 1500, uploadSlots: 4 } }
+    const options = { ...bed.base, choker: { rechokeInterval: 500, optimisticInterval: 1500 } }
     const seeder = await bed.start(Peer.seed(file, { ...options, maxUploadRate: 1 * MiB }))
 
     const honest: Peer[] = []
@@ -85,8 +81,8 @@ describe('fairness: a free-rider among honest leechers', () => {
       `done at ${((doneAt.get(rider) as number) / 1000).toFixed(1)} s; unchoked by a median of ${riderUnchokedBy} peers meanwhile`)
 
     expect(seconds).toBeGreaterThan(2) // a span long enough to measure
-    expect(riderRate).toBeLessThan(honestMedian * 0.8)
-    expect(riderAtMedian).toBeLessThan(SIZE * 0.85)
+    expect(riderRate).toBeLessThan(honestMedian * 0.7)
+    expect(riderAtMedian).toBeLessThan(SIZE * 0.7)
     // it does finish (the test got here), after most honest leechers
     expect(doneAt.get(rider)).toBeGreaterThan(medianHonestDone)
   })
