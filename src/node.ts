@@ -16,6 +16,7 @@ import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
 import { PendingInbound, type PendingInboundInit } from './net/pending-inbound.js'
+import { splitPeerAddr, withPeerId } from './net/addr.js'
 
 /** kad-dht's protocol for a private/LAN DHT: keeps us off the public Amino DHT (/ipfs/kad/1.0.0) */
 export const DHT_PROTOCOL = '/ipfs/lan/kad/1.0.0'
@@ -99,16 +100,12 @@ export async function createNode (init: NodeInit = {}): Promise<BitswarmNode> {
 /** The node's dialable addresses, without the `/p2p/<id>` suffix (as the tracker stores them). */
 export function announceAddrs (node: Libp2p): string[] {
   const out = new Set<string>()
-  for (const ma of node.getMultiaddrs()) {
-    const s = ma.toString()
-    const i = s.indexOf('/p2p/')
-    out.add(i >= 0 ? s.slice(0, i) : s)
-  }
+  for (const ma of node.getMultiaddrs()) out.add(splitPeerAddr(ma).bare.toString())
   return [...out]
 }
 
 /** The node's addresses with `/p2p/<id>`, for people and for `--bootstrap`. */
 export function fullAddrs (node: Libp2p): string[] {
   const id = node.peerId.toString()
-  return announceAddrs(node).map(a => `${a}/p2p/${id}`)
+  return announceAddrs(node).map(a => withPeerId(a, id))
 }

@@ -11,22 +11,25 @@ import { TypedEventEmitter } from 'main-event'
 import type { PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { Bitfield } from './bitfield.js'
-import { UsageError } from './errors.js'
+import { NoSwarmSourcesError, OutputDirError, UsageError } from './errors.js'
 import type { ChokerInit } from './choker/choker.js'
 import { Discovery, type DiscoveryStatus } from './discovery/discovery.js'
 import { DialGuard } from './discovery/dial-guard.js'
 import { dialGuarded } from './discovery/guarded-dial.js'
 import { defaultStateDir, PeerCache } from './discovery/peer-cache.js'
 import type { PeerAddress } from './discovery/types.js'
-import { fetchManifest, serveManifests } from './manifest/exchange.js'
-import { ManifestRace } from './manifest/race.js'
-import { createManifest, parseCid, pieceCount, readManifestFile, writeManifestFile, type Manifest } from './manifest/manifest.js'
+import { fetchManifest, serveManifests } from './exchange/exchange.js'
+import { ManifestRace } from './exchange/race.js'
+import { parseCid, pieceCount, type Manifest } from './manifest/manifest.js'
 import { createNode, fullAddrs, type BitswarmNode } from './node.js'
+import { createManifest, readManifestFile, writeManifestFile } from './storage/manifest-file.js'
 import { readResume, ResumeWriter, verifyStore } from './storage/resume.js'
 import { openDownloadStore, openSeedStore, type PieceStore } from './storage/storage.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import type { Phase } from './stats/reporter.js'
 import { emptySources, PEER_SOURCES, Swarm, type PeerSource, type SwarmStats } from './swarm/swarm.js'
+
+/** Where a peer is: fetching the manifest, downloading pieces, or seeding. */
+export type Phase = 'manifest' | 'downloading' | 'seeding'
 
 export { UsageError }
 
@@ -211,7 +214,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     if ((options.trackers ?? []).length === 0 && (options.bootstrap ?? []).length === 0) {
       const dir = stateDirOf(options)
       const cached = dir == null ? [] : await new PeerCache({ dir }).load()
-      if (cached.length === 0) throw new UsageError('no --tracker, no --bootstrap and no peers remembered from earlier runs: nowhere to look for the swarm')
+      if (cached.length === 0) throw new NoSwarmSourcesError()
     }
     // a new identity each run: several peers started from one account never share one
     const privateKey = await generateKeyPair('Ed25519')
@@ -255,7 +258,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   /**
    * Asks peers for the manifest, several at once with short deadlines (see ManifestRace); peers
    * told of later join in. The first that verifies wins and the download starts; an error then
-   * is ours (disk, --out), not the peer's: it ends the run.
+   * is ours (disk, the output directory), not the peer's: it ends the run.
    */
   private fetchFromKnown (peers: PeerAddress[]): void {
     if (this.manifest != null || this.stopped || this.plan.kind !== 'get') return
@@ -394,7 +397,7 @@ async function checkWritableDir (dir: string): Promise<void> {
     await makeDirs(resolve(dir))
     await access(dir, fsConstants.W_OK)
   } catch (err) {
-    throw new UsageError(`cannot write to --out ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    throw new OutputDirError(dir, (err as NodeJS.ErrnoException).code ?? (err as Error).message)
   }
 }
 

@@ -19,6 +19,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import * as varint from 'uint8-varint'
 import { BadRequestError } from './errors.js'
+import { splitPeerAddr } from '../src/net/addr.js'
 
 /** marshalled envelope; an Ed25519 record with 16 long addresses is well under this */
 export const MAX_RECORD_BYTES = 4096
@@ -27,7 +28,6 @@ export const MAX_ADDR_LENGTH = 256
 
 /** base64url length of MAX_RECORD_BYTES (padded), so oversize text is refused before decoding */
 const MAX_RECORD_TEXT = Math.ceil(MAX_RECORD_BYTES / 3) * 4
-const P2P_CODE = 421
 
 export interface OpenedRecord {
   /** the record's seqNumber: must grow from one accepted announce to the next */
@@ -145,12 +145,11 @@ function checkAddr (ma: Multiaddr, peerId: string): string {
   if (text.length > MAX_ADDR_LENGTH) throw new BadRequestError(`record addr too long (max ${MAX_ADDR_LENGTH} chars)`)
   const components = ma.getComponents()
   if (components.length === 0) throw new BadRequestError('record addr is not a multiaddr')
-  const last = components[components.length - 1]
-  if (last.code === P2P_CODE) {
-    if (last.value !== peerId) throw new BadRequestError('record addr /p2p id differs from peer')
-    const bare = ma.decapsulateCode(P2P_CODE)
-    if (bare.getComponents().length === 0) throw new BadRequestError('record addr is not a multiaddr')
-    return bare.toString()
+  const split = splitPeerAddr(ma)
+  if (split.peerId !== undefined) {
+    if (split.peerId !== peerId) throw new BadRequestError('record addr /p2p id differs from peer')
+    if (split.bare.getComponents().length === 0) throw new BadRequestError('record addr is not a multiaddr')
+    return split.bare.toString()
   }
   return text
 }

@@ -3,11 +3,11 @@
 import '../polyfill.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { Peer } from '../peer.js'
-import { UsageError } from './errors.js'
+import { NoSwarmSourcesError, OutputDirError, UsageError } from './errors.js'
 import { parseRate } from '../throttle.js'
 import { multiaddr } from '@multiformats/multiaddr'
-import { progressBar, statsEvent, statsLine } from '../stats/reporter.js'
-import { formatBytes } from '../stats/format.js'
+import { progressBar, statsEvent, statsLine } from './reporter.js'
+import { formatBytes } from './format.js'
 import { escapeText, Output, safeText } from './output.js'
 
 const USAGE = `bitswarm — a peer-to-peer file swarm on libp2p
@@ -213,7 +213,7 @@ async function main (argv: string[]): Promise<void> {
     const usage = e.name === 'UsageError' || (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true
     // the message may quote a manifest's name or a path (newlines and all): escaped, it stays
     // one line that says what it means
-    process.stderr.write(`bitswarm: ${escapeText(e.message)}\n`)
+    process.stderr.write(`bitswarm: ${escapeText(inCliWords(e))}\n`)
     process.exitCode = usage ? 2 : 1
   }
   // libp2p may leave handles (sockets closing) that keep the process alive; the work is done,
@@ -224,3 +224,10 @@ async function main (argv: string[]): Promise<void> {
 }
 
 await main(process.argv.slice(2))
+
+/** The library's typed errors, told in the command line's words (its flags). */
+function inCliWords (err: Error): string {
+  if (err instanceof NoSwarmSourcesError) return 'no --tracker, no --bootstrap and no peers remembered from earlier runs: nowhere to look for the swarm'
+  if (err instanceof OutputDirError) return `cannot write to --out ${err.dir}: ${err.reason}`
+  return err.message
+}

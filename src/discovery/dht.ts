@@ -11,6 +11,7 @@ import type { PeerAddress } from './types.js'
 import type { Libp2p, PeerId, PeerInfo } from '@libp2p/interface'
 import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
 import type { CID } from 'multiformats/cid'
+import { splitPeerAddr } from '../net/addr.js'
 
 export interface DhtDiscoveryInit {
   node: Libp2p<{ dht: KadDHT }>
@@ -31,7 +32,6 @@ const FIRST_GROWTH_CHECK = 5_000
 /** addresses kept per provider found (what one peer-exchange entry carries) */
 const MAX_PROVIDER_ADDRS = 8
 /** multiaddr protocol code of /p2p */
-const P2P_CODE = 421
 
 export class DhtDiscovery {
   private readonly node: Libp2p<{ dht: KadDHT }>
@@ -141,14 +141,14 @@ export class DhtDiscovery {
     for (const text of addrs) {
       try {
         const ma = multiaddr(text)
-        const p2p = ma.getComponents().findLast(c => c.code === P2P_CODE)
-        if (p2p?.value == null) {
+        const { bare, peerId } = splitPeerAddr(ma)
+        if (peerId == null) {
           this.log(`dht: bootstrap address without /p2p/<id> ignored: ${text}`)
           continue
         }
-        const id = peerIdFromString(p2p.value)
+        const id = peerIdFromString(peerId)
         if (id.equals(self)) continue
-        targets.push({ id, full: ma.toString(), bare: ma.decapsulateCode(P2P_CODE).toString() })
+        targets.push({ id, full: ma.toString(), bare: bare.toString() })
       } catch (err) {
         this.log(`dht: bad bootstrap address ${text}: ${describe(err)}`)
       }
@@ -253,7 +253,7 @@ export class DhtDiscovery {
 function stripAddrs (peer: PeerInfo): string[] {
   const out: string[] = []
   for (const ma of peer.multiaddrs) {
-    const bare = ma.decapsulateCode(P2P_CODE).toString()
+    const bare = splitPeerAddr(ma).bare.toString()
     if (bare !== '' && bare !== '/') out.push(bare)
   }
   return out

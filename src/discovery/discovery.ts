@@ -8,11 +8,12 @@ import { TypedEventEmitter } from 'main-event'
 import type { PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { announceAddrs, type BitswarmNode } from '../node.js'
-import type { PeerSource } from '../swarm/swarm.js'
+import type { PeerSource } from './types.js'
 import { DhtDiscovery } from './dht.js'
 import { PeerCache } from './peer-cache.js'
 import { TrackerAnnouncer } from './tracker-client.js'
 import type { PeerAddress } from './types.js'
+import { withPeerId } from '../net/addr.js'
 
 export interface DiscoveryInit {
   node: BitswarmNode
@@ -120,7 +121,7 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
     if (this.useDht) this.dht.start()
     const cached = (await this.cachedPeers()).slice(0, MAX_BOOTSTRAP)
     void this.join(this.init.bootstrap, 'bootstrap')
-    void this.join(cached.flatMap(p => p.multiaddrs.slice(0, 2).map(a => `${a}/p2p/${p.peerId}`)), 'cache')
+    void this.join(cached.flatMap(p => p.multiaddrs.slice(0, 2).map(a => withPeerId(a, p.peerId))), 'cache')
     this.saveTimer = setInterval(() => { void this.cache?.save() }, CACHE_SAVE_MS)
     this.saveTimer.unref?.()
     this.schedule(1000)

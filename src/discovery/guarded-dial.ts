@@ -8,6 +8,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Connection, Libp2p } from '@libp2p/interface'
 import type { DialGuard } from './dial-guard.js'
 import type { PeerAddress } from './types.js'
+import { withPeerId } from '../net/addr.js'
 
 /** The guard admitted none of the peer's addresses. */
 export class DialRefusedError extends Error {
@@ -35,7 +36,7 @@ export async function dialGuarded (node: Libp2p, guard: DialGuard, peer: PeerAdd
   const deadline = AbortSignal.timeout(options.timeout)
   const signal = AbortSignal.any([deadline, ...(options.signal != null ? [options.signal] : [])])
   try {
-    const conn = await node.dial(admitted.map(a => multiaddr(`${a}/p2p/${peer.peerId}`)), { signal })
+    const conn = await node.dial(admitted.map(a => multiaddr(withPeerId(a, peer.peerId))), { signal })
     guard.succeeded(conn.remoteAddr.toString())
     return conn
   } catch (err) {

@@ -10,9 +10,9 @@ import { mkdir, open } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import { writeFileAtomic } from '../storage/atomic-file.js'
 import type { PeerAddress } from './types.js'
+import { splitPeerAddr } from '../net/addr.js'
 
 export const PEER_CACHE_FILE = 'peers.json'
 export const PEER_CACHE_VERSION = 1
@@ -24,7 +24,6 @@ export const MAX_ADDRS_PER_PEER = 8
 const MAX_FILE_BYTES = 4 * 1024 * 1024
 const MAX_ADDR_CHARS = 1024
 /** the multicodec of `/p2p/<id>` */
-const P2P_CODE = 421
 /** a lost race (see save()) is retried at most this many times */
 const MAX_SAVE_ATTEMPTS = 5
 /** ms; a random pause before a retry, so writers that collided do not collide again in lock-step */
@@ -301,15 +300,11 @@ function normalizePeerId (raw: unknown): string | undefined {
 function normalizeAddr (raw: unknown, peerId: string): string | undefined {
   if (typeof raw !== 'string' || raw.length === 0 || raw.length > MAX_ADDR_CHARS) return undefined
   try {
-    const components = multiaddr(raw).getComponents()
-    const last = components[components.length - 1]
-    if (last?.code === P2P_CODE) {
-      // an address of some other peer is no way to reach this one
-      if (last.value === undefined || normalizePeerId(last.value) !== peerId) return undefined
-      components.pop()
-    }
-    if (components.length === 0) return undefined
-    return multiaddr(components).toString()
+    const { bare, peerId: own } = splitPeerAddr(raw)
+    // an address of some other peer is no way to reach this one
+    if (own !== undefined && normalizePeerId(own) !== peerId) return undefined
+    if (bare.getComponents().length === 0) return undefined
+    return bare.toString()
   } catch {
     return undefined
   }

@@ -4,3 +4,12 @@
  * the id is `peerId`.
  */
 export interface PeerAddress { peerId: string, multiaddrs: string[] }
+
+/** How we came to know a peer; `incoming` peers dialled us. */
+export type PeerSource = 'tracker' | 'dht' | 'pex' | 'bootstrap' | 'cache' | 'incoming'
+export const PEER_SOURCES: readonly PeerSource[] = ['tracker', 'dht', 'pex', 'bootstrap', 'cache', 'incoming']
+
+/** A count of zero for every source. */
+export function emptySources (): Record<PeerSource, number> {
+  return Object.fromEntries(PEER_SOURCES.map(k => [k, 0])) as Record<PeerSource, number>
+}

@@ -10,8 +10,10 @@
 // Pure: no I/O, no timers; randomness is injected so tests are deterministic.
 
 import { Bitfield } from '../bitfield.js'
+import { MAX_BLOCK_LENGTH } from '../wire/codec.js'
 
-export const BLOCK_SIZE = 65536
+/** The size of the blocks we request: the largest the wire carries (one fact, defined there). */
+export const BLOCK_SIZE = MAX_BLOCK_LENGTH
 
 /** Pipeline depth bounds for requestDepth(). */
 export const MIN_REQUEST_DEPTH = 4

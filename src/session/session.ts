@@ -68,6 +68,9 @@ export interface PeerSessionInit {
 
 const key = (piece: number, offset: number): string => `${piece}:${offset}`
 
+/** The decoded wire message of one type. */
+type Message<T extends MessageType> = Extract<WireMessage, { type: T }>
+
 export class PeerSession {
   readonly remotePeer: string
   readonly stream: Stream
@@ -185,122 +188,156 @@ export class PeerSession {
     if (b.offset + b.length > size) this.violation(`${what} past the end of piece ${b.piece}`)
   }
 
+  /**
+   * Dispatches one inbound message to its handler. Nothing but the handshake may come first; the
+   * switch only narrows the message's type for its handler (one handler per wire message).
+   */
   private handle (msg: WireMessage): void {
-    if (!this.handshaken) {
-      if (msg.type !== MessageType.Handshake) this.violation(`${messageName(msg.type)} before handshake`)
-      if (msg.version !== WIRE_VERSION) this.violation(`unsupported wire version ${msg.version}`)
-      if (!equalBytes(msg.manifest, this.geometry.manifest)) this.violation('handshake for another manifest')
-      this.handshaken = true
-      return
-    }
+    if (!this.handshaken && msg.type !== MessageType.Handshake) this.violation(`${messageName(msg.type)} before handshake`)
     switch (msg.type) {
-      case MessageType.Handshake:
-        this.violation('second handshake')
-        break
-      case MessageType.Bitfield:
-      case MessageType.HaveAll:
-      case MessageType.HaveNone:
-        // BEP 3: "'bitfield' is only ever sent as the first message" (after the handshake)
-        if (this.haveStateKnown) this.violation(`${messageName(msg.type)} after the have-state was set`)
-        this.haveStateKnown = true
-        if (msg.type === MessageType.Bitfield) {
-          this.peerHas = Bitfield.fromBytes(this.geometry.pieceCount, msg.bitfield)
-        } else {
-          this.peerHas = msg.type === MessageType.HaveAll ? Bitfield.full(this.geometry.pieceCount) : new Bitfield(this.geometry.pieceCount)
-        }
-        this.peerHasAll = this.peerHas.isComplete()
-        this.delegate.onHaveState(this)
-        break
-      case MessageType.Have: {
-        this.requireHaveState(msg.type)
-        if (msg.piece >= this.geometry.pieceCount) this.violation(`have for piece ${msg.piece} of ${this.geometry.pieceCount}`)
-        const peerHas = this.peerHas as Bitfield
-        if (!peerHas.get(msg.piece)) {
-          peerHas.set(msg.piece)
-          this.peerHasAll = peerHas.isComplete()
-          this.delegate.onHave(this, msg.piece)
-        }
-        break
+      case MessageType.Handshake: this.onHandshake(msg); break
+      case MessageType.Bitfield: this.onBitfield(msg); break
+      case MessageType.HaveAll: this.onHaveAll(msg); break
+      case MessageType.HaveNone: this.onHaveNone(msg); break
+      case MessageType.Have: this.onHave(msg); break
+      case MessageType.Interested: this.onInterest(true); break
+      case MessageType.NotInterested: this.onInterest(false); break
+      case MessageType.Choke: this.onChoke(); break
+      case MessageType.Unchoke: this.onUnchoke(); break
+      case MessageType.Request: this.onRequest(msg); break
+      case MessageType.Cancel: this.onCancel(msg); break
+      case MessageType.Piece: this.onPiece(msg); break
+      case MessageType.Reject: this.onReject(msg); break
+      case MessageType.Peers: this.onPeers(msg); break
+      case MessageType.KeepAlive: this.onKeepAlive(); break
+      default: {
+        // every message type has its handler: a new one that does not fails to compile here
+        const unhandled: never = msg
+        return unhandled
       }
-      case MessageType.Interested:
-      case MessageType.NotInterested: {
-        const interested = msg.type === MessageType.Interested
-        if (interested !== this.peerInterested) {
-          this.peerInterested = interested
-          this.delegate.onInterest(this)
-        }
-        break
-      }
-      case MessageType.Choke:
-        if (!this.peerChoking) {
-          this.peerChoking = true
-          // BEP 3: when choked, "all pending requests are discarded"; a late block is forgiven
-          const dropped = [...this.outstanding.values()].map(o => o.block)
-          for (const b of dropped) this.forgive(key(b.piece, b.offset))
-          this.outstanding.clear()
-          this.delegate.onChoke(this, dropped)
-        }
-        break
-      case MessageType.Unchoke:
-        if (this.peerChoking) {
-          this.peerChoking = false
-          this.lastBlockAt = Math.max(this.lastBlockAt, this.now())
-          this.delegate.onUnchoke(this)
-        }
-        break
-      case MessageType.Request:
-        this.requireHaveState(msg.type)
-        this.checkBlock(msg, 'request')
-        if (!this.delegate.hasPiece(msg.piece)) this.violation(`request for piece ${msg.piece}, which we do not have`)
-        if (this.amChoking) {
-          // a request that crossed our choke on the wire: refuse it politely (BEP 6), but a
-          // peer that keeps asking while choked is only making us write rejects
-          if (++this.rejectedWhileChoked > MAX_QUEUED_REQUESTS) this.violation(`more than ${MAX_QUEUED_REQUESTS} requests while choked`)
-          this.send(encodeReject(msg))
-          break
-        }
-        if (this.incoming.length >= MAX_QUEUED_REQUESTS) this.violation(`more than ${MAX_QUEUED_REQUESTS} queued requests`)
-        this.incoming.push({ piece: msg.piece, offset: msg.offset, length: msg.length })
-        void this.pump()
-        break
-      case MessageType.Cancel: {
-        const i = this.incoming.findIndex(b => b.piece === msg.piece && b.offset === msg.offset && b.length === msg.length)
-        if (i >= 0) this.incoming.splice(i, 1)
-        break
-      }
-      case MessageType.Piece: {
-        const k = key(msg.piece, msg.offset)
-        const o = this.outstanding.get(k)
-        if (o == null) {
-          if (this.forgiven.delete(k)) break // it was in flight when we cancelled or were choked
-          this.violation(`unsolicited block ${msg.piece}/${msg.offset}`)
-        }
-        if (o.block.length !== msg.data.byteLength) this.violation(`block ${msg.piece}/${msg.offset} has ${msg.data.byteLength} bytes, asked for ${o.block.length}`)
-        this.outstanding.delete(k)
-        if (o.sentAt > this.answeredSentAt) this.answeredSentAt = o.sentAt
-        this.lastBlockAt = this.now()
-        this.lastDownloadAt = this.lastBlockAt
-        this.down.add(msg.data.byteLength)
-        this.delegate.onBlock(this, msg.piece, msg.offset, msg.data)
-        break
-      }
-      case MessageType.Reject: {
-        const k = key(msg.piece, msg.offset)
-        const o = this.outstanding.get(k)
-        if (o != null) {
-          this.outstanding.delete(k)
-          this.delegate.onReject(this, o.block)
-        }
-        break
-      }
-      case MessageType.Peers:
-        this.requireHaveState(msg.type)
-        this.delegate.onPeers(this, msg.peers)
-        break
-      case MessageType.KeepAlive:
-        break
     }
   }
+
+  private onHandshake (msg: Message<MessageType.Handshake>): void {
+    if (this.handshaken) this.violation('second handshake')
+    if (msg.version !== WIRE_VERSION) this.violation(`unsupported wire version ${msg.version}`)
+    if (!equalBytes(msg.manifest, this.geometry.manifest)) this.violation('handshake for another manifest')
+    this.handshaken = true
+  }
+
+  private onBitfield (msg: Message<MessageType.Bitfield>): void {
+    this.setHaveState(msg.type, () => Bitfield.fromBytes(this.geometry.pieceCount, msg.bitfield))
+  }
+
+  private onHaveAll (msg: Message<MessageType.HaveAll>): void {
+    this.setHaveState(msg.type, () => Bitfield.full(this.geometry.pieceCount))
+  }
+
+  private onHaveNone (msg: Message<MessageType.HaveNone>): void {
+    this.setHaveState(msg.type, () => new Bitfield(this.geometry.pieceCount))
+  }
+
+  /** The remote's have-state, from a bitfield, have-all or have-none (made after the checks). */
+  private setHaveState (type: MessageType, peerHas: () => Bitfield): void {
+    // BEP 3: "'bitfield' is only ever sent as the first message" (after the handshake)
+    if (this.haveStateKnown) this.violation(`${messageName(type)} after the have-state was set`)
+    this.haveStateKnown = true
+    this.peerHas = peerHas()
+    this.peerHasAll = this.peerHas.isComplete()
+    this.delegate.onHaveState(this)
+  }
+
+  private onHave (msg: Message<MessageType.Have>): void {
+    this.requireHaveState(msg.type)
+    if (msg.piece >= this.geometry.pieceCount) this.violation(`have for piece ${msg.piece} of ${this.geometry.pieceCount}`)
+    const peerHas = this.peerHas as Bitfield
+    if (!peerHas.get(msg.piece)) {
+      peerHas.set(msg.piece)
+      this.peerHasAll = peerHas.isComplete()
+      this.delegate.onHave(this, msg.piece)
+    }
+  }
+
+  /** interested (true) or not-interested (false) */
+  private onInterest (interested: boolean): void {
+    if (interested !== this.peerInterested) {
+      this.peerInterested = interested
+      this.delegate.onInterest(this)
+    }
+  }
+
+  private onChoke (): void {
+    if (!this.peerChoking) {
+      this.peerChoking = true
+      // BEP 3: when choked, "all pending requests are discarded"; a late block is forgiven
+      const dropped = [...this.outstanding.values()].map(o => o.block)
+      for (const b of dropped) this.forgive(key(b.piece, b.offset))
+      this.outstanding.clear()
+      this.delegate.onChoke(this, dropped)
+    }
+  }
+
+  private onUnchoke (): void {
+    if (this.peerChoking) {
+      this.peerChoking = false
+      this.lastBlockAt = Math.max(this.lastBlockAt, this.now())
+      this.delegate.onUnchoke(this)
+    }
+  }
+
+  private onRequest (msg: Message<MessageType.Request>): void {
+    this.requireHaveState(msg.type)
+    this.checkBlock(msg, 'request')
+    if (!this.delegate.hasPiece(msg.piece)) this.violation(`request for piece ${msg.piece}, which we do not have`)
+    if (this.amChoking) {
+      // a request that crossed our choke on the wire: refuse it politely (BEP 6), but a
+      // peer that keeps asking while choked is only making us write rejects
+      if (++this.rejectedWhileChoked > MAX_QUEUED_REQUESTS) this.violation(`more than ${MAX_QUEUED_REQUESTS} requests while choked`)
+      this.send(encodeReject(msg))
+      return
+    }
+    if (this.incoming.length >= MAX_QUEUED_REQUESTS) this.violation(`more than ${MAX_QUEUED_REQUESTS} queued requests`)
+    this.incoming.push({ piece: msg.piece, offset: msg.offset, length: msg.length })
+    void this.pump()
+  }
+
+  private onCancel (msg: Message<MessageType.Cancel>): void {
+    const i = this.incoming.findIndex(b => b.piece === msg.piece && b.offset === msg.offset && b.length === msg.length)
+    if (i >= 0) this.incoming.splice(i, 1)
+  }
+
+  private onPiece (msg: Message<MessageType.Piece>): void {
+    const k = key(msg.piece, msg.offset)
+    const o = this.outstanding.get(k)
+    if (o == null) {
+      if (this.forgiven.delete(k)) return // it was in flight when we cancelled or were choked
+      this.violation(`unsolicited block ${msg.piece}/${msg.offset}`)
+    }
+    if (o.block.length !== msg.data.byteLength) this.violation(`block ${msg.piece}/${msg.offset} has ${msg.data.byteLength} bytes, asked for ${o.block.length}`)
+    this.outstanding.delete(k)
+    if (o.sentAt > this.answeredSentAt) this.answeredSentAt = o.sentAt
+    this.lastBlockAt = this.now()
+    this.lastDownloadAt = this.lastBlockAt
+    this.down.add(msg.data.byteLength)
+    this.delegate.onBlock(this, msg.piece, msg.offset, msg.data)
+  }
+
+  private onReject (msg: Message<MessageType.Reject>): void {
+    const k = key(msg.piece, msg.offset)
+    const o = this.outstanding.get(k)
+    if (o != null) {
+      this.outstanding.delete(k)
+      this.delegate.onReject(this, o.block)
+    }
+  }
+
+  private onPeers (msg: Message<MessageType.Peers>): void {
+    this.requireHaveState(msg.type)
+    this.delegate.onPeers(this, msg.peers)
+  }
+
+  /** nothing to do: readLoop has already noted when we last heard from the peer */
+  private onKeepAlive (): void {}
 
   private requireHaveState (type: MessageType): void {
     if (!this.haveStateKnown) this.violation(`${messageName(type)} before bitfield, have-all or have-none`)

@@ -150,8 +150,9 @@ class FilePieceStore implements DownloadStore {
 
   async writePiece (piece: number, data: Uint8Array | Uint8Array[]): Promise<void> {
     const size = this.checkPiece(piece)
-    if (!this.writable) throw new StorageError(`${this.path}: store is read-only`)
+    // closed first: close() also makes the store read-only, and "closed" is what happened
     const fh = this.handle()
+    if (!this.writable) throw new StorageError(`${this.path}: store is read-only`)
     let chunks = Array.isArray(data) ? data : [data]
     const total = chunks.reduce((n, c) => n + c.length, 0)
     if (total !== size) throw new StorageError(`${this.path}: piece ${piece} needs ${size} bytes, got ${total}`)

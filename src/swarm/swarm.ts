@@ -13,7 +13,7 @@ import { Bitfield } from '../bitfield.js'
 import { fromWirePeers, PexView, PEX_MAX_PEERS, toWirePeers } from '../discovery/pex.js'
 import { DialGuard } from '../discovery/dial-guard.js'
 import { DialRefusedError, dialGuarded } from '../discovery/guarded-dial.js'
-import type { PeerAddress } from '../discovery/types.js'
+import { emptySources, type PeerAddress, type PeerSource } from '../discovery/types.js'
 import { Choker, type ChokerInit, type ChokerPeer, type UploadShare } from '../choker/choker.js'
 import { pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
 import { BLOCK_SIZE, PiecePicker, requestDepth, type BlockRef } from '../picker/picker.js'
@@ -28,15 +28,9 @@ import { pieceMatches, type PieceStore } from '../storage/storage.js'
 import { WIRE_PROTOCOL, type BlockSpec, type WirePeer } from '../wire/codec.js'
 import { RequestBackoff } from './request-backoff.js'
 import { SmartBan, type SentBlock } from './smart-ban.js'
+import { withoutPeerId } from '../net/addr.js'
 
-/** How we came to know a peer; `incoming` peers dialled us. */
-export type PeerSource = 'tracker' | 'dht' | 'pex' | 'bootstrap' | 'cache' | 'incoming'
-export const PEER_SOURCES: readonly PeerSource[] = ['tracker', 'dht', 'pex', 'bootstrap', 'cache', 'incoming']
-
-/** A count of zero for every source. */
-export function emptySources (): Record<PeerSource, number> {
-  return Object.fromEntries(PEER_SOURCES.map(k => [k, 0])) as Record<PeerSource, number>
-}
+export { emptySources, PEER_SOURCES, type PeerSource } from '../discovery/types.js'
 
 export interface SwarmInit {
   node: Libp2p
@@ -111,7 +105,7 @@ const PARTIAL_PIECE_BYTES = 64 * 1024 * 1024
 const SKIP_GRACE_MS = 2000
 /** Piece buffers kept for reuse, in bytes. */
 const SPARE_BUFFER_BYTES = 16 * 1024 * 1024
-/** A peer's first SLOW_START_BYTES are requested as if it sent SLOW_START_RATE (64 blocks deep). */
+/** A peer's first SLOW_START_BYTES are requested as if it sent SLOW_START_RATE (16 blocks of 64 KiB deep). */
 const SLOW_START_BYTES = 4 * 1024 * 1024
 const SLOW_START_RATE = 1024 * 1024
 /** Quiet for this long, we send a keep-alive; a peer quiet for DEAD_PEER_MS is gone. */
@@ -694,7 +688,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   }
 
   private learn (peerId: string, multiaddrs: string[]): void {
-    const usable = multiaddrs.filter(a => !a.includes('/p2p-circuit')).map(a => a.split('/p2p/')[0])
+    const usable = multiaddrs.filter(a => !a.includes('/p2p-circuit')).map(withoutPeerId)
     if (usable.length > 0) this.pex.add({ peerId, multiaddrs: usable })
   }
 

@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import { MANIFEST_PROTOCOL } from '../../src/manifest/exchange.js'
+import { MANIFEST_PROTOCOL } from '../../src/exchange/exchange.js'
 import { createNode, type BitswarmNode } from '../../src/node.js'
 import { encodeHandshake, encodeMessage, WIRE_PROTOCOL, WireDecoder, type WireMessage } from '../../src/wire/codec.js'
 import { LOOPBACK } from './peers.js'
@@ -93,7 +93,7 @@ export class Attacker {
     }
     if (init.manifest != null) {
       const { cid, bytes } = init.manifest
-      const { serveManifests } = await import('../../src/manifest/exchange.js')
+      const { serveManifests } = await import('../../src/exchange/exchange.js')
       await serveManifests(node, (c) => c === cid.toString() ? bytes : undefined, () => {})
     }
     return a

@@ -5,10 +5,11 @@ import { fileURLToPath } from 'node:url'
 import * as dagCbor from '@ipld/dag-cbor'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  HASH_LENGTH, InvalidManifestError, ManifestMismatchError, MIN_PIECE_LENGTH, choosePieceLength, createManifest,
-  decodeManifest, encodeManifest, manifestCid, parseCid, pieceCount, pieceHash, pieceSize, readManifestFile,
-  verifyManifest, writeManifestFile, type Manifest
+  HASH_LENGTH, InvalidManifestError, ManifestMismatchError, MIN_PIECE_LENGTH, choosePieceLength,
+  decodeManifest, encodeManifest, manifestCid, parseCid, pieceCount, pieceHash, pieceSize,
+  verifyManifest, type Manifest
 } from '../../src/manifest/manifest.js'
+import { createManifest, readManifestFile, writeManifestFile } from '../../src/storage/manifest-file.js'
 
 const fixtures = fileURLToPath(new URL('../../fixtures/', import.meta.url))
 interface Golden { file: string, manifest: string, pieceLength: number, explicit: boolean, length: number, pieces: number, cid: string }

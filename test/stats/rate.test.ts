@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { RateMeter } from '../../src/stats/rate.js'
-import { formatBytes, formatDuration } from '../../src/stats/format.js'
-import { progressBar, statsEvent, statsLine } from '../../src/stats/reporter.js'
+import { formatBytes, formatDuration } from '../../src/cli/format.js'
+import { progressBar, statsEvent, statsLine } from '../../src/cli/reporter.js'
 
 describe('RateMeter', () => {
   it('averages over its window and forgets what fell out of it', () => {

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createManifest } from '../../src/manifest/manifest.js'
+import { createManifest } from '../../src/storage/manifest-file.js'
 import { PieceCache } from '../../src/storage/piece-cache.js'
 import { openSeedStore, type PieceStore } from '../../src/storage/storage.js'
 

@@ -4,7 +4,8 @@ import { mkdtemp, open, readFile, rm, symlink, utimes, writeFile } from 'node:fs
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createManifest, type Manifest } from '../../src/manifest/manifest.js'
+import type { Manifest } from '../../src/manifest/manifest.js'
+import { createManifest } from '../../src/storage/manifest-file.js'
 import { readResume, ResumeWriter, verifyStore, writeResume } from '../../src/storage/resume.js'
 import { openDownloadStore, openSeedStore } from '../../src/storage/storage.js'
 

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createManifest, pieceCount, pieceSize, type Manifest } from '../../src/manifest/manifest.js'
+import { pieceCount, pieceSize, type Manifest } from '../../src/manifest/manifest.js'
+import { createManifest } from '../../src/storage/manifest-file.js'
 import { StorageError, openDownloadStore, openSeedStore, partPathOf, sha256, type PieceStore } from '../../src/storage/storage.js'
 
 const sample = fileURLToPath(new URL('../../fixtures/sample.bin', import.meta.url))

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { DialRefusedError } from '../../src/discovery/guarded-dial.js'
 import type { PeerAddress } from '../../src/discovery/types.js'
-import { ManifestRace, RaceStoppedError } from '../../src/manifest/race.js'
+import { ManifestRace, RaceStoppedError } from '../../src/exchange/race.js'
 
 function peer (id: string, host = '10.0.0.1', port = 1): PeerAddress {
   return { peerId: id, multiaddrs: [`/ip4/${host}/tcp/${port}`] }

@@ -7,7 +7,7 @@
 import { lpStream } from '@libp2p/utils'
 import { CID } from 'multiformats/cid'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
-import { MAX_MANIFEST_BYTES, verifyManifest, type Manifest } from './manifest.js'
+import { MAX_MANIFEST_BYTES, verifyManifest, type Manifest } from '../manifest/manifest.js'
 
 export const MANIFEST_PROTOCOL = '/bitswarm/manifest/1.0.0'
 /**

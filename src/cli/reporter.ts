@@ -7,7 +7,8 @@ import type { SwarmStats } from '../swarm/swarm.js'
 import { formatBytes, formatDuration, formatRate, shortCid } from './format.js'
 
 /** what a peer is doing: looking for the manifest, downloading, or seeding */
-export type Phase = 'manifest' | 'downloading' | 'seeding'
+export type { Phase } from '../peer.js'
+import type { Phase } from '../peer.js'
 
 export interface StatsEvent extends SwarmStats {
   event: 'stats'

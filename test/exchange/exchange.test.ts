@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
-import { fetchManifest, MANIFEST_PROTOCOL, ManifestTimeoutError, serveManifests } from '../../src/manifest/exchange.js'
+import { fetchManifest, MANIFEST_PROTOCOL, ManifestTimeoutError, serveManifests } from '../../src/exchange/exchange.js'
 import { encodeManifest, HASH_LENGTH, InvalidManifestError, manifestCid, MAX_MANIFEST_BYTES, MIN_PIECE_LENGTH, type Manifest } from '../../src/manifest/manifest.js'
 import { createNode, type BitswarmNode } from '../../src/node.js'
 import { LOOPBACK } from '../helpers/peers.js'
