@@ -21,3 +21,24 @@ export class OutputDirError extends UsageError {
     super(`cannot write to the output directory ${dir}: ${reason}`)
   }
 }
+
+/**
+ * The libp2p node given to `seed`/`get` (`libp2p` option) lacks what a peer needs (identify, a
+ * kad-dht service under `services.dht` unless `dht: false`), already runs a bitswarm peer, or
+ * does not match the `privateKey` given.
+ */
+export class Libp2pNodeError extends UsageError {
+  override name = 'Libp2pNodeError'
+}
+
+/**
+ * The runtime lacks a global that libp2p v3 calls (Node 20 has no `Promise.withResolvers`): call
+ * `installPolyfills()` or import `bitswarm/polyfill` first. The library never patches globals
+ * on its own.
+ */
+export class MissingPolyfillError extends Error {
+  override name = 'MissingPolyfillError'
+  constructor (readonly missing: string[]) {
+    super(`this runtime lacks ${missing.join(', ')}, which libp2p needs (Node 20): call installPolyfills() from 'bitswarm', or import 'bitswarm/polyfill', before starting a peer`)
+  }
+}

@@ -1,22 +1,23 @@
 /**
  * The libp2p node every bitswarm peer runs: TCP + Noise + Yamux, identify, ping and a LAN
  * Kademlia DHT — and nothing that reaches out on its own to peers it was not told about (no
- * bootstrap list, no mDNS, no UPnP, no relay).
+ * bootstrap list, no mDNS, no UPnP, no relay). `libp2pDefaults` gives its options to a program
+ * that builds the node itself (Helia's shape: change what you need, `createLibp2p`, pass it in).
  */
-import './polyfill.js'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { kadDHT, removePublicAddressesMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { createLibp2p } from 'libp2p'
-import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { createLibp2p, type Libp2pOptions } from 'libp2p'
+import { serviceCapabilities, type Libp2p, type PrivateKey } from '@libp2p/interface'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
 import { PendingInbound, type PendingInboundInit } from './net/pending-inbound.js'
 import { splitPeerAddr, withPeerId } from './net/addr.js'
+import { Libp2pNodeError } from './errors.js'
 
 /** kad-dht's protocol for a private/LAN DHT: keeps us off the public Amino DHT (/ipfs/kad/1.0.0) */
 export const DHT_PROTOCOL = '/ipfs/lan/kad/1.0.0'
@@ -36,7 +37,9 @@ export const MAX_PENDING_INBOUND = 128
 export const INBOUND_UPGRADE_TIMEOUT = 5_000
 
 export interface NodeInit {
+  /** listen addresses (default `/ip4/0.0.0.0/tcp/0`) */
   listen?: string[]
+  /** the node's identity (default: a new Ed25519 key) */
   privateKey?: PrivateKey
   /** the bound on inbound connections in progress per IP address (default: 8, loopback exempt) */
   pendingInbound?: PendingInboundInit
@@ -44,10 +47,18 @@ export interface NodeInit {
   log?: (msg: string) => void
 }
 
+/** The node a peer builds for itself, not started (the peer starts it). */
 export async function createNode (init: NodeInit = {}): Promise<BitswarmNode> {
-  return await createLibp2p({
-    // started by the caller, once its protocol handlers are ready to be registered
-    start: false,
+  // started by the caller, once its protocol handlers are ready to be registered
+  return await createLibp2p({ ...libp2pDefaults(init), start: false })
+}
+
+/**
+ * The options of bitswarm's own node, for `createLibp2p`: a program may add transports or
+ * services, then pass the node as `libp2p` to `seed`/`get`. A fresh connection gater each call.
+ */
+export function libp2pDefaults (init: NodeInit = {}): Libp2pOptions<BitswarmServices> {
+  return {
     ...(init.privateKey != null ? { privateKey: init.privateKey } : {}),
     addresses: { listen: init.listen != null && init.listen.length > 0 ? init.listen : [DEFAULT_LISTEN] },
     transports: [tcp()],
@@ -94,7 +105,35 @@ export async function createNode (init: NodeInit = {}): Promise<BitswarmNode> {
         initialQuerySelfInterval: 0
       })
     }
-  })
+  }
+}
+
+/**
+ * A node a program built (`libp2p` option) checked for what a peer uses: identify (peer exchange
+ * learns a peer's listen addresses from it; kad-dht needs it) and, when the peer uses the DHT,
+ * kad-dht under `services.dht` (which brings ping). Returns it typed as our own kind of node;
+ * without the DHT, `services.dht` may be absent (nothing reads it then).
+ */
+export function checkNode (node: Libp2p, options: { dht: boolean }): BitswarmNode {
+  const services = Object.values(node.services as Record<string, unknown>)
+  const has = (capability: string): boolean => services.some(s => hasCapability(s, capability))
+  if (!has('@libp2p/identify')) throw new Libp2pNodeError('the libp2p node has no identify service: add `identify: identify()` (from @libp2p/identify) to its services')
+  if (options.dht) {
+    const dht = (node.services as Record<string, unknown>).dht
+    if (dht == null) {
+      throw new Libp2pNodeError(has('@libp2p/kad-dht')
+        ? 'the libp2p node has a kad-dht service under another name: bitswarm uses `services.dht` (or pass `dht: false`)'
+        : 'the libp2p node has no kad-dht service: add `dht: kadDHT({ … })` to its services (see libp2pDefaults()), or pass `dht: false`')
+    }
+    if (!hasCapability(dht, '@libp2p/kad-dht')) throw new Libp2pNodeError('`services.dht` of the libp2p node is not a kad-dht (@libp2p/kad-dht) service')
+  }
+  return node as BitswarmNode
+}
+
+function hasCapability (service: unknown, capability: string): boolean {
+  if (service == null || typeof service !== 'object') return false
+  const caps = (service as { [serviceCapabilities]?: unknown })[serviceCapabilities]
+  return Array.isArray(caps) && caps.includes(capability)
 }
 
 /** The node's dialable addresses, without the `/p2p/<id>` suffix (as the tracker stores them). */

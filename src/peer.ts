@@ -1,32 +1,35 @@
 /**
- * A bitswarm peer: a libp2p node, the manifest exchange, discovery (trackers, DHT, bootstrap,
- * peer cache) and, once the manifest is known, the swarm. `seed` and `get` are the two ways to
- * make one; `start()` runs it.
+ * A bitswarm peer: a libp2p node (its own, or one a program built), the manifest exchange,
+ * discovery (trackers, DHT, bootstrap, peer cache) and, once the manifest is known, the swarm.
+ * `seed` and `get` are the two ways to make one; `start()` runs it. It patches no global: on
+ * Node 20 the program installs the polyfills first (see polyfills.ts).
  */
-import './polyfill.js'
 import { access, mkdir, stat } from 'node:fs/promises'
 import { constants as fsConstants } from 'node:fs'
 import { basename, dirname, join, parse as parsePath, resolve, sep } from 'node:path'
 import { TypedEventEmitter } from 'main-event'
-import type { PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import { Bitfield } from './bitfield.js'
-import { NoSwarmSourcesError, OutputDirError, UsageError } from './errors.js'
+import { Libp2pNodeError, MissingPolyfillError, NoSwarmSourcesError, OutputDirError, UsageError } from './errors.js'
 import type { ChokerInit } from './choker/choker.js'
 import { Discovery, type DiscoveryStatus } from './discovery/discovery.js'
 import { DialGuard } from './discovery/dial-guard.js'
 import { dialGuarded } from './discovery/guarded-dial.js'
 import { defaultStateDir, PeerCache } from './discovery/peer-cache.js'
 import type { PeerAddress } from './discovery/types.js'
-import { fetchManifest, serveManifests } from './exchange/exchange.js'
+import { fetchManifest, MANIFEST_PROTOCOL, serveManifests } from './exchange/exchange.js'
 import { ManifestRace } from './exchange/race.js'
 import { parseCid, pieceCount, type Manifest } from './manifest/manifest.js'
-import { createNode, fullAddrs, type BitswarmNode } from './node.js'
+import { checkNode, createNode, fullAddrs, type BitswarmNode } from './node.js'
+import { missingPolyfills } from './polyfills.js'
 import { createManifest, readManifestFile, writeManifestFile } from './storage/manifest-file.js'
 import { readResume, ResumeWriter, verifyStore } from './storage/resume.js'
 import { openDownloadStore, openSeedStore, type PieceStore } from './storage/storage.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { emptySources, PEER_SOURCES, Swarm, type PeerSource, type SwarmStats } from './swarm/swarm.js'
+import { WIRE_PROTOCOL } from './wire/codec.js'
 
 /** Where a peer is: fetching the manifest, downloading pieces, or seeding. */
 export type Phase = 'manifest' | 'downloading' | 'seeding'
@@ -34,6 +37,7 @@ export type Phase = 'manifest' | 'downloading' | 'seeding'
 export { UsageError }
 
 export interface PeerOptions {
+  /** listen addresses of the peer's own node (default `/ip4/0.0.0.0/tcp/0`; unused with `libp2p`) */
   listen?: string[]
   trackers?: string[]
   /** multiaddrs (with /p2p/<id>) of peers to join the DHT through */
@@ -52,12 +56,51 @@ export interface PeerOptions {
   trackerMinBackoff?: number
   /** upload cap, bytes/s, all peers together (default: none) */
   maxUploadRate?: number
+  /**
+   * Run on this libp2p node instead of building one (Helia's `createHelia({ libp2p })`). The
+   * peer registers its two protocols on it (one peer per node at a time), starts it if it is
+   * stopped, and on stop unregisters them and leaves the node running: closing it is the
+   * program's business. The node needs the identify service, and kad-dht as `services.dht`
+   * unless `dht: false`; `libp2pDefaults()` is bitswarm's own configuration (its connection
+   * gater bounds half-open inbound connections per IP).
+   */
+  libp2p?: Libp2p
+  /**
+   * The node's key. Without `libp2p`, the identity to run as (default: a new one each run). With
+   * `libp2p`, that node's key: needed only to announce to trackers, which take peer records
+   * signed with it.
+   */
+  privateKey?: PrivateKey
+  /** aborting it stops the peer as `stop()` does; a `start()` under way rejects with its reason */
+  signal?: AbortSignal
+  /** ms between `progress` events while the peer runs (default 1_000; 0: none) */
+  progressInterval?: number
+}
+
+export interface SeedOptions extends PeerOptions {
+  /** the manifest to reuse or write (default `<file>.bitswarm` beside the file) */
+  manifestPath?: string
+  /** trust the file against an existing manifest without hashing it again */
+  skipVerify?: boolean
+}
+
+/** A `progress` event: the swarm's counters, where the peer is, and the manifest's CID. */
+export interface PeerProgress extends SwarmStats {
+  cid: string
+  phase: Phase
 }
 
 export interface PeerEvents {
+  /** a session with a remote peer opened; `source` is how we learned of it */
   'peer:connect': CustomEvent<{ peerId: string, source: PeerSource }>
+  'peer:disconnect': CustomEvent<{ peerId: string, reason?: string }>
+  /** the manifest is known (at once when seeding or given a manifest file) */
   'manifest': CustomEvent<{ cid: string, manifest: Manifest }>
+  /** every `progressInterval` ms while running, and once more just before `complete` */
+  'progress': CustomEvent<PeerProgress>
+  /** every piece is on disk and verified, the file is at `path`; the peer now seeds */
   'complete': CustomEvent<{ cid: string, path: string, bytes: number }>
+  /** a failure that ends the download (the disk, the output directory); the peer keeps running until stopped */
   'error': CustomEvent<Error>
 }
 
@@ -83,7 +126,9 @@ const MANIFEST_DEADLINE = 30_000
 const UNKNOWN_LEFT = Number.MAX_SAFE_INTEGER
 
 export class Peer extends TypedEventEmitter<PeerEvents> {
-  readonly node: BitswarmNode
+  private readonly node: BitswarmNode
+  /** the node is ours (built by seed/get): stopped with the peer */
+  private readonly ownsNode: boolean
   readonly cid: CID
   swarm: Swarm | undefined
   manifest: Manifest | undefined
@@ -104,10 +149,18 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   private readonly dialGuard = new DialGuard()
   private resume: ResumeWriter | undefined
   private stopped = false
+  private stopping: Promise<void> | undefined
+  /** starts under way (the node, a protocol handler, the swarm's): stop() lets them land first */
+  private readonly busy = new Set<Promise<unknown>>()
+  /** the manifest protocol handler is ours to unregister */
+  private servingManifests = false
+  private progressTimer: ReturnType<typeof setInterval> | undefined
+  private readonly onAbort = (): void => { void this.stop() }
 
-  private constructor (node: BitswarmNode, privateKey: PrivateKey, cid: CID, options: PeerOptions, plan: Plan, manifestPath?: string) {
+  private constructor ({ node, privateKey, owned }: NodeChoice, cid: CID, options: PeerOptions, plan: Plan, manifestPath?: string) {
     super()
     this.node = node
+    this.ownsNode = owned
     this.cid = cid
     this.options = options
     this.plan = plan
@@ -131,6 +184,12 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       log: this.log
     })
     this.discovery.addEventListener('peers', (evt) => { this.onPeers(evt.detail.peers, evt.detail.source) })
+    options.signal?.addEventListener('abort', this.onAbort, { once: true })
+  }
+
+  /** The libp2p node the peer runs on (its own, or the one given as `libp2p`). */
+  get libp2p (): Libp2p {
+    return this.node
   }
 
   get peerId (): string {
@@ -163,7 +222,8 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
    * Hashes `file` and writes its manifest; `start()` then serves it. Listeners attached
    * between the two see every event.
    */
-  static async seed (file: string, options: PeerOptions & { manifestPath?: string, skipVerify?: boolean } = {}): Promise<Peer> {
+  static async seed (file: string, options: SeedOptions = {}): Promise<Peer> {
+    preflight(options)
     const path = resolve(file)
     const info = await stat(path).catch((err: NodeJS.ErrnoException) => { throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`) })
     if (!info.isFile()) throw new UsageError(`${file} is not a regular file`)
@@ -180,16 +240,14 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
         const bad = have.size - have.count()
         if (bad > 0) log(`${file}: ${bad} of ${have.size} pieces do not match ${manifestPath} (the file changed since); serving the other ${have.count()}. Delete the manifest to make a new one.`)
       }
-      const privateKey = await generateKeyPair('Ed25519')
-      const node = await createNode({ listen: options.listen, privateKey, log: options.log })
-      return new Peer(node, privateKey, earlier.cid, options, { kind: 'seed', manifest: earlier.manifest, bytes: earlier.bytes, store, have }, manifestPath)
+      const node = await nodeFor(options).catch(async (err) => { await store.close(); throw err })
+      return new Peer(node, earlier.cid, options, { kind: 'seed', manifest: earlier.manifest, bytes: earlier.bytes, store, have }, manifestPath)
     }
-    const { manifest, bytes, cid } = await createManifest(path)
+    const { manifest, bytes, cid } = await createManifest(path, { signal: options.signal })
     const written = await saveManifest(path, manifest.name, bytes, options.manifestPath)
     const store = await openSeedStore(path, manifest)
-    const privateKey = await generateKeyPair('Ed25519')
-    const node = await createNode({ listen: options.listen, privateKey, log: options.log })
-    return new Peer(node, privateKey, cid, options, { kind: 'seed', manifest, bytes, store, have: Bitfield.full(pieceCount(manifest)) }, written)
+    const node = await nodeFor(options).catch(async (err) => { await store.close(); throw err })
+    return new Peer(node, cid, options, { kind: 'seed', manifest, bytes, store, have: Bitfield.full(pieceCount(manifest)) }, written)
   }
 
   /**
@@ -197,6 +255,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
    * manifest if need be and downloads.
    */
   static async get (target: string, outDir: string, options: PeerOptions = {}): Promise<Peer> {
+    preflight(options)
     let cid: CID
     let local: { manifest: Manifest, bytes: Uint8Array } | undefined
     if (await isFile(target)) {
@@ -211,38 +270,78 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       }
     }
     await checkWritableDir(outDir)
-    if ((options.trackers ?? []).length === 0 && (options.bootstrap ?? []).length === 0) {
+    // a program's node already connected, with the DHT on, may find the swarm through its DHT
+    const joined = options.libp2p != null && (options.dht ?? true) && options.libp2p.getConnections().length > 0
+    if ((options.trackers ?? []).length === 0 && (options.bootstrap ?? []).length === 0 && !joined) {
       const dir = stateDirOf(options)
       const cached = dir == null ? [] : await new PeerCache({ dir }).load()
       if (cached.length === 0) throw new NoSwarmSourcesError()
     }
-    // a new identity each run: several peers started from one account never share one
-    const privateKey = await generateKeyPair('Ed25519')
-    const node = await createNode({ listen: options.listen, privateKey, log: options.log })
-    return new Peer(node, privateKey, cid, options, { kind: 'get', outDir: resolve(outDir), local })
+    return new Peer(await nodeFor(options), cid, options, { kind: 'get', outDir: resolve(outDir), local })
   }
 
+  /**
+   * Starts the node (unless a program's node is running already), serves, and starts looking
+   * for the swarm. On failure, or when stopped or aborted meanwhile, the peer is stopped and
+   * this rejects (with the signal's reason when aborted).
+   */
   async start (): Promise<void> {
     try {
-      await this.begin()
+      this.throwIfStopped()
+      await this.track(this.begin())
+      this.throwIfStopped()
       const plan = this.plan
       if (plan.kind === 'seed') {
         await this.startSwarm(plan.manifest, plan.bytes, plan.store, plan.have, true)
       } else if (plan.local != null) {
         await this.download(plan.local.manifest, plan.local.bytes, plan.outDir)
       }
+      this.throwIfStopped()
       // with only a CID, discovery's first answers name the peers to ask for the manifest
       await this.discovery.start()
+      this.throwIfStopped()
+      const every = this.options.progressInterval ?? 1_000
+      if (every > 0) {
+        this.progressTimer = setInterval(() => { this.progress() }, every)
+        this.progressTimer.unref?.()
+      }
     } catch (err) {
       await this.stop()
-      throw err
+      throw this.options.signal?.aborted === true ? this.options.signal.reason : err
     }
   }
 
   /** Starts the node and serves the manifest (once we have it). */
   private async begin (): Promise<void> {
-    await this.node.start()
-    await serveManifests(this.node, (c) => c === this.cid.toString() ? this.manifestBytes : undefined, this.log)
+    // a program's node may be running (or starting) already: libp2p's start() is then a no-op
+    if (this.ownsNode || this.node.status === 'stopped') await this.node.start()
+    this.throwIfStopped()
+    try {
+      await serveManifests(this.node, (c) => c === this.cid.toString() ? this.manifestBytes : undefined, this.log)
+    } catch (err) {
+      if ((err as Error).name === 'DuplicateProtocolHandlerError') throw new Libp2pNodeError('the libp2p node already runs a bitswarm peer: one peer per node at a time')
+      throw err
+    }
+    this.servingManifests = true
+  }
+
+  private throwIfStopped (): void {
+    this.options.signal?.throwIfAborted()
+    if (this.stopped) throw new DOMException('the peer was stopped', 'AbortError')
+  }
+
+  /** Runs `work` to its end even if stop() comes meanwhile (stop waits for it). */
+  private async track<T> (work: Promise<T>): Promise<T> {
+    this.busy.add(work)
+    try {
+      return await work
+    } finally {
+      this.busy.delete(work)
+    }
+  }
+
+  private progress (): void {
+    this.safeDispatchEvent('progress', { detail: { ...this.stats(), cid: this.cid.toString(), phase: this.phase } })
   }
 
   private onPeers (peers: PeerAddress[], source: PeerSource): void {
@@ -326,6 +425,11 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   }
 
   private async startSwarm (manifest: Manifest, bytes: Uint8Array, store: PieceStore, have: Bitfield, seeding: boolean, wire?: (swarm: Swarm) => void): Promise<void> {
+    // stopped while the store was opened or checked: no swarm, and the store is ours to close
+    if (this.stopped) {
+      await store.close()
+      this.throwIfStopped()
+    }
     this.manifest = manifest
     this.manifestBytes = bytes
     const swarm = new Swarm({
@@ -346,16 +450,20 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       if (k != null) this.discovery.remember([k.peer])
       this.safeDispatchEvent('peer:connect', { detail: evt.detail })
     })
+    swarm.addEventListener('peer:disconnect', (evt) => { this.safeDispatchEvent('peer:disconnect', { detail: evt.detail }) })
     swarm.addEventListener('complete', (evt) => {
       this.discovery.completed()
+      if ((this.options.progressInterval ?? 1_000) > 0) this.progress()
       this.safeDispatchEvent('complete', { detail: { cid: this.cid.toString(), ...evt.detail } })
     })
     swarm.addEventListener('error', (evt) => { this.safeDispatchEvent('error', { detail: evt.detail }) })
     wire?.(swarm)
     this.swarm = swarm
     this.safeDispatchEvent('manifest', { detail: { cid: this.cid.toString(), manifest } })
+    // a listener may have stopped us: the swarm (and its store) is stop()'s now
+    this.throwIfStopped()
     // a download with nothing left (an empty file) completes inside start()
-    await swarm.start()
+    await this.track(swarm.start())
     // before the crowd: known peers may be many, and fake ones can hold every dial slot
     const from = this.manifestFrom
     if (from != null) swarm.addPeers([from], this.known.get(from.peerId)?.source ?? 'tracker')
@@ -364,19 +472,55 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     }
   }
 
-  /** Announces `stopped`, closes sessions and the node. Never throws. */
+  /**
+   * Announces `stopped`, closes sessions, unregisters the peer's protocols and stops its own node
+   * (a program's node keeps running). Never throws; every call returns the same promise.
+   */
   async stop (): Promise<void> {
-    if (this.stopped) return
+    this.stopping ??= this.shutdown()
+    await this.stopping
+  }
+
+  private async shutdown (): Promise<void> {
     this.stopped = true
+    this.options.signal?.removeEventListener('abort', this.onAbort)
+    clearInterval(this.progressTimer)
     this.race?.stop()
-    await this.discovery.stop()
+    // a handler registered after we unregistered it would stay on a program's node
+    await Promise.allSettled([...this.busy])
+    await this.discovery.stop().catch(() => {})
     // stop trading and let writes under way land, then record what is on disk for the next run
     await this.swarm?.drain().catch(() => {})
-    await this.resume?.flush()
+    await this.resume?.flush().catch(() => {})
     await this.swarm?.stop().catch(() => {})
-    if (this.swarm == null && this.plan.kind === 'seed') await this.plan.store.close()
-    await Promise.resolve(this.node.stop()).catch(() => {})
+    if (this.swarm == null && this.plan.kind === 'seed') await this.plan.store.close().catch(() => {})
+    if (this.servingManifests) await this.node.unhandle(MANIFEST_PROTOCOL).catch(() => {})
+    if (this.ownsNode) await Promise.resolve(this.node.stop()).catch(() => {})
   }
+}
+
+interface NodeChoice { node: BitswarmNode, privateKey: PrivateKey | undefined, owned: boolean }
+
+/** What can be checked before any work: the runtime, the signal, a program's node. */
+function preflight (options: PeerOptions): void {
+  const missing = missingPolyfills()
+  if (missing.length > 0) throw new MissingPolyfillError(missing)
+  options.signal?.throwIfAborted()
+  const node = options.libp2p
+  if (node == null) return
+  checkNode(node, { dht: options.dht ?? true })
+  const protocols = node.getProtocols()
+  if (protocols.includes(MANIFEST_PROTOCOL) || protocols.includes(WIRE_PROTOCOL)) throw new Libp2pNodeError('the libp2p node already runs a bitswarm peer: one peer per node at a time')
+  if (options.privateKey != null && !peerIdFromPrivateKey(options.privateKey).equals(node.peerId)) throw new Libp2pNodeError(`privateKey is not the key of the libp2p node given (${node.peerId.toString()})`)
+  if ((options.trackers ?? []).length > 0 && options.privateKey == null) throw new Libp2pNodeError('announcing to trackers from a libp2p node of your own needs its privateKey (trackers take peer records signed with it): pass the key you gave createLibp2p')
+}
+
+/** The program's node, checked; or a node of our own, not started. */
+async function nodeFor (options: PeerOptions): Promise<NodeChoice> {
+  if (options.libp2p != null) return { node: checkNode(options.libp2p, { dht: options.dht ?? true }), privateKey: options.privateKey, owned: false }
+  // a new identity each run unless told: several peers started from one account never share one
+  const privateKey = options.privateKey ?? await generateKeyPair('Ed25519')
+  return { node: await createNode({ listen: options.listen, privateKey, log: options.log }), privateKey, owned: true }
 }
 
 function stateDirOf (options: PeerOptions): string | undefined {

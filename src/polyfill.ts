@@ -1,21 +1,6 @@
-// libp2p v3 (and yamux, ping, it-queue, mortice) calls Promise.withResolvers, which Node 20
-// lacks; without it every dial fails with a bare ECONNRESET. Import this module first in every
-// entry point, before any libp2p code.
-interface Resolvers<T> {
-  promise: Promise<T>
-  resolve: (value: T | PromiseLike<T>) => void
-  reject: (reason?: unknown) => void
-}
+// The polyfills as a side effect, for entry points (the CLI, benchmarks, vitest's setup, a
+// program's `import 'bitswarm/polyfill'`): import this module first, before any libp2p code.
+// The library itself (src/index.ts) never imports it. See polyfills.ts.
+import { installPolyfills } from './polyfills.js'
 
-const P = Promise as unknown as { withResolvers?: <T>() => Resolvers<T> }
-
-if (typeof P.withResolvers !== 'function') {
-  P.withResolvers = function withResolvers<T> (): Resolvers<T> {
-    let resolve!: Resolvers<T>['resolve']
-    let reject!: Resolvers<T>['reject']
-    const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
-    return { promise, resolve, reject }
-  }
-}
-
-export {}
+installPolyfills()

@@ -86,8 +86,9 @@ export class DhtDiscovery {
 
   get routingTableSize (): number {
     // kad-dht's class has a routing table; the KadDHT interface only promises it on SingleKadDHT
-    const dht = this.node.services.dht as KadDHT & Partial<Pick<SingleKadDHT, 'routingTable'>>
-    return dht.routingTable?.size ?? 0
+    // and a program's node used without the DHT (`dht: false`) may have no DHT at all
+    const dht = this.node.services.dht as (KadDHT & Partial<Pick<SingleKadDHT, 'routingTable'>>) | undefined
+    return dht?.routingTable?.size ?? 0
   }
 
   /** The last provide reached at least one peer. */

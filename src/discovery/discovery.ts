@@ -17,8 +17,8 @@ import { withPeerId } from '../net/addr.js'
 
 export interface DiscoveryInit {
   node: BitswarmNode
-  /** the node's key: it signs the peer records we announce to trackers */
-  privateKey: PrivateKey
+  /** the node's key: it signs the peer records we announce to trackers (needed only with trackers) */
+  privateKey?: PrivateKey
   cid: CID
   trackers: string[]
   /** multiaddrs with `/p2p/<id>` to join the DHT through */
@@ -78,6 +78,8 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
     this.dht = new DhtDiscovery({ node: init.node, cid: init.cid, reprovideInterval: init.reprovideInterval, log: this.log })
     this.cache = init.stateDir != null ? new PeerCache({ dir: init.stateDir, log: this.log }) : undefined
     for (const url of init.trackers) {
+      // the peer checks this first, with a typed error (a program's own node keeps its key)
+      if (init.privateKey == null) throw new TypeError('announcing to trackers needs the node\'s private key')
       const a = new TrackerAnnouncer({
         announceUrl: url,
         manifest: init.cid.toString(),
@@ -113,13 +115,15 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
 
   /** Announces to the trackers, joins the DHT, provides the manifest, and starts looking. */
   async start (): Promise<void> {
-    if (this.started) return
+    // once stopped, never again (a peer stopped while it was starting ends here)
+    if (this.started || this.stopped) return
     this.started = true
     for (const a of this.announcers) a.start()
     // every member provides the CID, whether or not the tracker works, so that the DHT
     // already knows the swarm on the day the tracker dies
     if (this.useDht) this.dht.start()
     const cached = (await this.cachedPeers()).slice(0, MAX_BOOTSTRAP)
+    if (this.stopped) return
     void this.join(this.init.bootstrap, 'bootstrap')
     void this.join(cached.flatMap(p => p.multiaddrs.slice(0, 2).map(a => withPeerId(a, p.peerId))), 'cache')
     this.saveTimer = setInterval(() => { void this.cache?.save() }, CACHE_SAVE_MS)

@@ -161,6 +161,11 @@ export class ManifestRace<T> {
   private retryLater (peer: PeerAddress, ms: number): void {
     const timer = setTimeout(() => {
       this.retries.delete(timer)
+      // due now, whatever Date.now() says: timers run on another clock and may fire a
+      // millisecond before retryAt, and add() would then skip the peer for good (a get that
+      // waited on its one seeder hung until the test's timeout)
+      const f = this.failed.get(peer.peerId)
+      if (f != null) f.retryAt = Math.min(f.retryAt, this.now())
       this.add([peer])
     }, ms)
     timer.unref?.()

@@ -1,9 +1,9 @@
 /**
  * The swarm: one manifest's peer sessions, tied to the piece picker, the choker and the piece
  * store. It owns the timers (rechoke, request timeouts, keep-alives) and the wire protocol
- * handler; policy lives in picker/ and choker/, bytes on the wire in session/ and wire/.
+ * handler; policy lives in picker/ and choker/, bytes on the wire in session/ and wire/, piece
+ * assembly, hash checks and bans in assembly.ts.
  */
-import { createHash } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
 import type { IdentifyResult, Libp2p, Stream } from '@libp2p/interface'
@@ -16,18 +16,18 @@ import { DialRefusedError, dialGuarded } from '../discovery/guarded-dial.js'
 import { emptySources, type PeerAddress, type PeerSource } from '../discovery/types.js'
 import { Choker, type ChokerInit, type ChokerPeer, type UploadShare } from '../choker/choker.js'
 import { pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
-import { BLOCK_SIZE, PiecePicker, requestDepth, type BlockRef } from '../picker/picker.js'
+import { PiecePicker, requestDepth, type BlockRef } from '../picker/picker.js'
 import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
 import { RateMeter } from '../stats/rate.js'
 import { Throttle } from '../throttle.js'
 import { LogLimiter } from '../log-limiter.js'
 import { ipOf } from '../net/pending-inbound.js'
 import { Admission, type AdmissionInit, type SessionFacts } from './admission.js'
+import { PieceAssembly } from './assembly.js'
 import { PieceCache } from '../storage/piece-cache.js'
-import { pieceMatches, type PieceStore } from '../storage/storage.js'
+import type { PieceStore } from '../storage/storage.js'
 import { WIRE_PROTOCOL, type BlockSpec, type WirePeer } from '../wire/codec.js'
 import { RequestBackoff } from './request-backoff.js'
-import { SmartBan, type SentBlock } from './smart-ban.js'
 import { withoutPeerId } from '../net/addr.js'
 
 export { emptySources, PEER_SOURCES, type PeerSource } from '../discovery/types.js'
@@ -103,8 +103,6 @@ const TICK_MS = 1000
 const PARTIAL_PIECE_BYTES = 64 * 1024 * 1024
 /** A request the peer passed over while answering one sent this much later is given up on. */
 const SKIP_GRACE_MS = 2000
-/** Piece buffers kept for reuse, in bytes. */
-const SPARE_BUFFER_BYTES = 16 * 1024 * 1024
 /** A peer's first SLOW_START_BYTES are requested as if it sent SLOW_START_RATE (16 blocks of 64 KiB deep). */
 const SLOW_START_BYTES = 4 * 1024 * 1024
 const SLOW_START_RATE = 1024 * 1024
@@ -130,21 +128,11 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly pex: PexView
   private readonly pexInterval: number
   private readonly lastPexFrom = new Map<string, number>()
-  /** who sent each block of each piece being assembled (by block index): see SmartBan */
-  private readonly blockSenders = new Map<number, string[]>()
-  private readonly smartBan = new SmartBan()
+  /** piece buffers, hash checks, and strikes and bans for bad data */
+  private readonly assembly: PieceAssembly
   /** peers that rejected requests or let them time out are asked again only later */
   private readonly backoff: RequestBackoff
-  private readonly strikes = new Map<string, number>()
-  private readonly banned = new Set<string>()
-  private readonly maxStrikes: number
-  /** pieces being hashed and written: stop() waits for them */
-  private readonly verifying = new Set<Promise<void>>()
   private readonly downloadedFrom = emptySources()
-  private readonly buffers = new Map<number, Uint8Array>()
-  private readonly spareBuffers: Uint8Array[] = []
-  /** SPARE_BUFFER_BYTES of full-size piece buffers, and at least one whatever the piece length */
-  private readonly maxSpareBuffers: number
   private readonly log: (msg: string) => void
   private readonly now: () => number
   private readonly maxPeers: number
@@ -165,8 +153,6 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private completed = false
   downloaded = 0
   uploaded = 0
-  wasted = 0
-  hashFailures = 0
 
   constructor (init: SwarmInit) {
     super()
@@ -175,7 +161,6 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.cid = init.cid
     this.store = init.store
     this.cache = new PieceCache(init.store, init.manifest.pieceLength)
-    this.maxSpareBuffers = Math.max(1, Math.floor(SPARE_BUFFER_BYTES / init.manifest.pieceLength))
     this.log = init.log ?? (() => {})
     this.now = init.now ?? Date.now
     this.maxPeers = init.maxPeers ?? 50
@@ -184,7 +169,6 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.requestTimeout = init.requestTimeout ?? 30_000
     this.throttle = new Throttle({ rate: init.maxUploadRate ?? 0 })
     this.pexInterval = init.pexInterval ?? 30_000
-    this.maxStrikes = init.maxStrikes ?? 2
     this.backoff = new RequestBackoff({ now: this.now })
     this.pex = new PexView({ random: init.random, now: this.now })
     this.dialGuard = init.dialGuard ?? new DialGuard({ now: this.now })
@@ -207,7 +191,31 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     })
     this.downRate = new RateMeter({ windowMs: 5_000, now: this.now })
     this.upRate = new RateMeter({ windowMs: 5_000, now: this.now })
+    this.assembly = new PieceAssembly({
+      manifest: init.manifest,
+      store: init.store,
+      picker: this.picker,
+      maxStrikes: init.maxStrikes,
+      log: this.log,
+      delegate: {
+        pieceVerified: async (piece) => { await this.pieceDone(piece) },
+        pieceFailed: () => { this.fillAll() },
+        peerBanned: (peer) => { this.pex.remove(peer) },
+        closePeer: (peer, reason) => { this.sessions.get(peer)?.close(reason) },
+        error: (err) => { this.safeDispatchEvent('error', { detail: err }) }
+      }
+    })
     this.completed = init.seeding === true
+  }
+
+  /** Bytes received that were of no use (blocks nobody wanted, pieces that failed). */
+  get wasted (): number {
+    return this.assembly.wasted
+  }
+
+  /** Pieces that failed their hash check. */
+  get hashFailures (): number {
+    return this.assembly.hashFailures
   }
 
   get seeding (): boolean {
@@ -255,7 +263,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       await this.node.unhandle(WIRE_PROTOCOL).catch(() => {})
       for (const s of [...this.sessions.values()]) s.close()
     }
-    await Promise.allSettled([...this.verifying])
+    await this.assembly.settled()
   }
 
   async stop (): Promise<void> {
@@ -268,7 +276,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     const self = this.node.peerId.toString()
     for (const p of peers) {
       if (!this.running) return
-      if (p.peerId === self || this.sessions.has(p.peerId) || this.dialing.has(p.peerId) || this.banned.has(p.peerId)) continue
+      if (p.peerId === self || this.sessions.has(p.peerId) || this.dialing.has(p.peerId) || this.assembly.banned.has(p.peerId)) continue
       if (this.sessions.size + this.dialing.size >= this.maxPeers && !this.roomByEviction()) return
       void this.dial(p, source)
     }
@@ -295,7 +303,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
 
   private accept (stream: Stream, remotePeer: string, direction: 'inbound' | 'outbound', source: PeerSource): void {
     if (!this.running) { stream.abort(new Error('swarm stopped')); return }
-    if (this.banned.has(remotePeer)) { stream.abort(new Error('banned')); return }
+    if (this.assembly.banned.has(remotePeer)) { stream.abort(new Error('banned')); return }
     const existing = this.sessions.get(remotePeer)
     if (existing != null) {
       // Both ends dialled at once: keep the stream opened by the peer whose id sorts first, so
@@ -441,31 +449,17 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.downloaded += data.byteLength
     this.downloadedFrom[this.sources.get(session.remotePeer) ?? 'incoming'] += data.byteLength
     this.downRate.add(data.byteLength)
-    const r = this.picker.blockReceived(session.remotePeer, piece, offset)
+    // the picker decides whether the block was wanted; the assembly keeps it if so (see assembly.ts)
+    const r = this.assembly.receive(session.remotePeer, piece, offset, data)
     if (!r.accepted) {
-      this.wasted += data.byteLength
       this.fillRequests(session)
       return
     }
     this.backoff.delivered(session.remotePeer)
-    let buf = this.buffers.get(piece)
-    let senders = this.blockSenders.get(piece)
-    if (buf == null || senders == null) {
-      buf = this.takeBuffer(pieceSize(this.manifest, piece))
-      this.buffers.set(piece, buf)
-      senders = new Array<string>(Math.ceil(buf.byteLength / BLOCK_SIZE))
-      this.blockSenders.set(piece, senders)
-    }
-    let at = offset
-    for (const chunk of data) { buf.set(chunk, at); at += chunk.byteLength }
-    senders[offset / BLOCK_SIZE] = session.remotePeer
     // endgame: the same block was asked of others; tell them not to bother (BEP 3 "cancel")
     for (const c of r.cancels) this.sessions.get(c.peerId)?.cancel(c.block)
-    if (r.pieceComplete) {
-      const v = this.verifyPiece(piece, buf)
-      this.verifying.add(v)
-      void v.finally(() => this.verifying.delete(v))
-    }
+    // after the cancels: a piece's check starts by copying it (WebCrypto), long for a big piece
+    if (r.pieceComplete) void this.assembly.check(piece)
     this.fillRequests(session)
   }
 
@@ -508,81 +502,14 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
 
   // --- downloading ---------------------------------------------------------------------------
 
-  /**
-   * A buffer for a piece being assembled. Full-size ones are reused once their piece is written:
-   * a fresh 256 KiB buffer per piece (zero-filled, then collected) was a good part of a
-   * downloader's garbage. No byte of a reused buffer is read before a block overwrites it: a
-   * piece is hashed only when every block has arrived.
-   */
-  private takeBuffer (size: number): Uint8Array {
-    if (size === this.manifest.pieceLength) {
-      const spare = this.spareBuffers.pop()
-      if (spare !== undefined) return spare
+  /** A piece verified and written (see PieceAssembly): every peer hears of it; the last one completes the download. */
+  private async pieceDone (piece: number): Promise<void> {
+    for (const s of this.sessions.values()) {
+      s.have(piece)
+      this.updateInterest(s)
     }
-    return new Uint8Array(size)
-  }
-
-  private giveBuffer (buf: Uint8Array): void {
-    if (buf.byteLength === this.manifest.pieceLength && this.spareBuffers.length < this.maxSpareBuffers) this.spareBuffers.push(buf)
-  }
-
-  /** A piece is verified by SHA-256 before it is stored, announced with `have`, or uploaded. */
-  private async verifyPiece (piece: number, buf: Uint8Array): Promise<void> {
-    try {
-      const matches = await pieceMatches(this.manifest, piece, buf)
-      const senders = this.blockSenders.get(piece) ?? []
-      this.blockSenders.delete(piece)
-      if (!matches) {
-        this.hashFailures++
-        this.wasted += buf.byteLength
-        // who sent what, before the buffer is reused: the culprits are known once it verifies
-        const sent: SentBlock[] = []
-        for (let b = 0; b < senders.length; b++) {
-          const peer = senders[b]
-          if (peer !== undefined) sent.push({ block: b, peer, digest: blockDigest(buf, b) })
-        }
-        this.buffers.delete(piece)
-        this.giveBuffer(buf)
-        this.picker.pieceFailed(piece)
-        const lone = this.smartBan.pieceFailed(piece, sent)
-        const who = [...new Set(sent.map(x => x.peer))].map(shortId).join(', ')
-        this.log(`piece ${piece} failed its hash check (blocks from ${who}); fetching it again${lone.length === 0 ? ' from one peer, to find whose blocks were bad' : ''}`)
-        for (const peer of lone) this.strike(peer, `sent all of piece ${piece}, which failed verification`)
-        this.fillAll()
-        return
-      }
-      // blocks of this piece that failed before: whoever sent one that differs was the culprit
-      for (const peer of this.smartBan.pieceVerified(piece, (b) => blockDigest(buf, b))) {
-        this.strike(peer, `sent a bad block of piece ${piece}`)
-      }
-      await this.store.writePiece(piece, buf)
-      this.buffers.delete(piece)
-      this.giveBuffer(buf)
-      this.picker.pieceVerified(piece)
-      for (const s of this.sessions.values()) {
-        s.have(piece)
-        this.updateInterest(s)
-      }
-      this.safeDispatchEvent('piece', { detail: piece })
-      if (this.picker.isComplete()) await this.complete()
-    } catch (err) {
-      this.safeDispatchEvent('error', { detail: err as Error })
-    }
-  }
-
-  /**
-   * A peer proven to have sent bad data (see SmartBan: never one whose blocks matched) gets a
-   * strike and is cut off; with `maxStrikes` strikes it is banned for the rest of the run.
-   */
-  private strike (peer: string, why: string): void {
-    const strikes = (this.strikes.get(peer) ?? 0) + 1
-    this.strikes.set(peer, strikes)
-    if (strikes >= this.maxStrikes && !this.banned.has(peer)) {
-      this.banned.add(peer)
-      this.pex.remove(peer)
-      this.log(`banning ${shortId(peer)}: ${strikes} pieces with bad data (last: ${why})`)
-    }
-    this.sessions.get(peer)?.close(strikes >= this.maxStrikes ? `banned: ${why}` : why)
+    this.safeDispatchEvent('piece', { detail: piece })
+    if (this.picker.isComplete()) await this.complete()
   }
 
   private async complete (): Promise<void> {
@@ -764,14 +691,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       hashFailures: this.hashFailures,
       sources,
       downloadedFrom: { ...this.downloadedFrom },
-      banned: this.banned.size
+      banned: this.assembly.banned.size
     }
   }
-}
-
-/** A digest of one block of a piece buffer, to tell whose block was bad (SmartBan). */
-function blockDigest (buf: Uint8Array, block: number): string {
-  const start = block * BLOCK_SIZE
-  // 128 bits of SHA-256: a peer cannot make a bad block match a good one's digest
-  return createHash('sha256').update(buf.subarray(start, Math.min(buf.byteLength, start + BLOCK_SIZE))).digest().toString('base64', 0, 16)
 }

@@ -130,6 +130,19 @@ describe('ManifestRace', () => {
     expect(await race.result).toBe('manifest')
   })
 
+  it('a retry timer that fires before the clock says it is due still asks again', async () => {
+    // timers and Date.now() run on different clocks: a timer may fire a millisecond "early"
+    let t = 0
+    let refusals = 1
+    const race = new ManifestRace<string>({
+      ask: async () => { if (refusals-- > 0) throw new Error('read ECONNRESET'); return 'manifest' },
+      retryDelay: 50,
+      now: () => t++ === 0 ? 0 : 10 // the clock lags behind the timer
+    })
+    race.add([peer('seeder')])
+    expect(await race.result).toBe('manifest')
+  })
+
   it('stop() aborts what is in flight and rejects the result', async () => {
     let aborted = 0
     const race = new ManifestRace<string>({
