@@ -2,7 +2,7 @@
  * The swarm: one manifest's peer sessions, tied to the piece picker, the choker and the piece
  * store. It owns the timers (rechoke, request timeouts, keep-alives) and the wire protocol
  * handler; policy lives in picker/ and choker/, bytes on the wire in session/ and wire/, piece
- * assembly, hash checks and bans in assembly.ts.
+ * assembly, hash checks and bans in assembly.ts, peer exchange in exchange-peers.ts.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
@@ -10,7 +10,6 @@ import type { IdentifyResult, Libp2p, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { Bitfield } from '../bitfield.js'
-import { fromWirePeers, PexView, PEX_MAX_PEERS, toWirePeers } from '../discovery/pex.js'
 import { DialGuard } from '../discovery/dial-guard.js'
 import { DialRefusedError, dialGuarded } from '../discovery/guarded-dial.js'
 import { emptySources, type PeerAddress, type PeerSource } from '../discovery/types.js'
@@ -24,11 +23,11 @@ import { LogLimiter } from '../log-limiter.js'
 import { ipOf } from '../net/pending-inbound.js'
 import { Admission, type AdmissionInit, type SessionFacts } from './admission.js'
 import { PieceAssembly } from './assembly.js'
+import { PeerExchange } from './exchange-peers.js'
 import { PieceCache } from '../storage/piece-cache.js'
 import type { PieceStore } from '../storage/storage.js'
 import { WIRE_PROTOCOL, type BlockSpec, type WirePeer } from '../wire/codec.js'
 import { RequestBackoff } from './request-backoff.js'
-import { withoutPeerId } from '../net/addr.js'
 
 export { emptySources, PEER_SOURCES, type PeerSource } from '../discovery/types.js'
 
@@ -123,11 +122,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly dialGuard: DialGuard
   /** how we learned of each connected peer */
   private readonly sources = new Map<string, PeerSource>()
-  /** when each session is due its next peer-exchange message */
-  private readonly pexDue = new Map<string, number>()
-  private readonly pex: PexView
-  private readonly pexInterval: number
-  private readonly lastPexFrom = new Map<string, number>()
+  /** peer exchange: what we gossip, to whom and when, and what we hear */
+  private readonly exchange: PeerExchange
   /** piece buffers, hash checks, and strikes and bans for bad data */
   private readonly assembly: PieceAssembly
   /** peers that rejected requests or let them time out are asked again only later */
@@ -168,9 +164,18 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.admissionLog = new LogLimiter({ log: this.log, now: this.now })
     this.requestTimeout = init.requestTimeout ?? 30_000
     this.throttle = new Throttle({ rate: init.maxUploadRate ?? 0 })
-    this.pexInterval = init.pexInterval ?? 30_000
     this.backoff = new RequestBackoff({ now: this.now })
-    this.pex = new PexView({ random: init.random, now: this.now })
+    this.exchange = new PeerExchange({
+      self: init.node.peerId.toString(),
+      interval: init.pexInterval,
+      log: this.log,
+      now: this.now,
+      random: init.random,
+      delegate: {
+        send: (peer, peers) => { this.sessions.get(peer)?.sendPeers(peers) },
+        discovered: (peers) => { this.addPeers(peers, 'pex') }
+      }
+    })
     this.dialGuard = init.dialGuard ?? new DialGuard({ now: this.now })
     this.manifestBytes = init.cid.bytes
     this.count = pieceCount(init.manifest)
@@ -200,7 +205,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       delegate: {
         pieceVerified: async (piece) => { await this.pieceDone(piece) },
         pieceFailed: () => { this.fillAll() },
-        peerBanned: (peer) => { this.pex.remove(peer) },
+        peerBanned: (peer) => { this.exchange.forget(peer) },
         closePeer: (peer, reason) => { this.sessions.get(peer)?.close(reason) },
         error: (err) => { this.safeDispatchEvent('error', { detail: err }) }
       }
@@ -293,7 +298,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       this.accept(stream, p.peerId, 'outbound', source)
     } catch (err) {
       // an address that does not answer is not passed on to others
-      this.pex.remove(p.peerId)
+      this.exchange.forget(p.peerId)
       // refusals are the guard at work (an attack sends them by the hundred): not worth a line each
       if (!(err instanceof DialRefusedError)) this.log(`dial ${shortId(p.peerId)} (from ${source}) failed: ${(err as Error).message}`)
     } finally {
@@ -330,7 +335,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     const ip = this.remoteIp(remotePeer)
     if (ip != null) this.sessionIps.set(session, ip)
     this.sources.set(remotePeer, source)
-    this.pexDue.set(remotePeer, this.now() + Math.min(1000, this.pexInterval))
+    this.exchange.sessionOpened(remotePeer)
     session.start()
     this.safeDispatchEvent('peer:connect', { detail: { peerId: remotePeer, source } })
   }
@@ -392,7 +397,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   onHaveState (session: PeerSession): void {
     // a member we are talking to is worth passing on to others (peer exchange); if identify
     // has not told us its listen addresses yet, onIdentify will
-    void this.listenAddrs(session.remotePeer).then(multiaddrs => { this.learn(session.remotePeer, multiaddrs) })
+    void this.listenAddrs(session.remotePeer).then(multiaddrs => { this.exchange.learned(session.remotePeer, multiaddrs) })
     const has = session.peerHas as Bitfield
     this.picker.addPeer(session.remotePeer, has.isComplete() ? 'all' : has.count() === 0 ? 'none' : has)
     this.updateInterest(session)
@@ -477,23 +482,15 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   }
 
   onPeers (session: PeerSession, raw: WirePeer[]): void {
-    const due = this.lastPexFrom.get(session.remotePeer) ?? 0
-    const now = this.now()
-    // gossip is periodic: a peer that sends it much more often gets ignored, not obeyed
-    if (now < due) return
-    this.lastPexFrom.set(session.remotePeer, now + Math.min(5000, this.pexInterval / 2))
-    const { peers, dropped } = fromWirePeers(raw)
-    if (dropped > 0) this.log(`peer exchange from ${shortId(session.remotePeer)}: dropped ${dropped} malformed entries`)
-    const self = this.node.peerId.toString()
-    this.addPeers(peers.filter(p => p.peerId !== self), 'pex')
+    // rate-limited, checked, and what is new dialled through addPeers (see PeerExchange)
+    this.exchange.received(session.remotePeer, raw)
   }
 
   onClose (session: PeerSession, reason: string | undefined): void {
     if (this.sessions.get(session.remotePeer) !== session) return
     this.sessions.delete(session.remotePeer)
     this.sources.delete(session.remotePeer)
-    this.pexDue.delete(session.remotePeer)
-    this.lastPexFrom.delete(session.remotePeer)
+    this.exchange.sessionClosed(session.remotePeer)
     this.backoff.forget(session.remotePeer)
     this.picker.removePeer(session.remotePeer)
     this.safeDispatchEvent('peer:disconnect', { detail: { peerId: session.remotePeer, reason } })
@@ -592,31 +589,10 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     session.setUploadShare(share.weight, limit)
   }
 
-  /**
-   * Peer exchange (as BEP 11, over our wire): each connected member periodically gets a random
-   * subset of the other members we are connected to, so a peer that reached one member soon
-   * knows the rest without a tracker.
-   */
-  private exchangePeers (): void {
-    const now = this.now()
-    const due = [...this.sessions.values()].filter(s => s.haveStateReceived && (this.pexDue.get(s.remotePeer) ?? Infinity) <= now)
-    // what we pass on was learned when each session got its have-state and from identify
-    // events since: no peer-store reads here, in a loop that runs every second
-    for (const s of due) {
-      if (s.closed) continue
-      this.pexDue.set(s.remotePeer, now + this.pexInterval)
-      s.sendPeers(toWirePeers(this.pex.sample(PEX_MAX_PEERS, new Set([s.remotePeer]))))
-    }
-  }
-
+  /** Identify told us a connected peer's listen addresses: peer exchange may pass them on. */
   private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
     const peerId = evt.detail.peerId.toString()
-    if (this.sessions.has(peerId)) this.learn(peerId, evt.detail.listenAddrs.map(a => a.toString()))
-  }
-
-  private learn (peerId: string, multiaddrs: string[]): void {
-    const usable = multiaddrs.filter(a => !a.includes('/p2p-circuit')).map(withoutPeerId)
-    if (usable.length > 0) this.pex.add({ peerId, multiaddrs: usable })
+    if (this.sessions.has(peerId)) this.exchange.learned(peerId, evt.detail.listenAddrs.map(a => a.toString()))
   }
 
   /** A connected peer's listen addresses, as identify reported them (not its ephemeral port). */
@@ -630,7 +606,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   }
 
   private tick (): void {
-    this.exchangePeers()
+    // peer exchange (as BEP 11, over our wire): sessions due a `peers` message get one
+    this.exchange.tick(this.sessions.values())
     // between rechokes: trials that were not answered end, shares follow what each peer sent
     // us, a seed turn that is over passes on
     if (!this.completed) {
