@@ -10,7 +10,7 @@ import { CID } from 'multiformats/cid'
 import { normalizeIp } from './addresses.js'
 import { BadRequestError, QuotaExceededError, TrackerFullError } from './errors.js'
 import { handleAnnounce, handleScrape } from './logic.js'
-import type { AnnouncePeer, AnnounceRequest, AnnounceResponse, LogicOptions, TrackerEvent } from './logic.js'
+import type { PeerAddress, AnnounceRequest, AnnounceResponse, LogicOptions, TrackerEvent } from './logic.js'
 import { decodeRecordParam, openPeerRecord } from './record.js'
 import type { PeerStore } from './store.js'
 
@@ -138,7 +138,7 @@ export function clientIp (req: IncomingMessage, trustedProxies: ReadonlySet<stri
 }
 
 /** JSON text of each shown peer, made once per announce of that peer rather than per answer. */
-const peerJson = new WeakMap<AnnouncePeer, string>()
+const peerJson = new WeakMap<PeerAddress, string>()
 
 /**
  * Exactly JSON.stringify(answer), but the peers (most of an answer: up to 200 of them) come from

@@ -4,6 +4,9 @@
 import { hostOf, ownAddrs } from './addresses.js'
 import { StaleRecordError } from './errors.js'
 import type { PeerEntry, PeerStore, SwarmCounts } from './store.js'
+// one shape, one name: the tracker hands out what discovery hands the swarm
+import type { PeerAddress } from '../src/discovery/types.js'
+export type { PeerAddress }
 
 export type TrackerEvent = 'started' | 'completed' | 'stopped'
 
@@ -24,14 +27,13 @@ export interface AnnounceRequest {
   numwant: number
 }
 
-export interface AnnouncePeer { peerId: string, multiaddrs: string[] }
 
 export interface AnnounceResponse {
   interval: number
   minInterval: number
   complete: number
   incomplete: number
-  peers: AnnouncePeer[]
+  peers: PeerAddress[]
 }
 
 export interface ScrapeResponse { files: Record<string, SwarmCounts> }
@@ -53,7 +55,7 @@ export function seenSince (now: number, peerTtl: number): number {
 
 export function handleAnnounce (store: PeerStore, req: AnnounceRequest, now: number, opts: LogicOptions): AnnounceResponse {
   const since = seenSince(now, opts.peerTtl)
-  let peers: AnnouncePeer[] = []
+  let peers: PeerAddress[] = []
 
   // replay protection: a captured record (even of a stopped or expired peer) is worth nothing
   const last = store.lastSeq(req.manifest, req.peerId, now)
@@ -100,9 +102,9 @@ export function handleAnnounce (store: PeerStore, req: AnnounceRequest, now: num
  * by every answer that lists the peer, so its JSON can be made once too (see http.ts). Callers
  * must not mutate it.
  */
-const shownEntries = new WeakMap<PeerEntry, AnnouncePeer>()
+const shownEntries = new WeakMap<PeerEntry, PeerAddress>()
 
-function shown (entry: PeerEntry): AnnouncePeer {
+function shown (entry: PeerEntry): PeerAddress {
   let peer = shownEntries.get(entry)
   if (peer == null) {
     peer = { peerId: entry.peerId, multiaddrs: [...entry.multiaddrs] }

@@ -20,10 +20,11 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import * as varint from 'uint8-varint'
 import { BadRequestError } from './errors.js'
 import { splitPeerAddr } from '../src/net/addr.js'
+import { MAX_ANNOUNCE_ADDRS } from '../src/discovery/types.js'
 
 /** marshalled envelope; an Ed25519 record with 16 long addresses is well under this */
 export const MAX_RECORD_BYTES = 4096
-export const MAX_ADDRS = 16
+export const MAX_ADDRS = MAX_ANNOUNCE_ADDRS
 export const MAX_ADDR_LENGTH = 256
 
 /** base64url length of MAX_RECORD_BYTES (padded), so oversize text is refused before decoding */

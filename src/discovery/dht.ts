@@ -165,7 +165,8 @@ export class DhtDiscovery {
       if (r.status === 'fulfilled') {
         const key = r.value.id.toString()
         const set = connected.get(key) ?? new Set<string>()
-        if (r.value.bare !== '') set.add(r.value.bare)
+        // `/p2p/<id>` alone leaves no address to pass on (its bare form is '/')
+        if (r.value.bare !== '' && r.value.bare !== '/') set.add(r.value.bare)
         connected.set(key, set)
       } else {
         this.log(`dht: bootstrap dial ${targets[i]?.full ?? '?'} failed: ${describe(r.reason)}`)

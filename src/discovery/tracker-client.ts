@@ -11,6 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { TypedEventEmitter } from 'main-event'
 import type { PeerAddress } from './types.js'
 import { backoffDelay } from '../backoff.js'
+import { MAX_ANNOUNCE_ADDRS } from './types.js'
 
 export class TrackerError extends Error {
   override name = 'TrackerError'
@@ -74,8 +75,7 @@ export async function announce (announceUrl: string, params: AnnounceParams, opt
   return parseAnnounceAnswer(body, params.peerId)
 }
 
-/** The tracker's limit: it refuses a record with more addresses. */
-export const MAX_ANNOUNCE_ADDRS = 16
+export { MAX_ANNOUNCE_ADDRS }
 
 /**
  * A PeerRecord of `multiaddrs` with `seq`, sealed in a RecordEnvelope signed by `privateKey`:

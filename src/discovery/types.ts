@@ -13,3 +13,9 @@ export const PEER_SOURCES: readonly PeerSource[] = ['tracker', 'dht', 'pex', 'bo
 export function emptySources (): Record<PeerSource, number> {
   return Object.fromEntries(PEER_SOURCES.map(k => [k, 0])) as Record<PeerSource, number>
 }
+
+/**
+ * Addresses one tracker announce may carry (its signed record): the tracker refuses a record
+ * with more, and the client sends no more. One fact for both ends (tracker/record.ts).
+ */
+export const MAX_ANNOUNCE_ADDRS = 16

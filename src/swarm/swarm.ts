@@ -2,7 +2,8 @@
  * The swarm: one manifest's peer sessions, tied to the piece picker, the choker and the piece
  * store. It owns the timers (rechoke, request timeouts, keep-alives) and the wire protocol
  * handler; policy lives in picker/ and choker/, bytes on the wire in session/ and wire/, piece
- * assembly, hash checks and bans in assembly.ts, peer exchange in exchange-peers.ts.
+ * assembly, hash checks and bans in assembly.ts, peer exchange in exchange-peers.ts, the open
+ * sessions (and which of two to the same peer is kept) in sessions.ts.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
@@ -24,6 +25,7 @@ import { ipOf } from '../net/pending-inbound.js'
 import { Admission, type AdmissionInit, type SessionFacts } from './admission.js'
 import { PieceAssembly } from './assembly.js'
 import { PeerExchange } from './exchange-peers.js'
+import { SessionRegistry } from './sessions.js'
 import { PieceCache } from '../storage/piece-cache.js'
 import type { PieceStore } from '../storage/storage.js'
 import { WIRE_PROTOCOL, type BlockSpec, type WirePeer } from '../wire/codec.js'
@@ -117,11 +119,10 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly cache: PieceCache
   private readonly picker: PiecePicker
   private readonly choker: Choker
-  private readonly sessions = new Map<string, PeerSession>()
+  /** the open session with each peer, with its remote IP and how we learned of the peer */
+  private readonly sessions: SessionRegistry<PeerSession>
   private readonly dialing = new Set<string>()
   private readonly dialGuard: DialGuard
-  /** how we learned of each connected peer */
-  private readonly sources = new Map<string, PeerSource>()
   /** peer exchange: what we gossip, to whom and when, and what we hear */
   private readonly exchange: PeerExchange
   /** piece buffers, hash checks, and strikes and bans for bad data */
@@ -135,8 +136,6 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly admission: Admission
   /** refusals and evictions: an attacker decides how many there are */
   private readonly admissionLog: LogLimiter
-  /** the remote IP address of each session (its slot's share is counted per address) */
-  private readonly sessionIps = new WeakMap<PeerSession, string>()
   private readonly requestTimeout: number
   private readonly throttle: Throttle
   private readonly manifestBytes: Uint8Array
@@ -160,6 +159,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.log = init.log ?? (() => {})
     this.now = init.now ?? Date.now
     this.maxPeers = init.maxPeers ?? 50
+    this.sessions = new SessionRegistry({ self: init.node.peerId.toString() })
     this.admission = new Admission({ ...init.admission, maxPeers: this.maxPeers })
     this.admissionLog = new LogLimiter({ log: this.log, now: this.now })
     this.requestTimeout = init.requestTimeout ?? 30_000
@@ -311,11 +311,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     if (this.assembly.banned.has(remotePeer)) { stream.abort(new Error('banned')); return }
     const existing = this.sessions.get(remotePeer)
     if (existing != null) {
-      // Both ends dialled at once: keep the stream opened by the peer whose id sorts first, so
-      // both ends keep the same one. The same direction twice is a reconnect: the new one wins.
-      const self = this.node.peerId.toString()
-      const keepNew = existing.direction === direction || (direction === 'outbound') === (self < remotePeer)
-      if (!keepNew) { stream.abort(new Error('duplicate session')); return }
+      // both ends dialled at once, or a reconnect: the registry's rule says which one stays
+      if (!this.sessions.keepsNew(existing, direction)) { stream.abort(new Error('duplicate session')); return }
       existing.close()
     } else if (this.sessions.size >= this.maxPeers && !this.makeRoom(remotePeer)) {
       stream.abort(new Error('too many peers'))
@@ -331,30 +328,13 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       throttle: this.throttle,
       now: this.now
     })
-    this.sessions.set(remotePeer, session)
-    const ip = this.remoteIp(remotePeer)
-    if (ip != null) this.sessionIps.set(session, ip)
-    this.sources.set(remotePeer, source)
+    this.sessions.add(session, { ip: this.remoteIp(remotePeer), source })
     this.exchange.sessionOpened(remotePeer)
     session.start()
     this.safeDispatchEvent('peer:connect', { detail: { peerId: remotePeer, source } })
   }
 
   // --- admission: who holds the session slots (policy in admission.ts) ------------------------
-
-  private sessionFacts (): SessionFacts[] {
-    const out: SessionFacts[] = []
-    for (const s of this.sessions.values()) {
-      out.push({
-        id: s.remotePeer,
-        ip: this.sessionIps.get(s),
-        connectedAt: s.connectedAt,
-        lastBytesAt: Math.max(s.lastDownloadAt, s.lastUploadAt),
-        interested: s.amInterested || s.peerInterested
-      })
-    }
-    return out
-  }
 
   private remoteIp (peerId: string): string | undefined {
     try {
@@ -368,12 +348,12 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
 
   /** Full: may a dial go ahead because an idle session would yield its slot to it? */
   private roomByEviction (): boolean {
-    return this.admission.evictable(this.sessionFacts(), this.now()).length > this.sessions.size + this.dialing.size - this.maxPeers
+    return this.admission.evictable(this.sessions.facts(), this.now()).length > this.sessions.size + this.dialing.size - this.maxPeers
   }
 
   /** Full: closes the least useful session for `newcomer`, or says (rate-limited) why not. */
   private makeRoom (newcomer: string): boolean {
-    const d = this.admission.admit({ id: newcomer, ip: this.remoteIp(newcomer) }, this.sessionFacts(), this.now())
+    const d = this.admission.admit({ id: newcomer, ip: this.remoteIp(newcomer) }, this.sessions.facts(), this.now())
     if (!d.admit) {
       this.admissionLog.log('refuse', `refused a session with ${shortId(newcomer)}: ${d.reason}`)
       return false
@@ -452,7 +432,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
 
   onBlock (session: PeerSession, piece: number, offset: number, data: Uint8ArrayList): void {
     this.downloaded += data.byteLength
-    this.downloadedFrom[this.sources.get(session.remotePeer) ?? 'incoming'] += data.byteLength
+    this.downloadedFrom[this.sessions.sourceOf(session.remotePeer) ?? 'incoming'] += data.byteLength
     this.downRate.add(data.byteLength)
     // the picker decides whether the block was wanted; the assembly keeps it if so (see assembly.ts)
     const r = this.assembly.receive(session.remotePeer, piece, offset, data)
@@ -487,9 +467,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   }
 
   onClose (session: PeerSession, reason: string | undefined): void {
-    if (this.sessions.get(session.remotePeer) !== session) return
-    this.sessions.delete(session.remotePeer)
-    this.sources.delete(session.remotePeer)
+    if (!this.sessions.remove(session)) return
     this.exchange.sessionClosed(session.remotePeer)
     this.backoff.forget(session.remotePeer)
     this.picker.removePeer(session.remotePeer)
@@ -632,7 +610,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       s.keepAlive(KEEP_ALIVE_MS, DEAD_PEER_MS)
     }
     // sessions useless for long yield their slot even when the swarm is not full
-    for (const f of this.admission.idle(this.sessionFacts(), this.now())) this.evict(f, 'idle too long')
+    for (const f of this.admission.idle(this.sessions.facts(), this.now())) this.evict(f, 'idle too long')
     this.fillAll()
   }
 
@@ -645,8 +623,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       if (!s.peerChoking) unchokedBy++
       if (s.peerInterested) interested++
     }
-    const sources = emptySources()
-    for (const src of this.sources.values()) sources[src]++
+    const sources = this.sessions.sourceCounts()
     const have = this.picker.have.count()
     let left = 0
     if (!this.completed) {

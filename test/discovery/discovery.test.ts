@@ -1,0 +1,548 @@
+// Unit tests of Discovery's policy (which source is used when, what it emits, its status, its
+// lifecycle). Discovery builds its DhtDiscovery, PeerCache and TrackerAnnouncers itself, so the
+// seams used here are the libp2p node it is given (a fake: dial, peerId, getMultiaddrs and a fake
+// `services.dht`), the state dir (a temp dir), and HTTP trackers on 127.0.0.1 (the real tracker,
+// a hand-written one, or a closed port). No libp2p node is started and nothing leaves loopback.
+import { createServer as createHttpServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { createServer as createNetServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { Discovery } from '../../src/discovery/discovery.js'
+import type { DiscoveryInit } from '../../src/discovery/discovery.js'
+import { PeerCache } from '../../src/discovery/peer-cache.js'
+import type { PeerAddress, PeerSource } from '../../src/discovery/types.js'
+import type { BitswarmNode } from '../../src/node.js'
+import { createTrackerServer } from '../../tracker/server.js'
+import type { TrackerServer } from '../../tracker/server.js'
+
+interface Key { key: PrivateKey, id: PeerId }
+
+async function makeKey (): Promise<Key> {
+  const key = await generateKeyPair('Ed25519')
+  return { key, id: peerIdFromPrivateKey(key) }
+}
+
+/** Resolves when the signal fires, with its reason as a rejection. */
+async function untilAborted (signal: AbortSignal): Promise<never> {
+  return await new Promise<never>((_resolve, reject) => {
+    if (signal.aborted) { reject(signal.reason); return }
+    signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
+  })
+}
+
+/** A libp2p node as far as Discovery and DhtDiscovery use it, recording every call. */
+class FakeNode {
+  readonly peerId: PeerId
+  readonly key: PrivateKey
+  /** full multiaddrs (with /p2p) that a dial reaches */
+  readonly reachable = new Set<string>()
+  readonly dials: string[] = []
+  readonly dialSignals: AbortSignal[] = []
+  hangDials = false
+  providers: Array<{ id: PeerId, multiaddrs: Multiaddr[] }> = []
+  readonly findSignals: AbortSignal[] = []
+  /** when set, findProviders waits for it before answering */
+  findGate: Promise<void> | undefined
+  provides = 0
+  cancelReprovides = 0
+  routingTableSize = 0
+  addrs = ['/ip4/127.0.0.1/tcp/4001']
+
+  constructor (k: Key) {
+    this.key = k.key
+    this.peerId = k.id
+  }
+
+  asNode (): BitswarmNode {
+    const fake = this as FakeNode
+    const dht = {
+      routingTable: { get size () { return fake.routingTableSize } },
+      cancelReprovide: async () => { fake.cancelReprovides++ },
+      provide: (_cid: CID, _options: { signal: AbortSignal }) => (async function * () {
+        fake.provides++
+        yield { name: 'PEER_RESPONSE', messageName: 'ADD_PROVIDER' }
+      })(),
+      findProviders: (_cid: CID, options: { signal: AbortSignal }) => (async function * () {
+        fake.findSignals.push(options.signal)
+        if (fake.findGate != null) await fake.findGate
+        yield { name: 'PROVIDER', providers: fake.providers }
+      })()
+    }
+    return {
+      peerId: this.peerId,
+      getMultiaddrs: () => fake.addrs.map(a => multiaddr(a)),
+      dial: async (ma: Multiaddr, options: { signal: AbortSignal }) => {
+        const text = ma.toString()
+        fake.dials.push(text)
+        fake.dialSignals.push(options.signal)
+        if (fake.hangDials) await untilAborted(options.signal)
+        if (!fake.reachable.has(text)) throw new Error('connection refused')
+        return {}
+      },
+      services: { dht }
+    } as unknown as BitswarmNode
+  }
+}
+
+let cid: CID
+let self: Key
+const others: Key[] = []
+
+beforeAll(async () => {
+  cid = CID.createV1(0x71, await sha256.digest(new TextEncoder().encode('discovery-unit')))
+  self = await makeKey()
+  for (let i = 0; i < 25; i++) others.push(await makeKey())
+})
+
+const discoveries: Discovery[] = []
+const trackers: TrackerServer[] = []
+const servers: Server[] = []
+const dirs: string[] = []
+
+afterEach(async () => {
+  vi.useRealTimers()
+  await Promise.all(discoveries.splice(0).map(async d => { await d.stop() }))
+  await Promise.all(trackers.splice(0).map(async t => { await t.stop() }))
+  await Promise.all(servers.splice(0).map(async s => {
+    await new Promise<void>(resolve => { s.close(() => { resolve() }); s.closeAllConnections() })
+  }))
+  await Promise.all(dirs.splice(0).map(async d => { await rm(d, { recursive: true, force: true }) }))
+})
+
+interface Seen { peers: PeerAddress[], source: PeerSource }
+
+function make (node: FakeNode, init: Partial<DiscoveryInit> = {}): { d: Discovery, seen: Seen[], logs: string[] } {
+  const seen: Seen[] = []
+  const logs: string[] = []
+  const d = new Discovery({
+    node: node.asNode(),
+    privateKey: node.key,
+    cid,
+    trackers: [],
+    bootstrap: [],
+    getTransfer: () => ({ uploaded: 0, downloaded: 0, left: 100 }),
+    wantPeers: () => true,
+    log: msg => { logs.push(msg) },
+    ...init
+  })
+  d.addEventListener('peers', evt => { seen.push(evt.detail) })
+  discoveries.push(d)
+  return { d, seen, logs }
+}
+
+async function stateDir (): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'bitswarm-discovery-'))
+  dirs.push(dir)
+  return dir
+}
+
+/** Lets promise chains and fs callbacks run (setImmediate is never faked here). */
+async function settle (rounds = 20): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise<void>(resolve => { setImmediate(resolve) })
+}
+
+/** Real-time polling; only with real timers. */
+async function waitFor (what: string, cond: () => boolean, timeout = 2_000): Promise<void> {
+  const start = Date.now()
+  while (!cond()) {
+    if (Date.now() - start > timeout) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+}
+
+function fakeTimers (): void {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] })
+}
+
+function full (addr: string, k: Key): string {
+  return `${addr}/p2p/${k.id.toString()}`
+}
+
+function ids (seen: Seen[], source?: PeerSource): string[] {
+  return seen.filter(s => source == null || s.source === source).flatMap(s => s.peers.map(p => p.peerId))
+}
+
+async function closedPort (): Promise<number> {
+  const s = createNetServer()
+  await new Promise<void>(resolve => { s.listen(0, '127.0.0.1', () => { resolve() }) })
+  const port = (s.address() as AddressInfo).port
+  await new Promise<void>(resolve => { s.close(() => { resolve() }) })
+  return port
+}
+
+interface FakeTracker { url: string, queries: URLSearchParams[] }
+
+/** A hand-written tracker that records every query and answers `peers`. */
+async function fakeTracker (peers: () => unknown[] = () => []): Promise<FakeTracker> {
+  const queries: URLSearchParams[] = []
+  const s = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
+    queries.push(new URL(req.url ?? '/', 'http://x').searchParams)
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ interval: 600, complete: 0, incomplete: 1, peers: peers() }))
+  })
+  servers.push(s)
+  await new Promise<void>(resolve => { s.listen(0, '127.0.0.1', () => { resolve() }) })
+  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}/announce`, queries }
+}
+
+async function realTracker (): Promise<TrackerServer> {
+  const t = createTrackerServer({ port: 0, host: '127.0.0.1', log: () => {}, statsInterval: 0 })
+  trackers.push(t)
+  await t.start()
+  return t
+}
+
+describe('Discovery: construction and status', () => {
+  it('refuses trackers without the node key', () => {
+    const node = new FakeNode(self)
+    expect(() => new Discovery({
+      node: node.asNode(), cid, trackers: ['http://127.0.0.1:1/announce'], bootstrap: [],
+      getTransfer: () => ({ uploaded: 0, downloaded: 0, left: 0 }), wantPeers: () => true
+    })).toThrow(TypeError)
+  })
+
+  it('reports tracker "none" without trackers, and the DHT routing table and provide state', async () => {
+    fakeTimers()
+    const node = new FakeNode(self)
+    node.routingTableSize = 7
+    const { d } = make(node)
+    expect(d.status()).toEqual({ tracker: 'none', dht: { routingTable: 7, provided: false } })
+    expect(d.trackersUp).toBe(false)
+    await d.start()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(node.provides).toBe(1)
+    expect(d.status()).toEqual({ tracker: 'none', dht: { routingTable: 7, provided: true } })
+    await d.stop()
+    // stopping withdraws the provider record
+    expect(node.cancelReprovides).toBe(1)
+    expect(d.status().dht.provided).toBe(false)
+  })
+
+  it('with dht: false neither provides nor looks up, and reports provided: false', async () => {
+    fakeTimers()
+    const node = new FakeNode(self)
+    node.providers = [{ id: others[0]!.id, multiaddrs: [multiaddr('/ip4/10.0.0.1/tcp/4001')] }]
+    const { d, seen } = make(node, { dht: false })
+    await d.start()
+    await vi.advanceTimersByTimeAsync(10_000)
+    await d.lookup()
+    expect(node.provides).toBe(0)
+    expect(node.findSignals).toHaveLength(0)
+    expect(seen).toEqual([])
+    expect(d.status().dht.provided).toBe(false)
+  })
+
+  it('reports pending, then ok / down per tracker, comma-separated', async () => {
+    const up = await realTracker()
+    const down = `http://127.0.0.1:${await closedPort()}/announce`
+    const node = new FakeNode(self)
+    const { d } = make(node, { trackers: [up.announceUrl, down], dht: false, wantPeers: () => false })
+    expect(d.status().tracker).toBe('pending,pending')
+    expect(d.trackersUp).toBe(false)
+    await d.start()
+    await waitFor('both trackers answered or failed', () => d.status().tracker === 'ok,down')
+    expect(d.trackersUp).toBe(true)
+  })
+
+  it('reports down (and trackersUp false) when the only tracker is unreachable', async () => {
+    const node = new FakeNode(self)
+    const { d, logs } = make(node, { trackers: [`http://127.0.0.1:${await closedPort()}/announce`], dht: false, wantPeers: () => false })
+    await d.start()
+    await waitFor('tracker down', () => d.status().tracker === 'down')
+    expect(d.trackersUp).toBe(false)
+    expect(logs.some(l => l.includes('down'))).toBe(true)
+  })
+})
+
+describe('Discovery: sources', () => {
+  it('looks up the DHT 1 s after start, then every lookupInterval while it wants peers (no tracker)', async () => {
+    fakeTimers()
+    const node = new FakeNode(self)
+    node.providers = [{ id: others[0]!.id, multiaddrs: [multiaddr('/ip4/10.0.0.1/tcp/4001')] }]
+    let want = true
+    const { d, seen } = make(node, { lookupInterval: 500, wantPeers: () => want })
+    await d.start()
+    await vi.advanceTimersByTimeAsync(999)
+    expect(node.findSignals).toHaveLength(0)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(node.findSignals).toHaveLength(1)
+    expect(seen).toEqual([{ source: 'dht', peers: [{ peerId: others[0]!.id.toString(), multiaddrs: ['/ip4/10.0.0.1/tcp/4001'] }] }])
+    await vi.advanceTimersByTimeAsync(1_000)
+    expect(node.findSignals).toHaveLength(3)
+    // not wanting peers: no lookups
+    want = false
+    await vi.advanceTimersByTimeAsync(5_000)
+    expect(node.findSignals).toHaveLength(3)
+    want = true
+    await vi.advanceTimersByTimeAsync(500)
+    expect(node.findSignals).toHaveLength(4)
+  })
+
+  it('looks up the DHT 6x less often while a tracker answers than while it is down', async () => {
+    const up = await realTracker()
+    const downUrl = `http://127.0.0.1:${await closedPort()}/announce`
+    const a = new FakeNode(self)
+    const b = new FakeNode(others[20]!)
+    const withUp = make(a, { trackers: [up.announceUrl], lookupInterval: 100 })
+    const withDown = make(b, { trackers: [downUrl], lookupInterval: 100 })
+    await Promise.all([withUp.d.start(), withDown.d.start()])
+    await waitFor('tracker states', () => withUp.d.trackersUp && withDown.d.status().tracker === 'down')
+    await new Promise(resolve => setTimeout(resolve, 1_500))
+    // first tick at 1 s looks up in both; then every 100 ms while down, every 600 ms while up
+    expect(a.findSignals.length).toBeGreaterThanOrEqual(1)
+    expect(a.findSignals.length).toBeLessThanOrEqual(2)
+    expect(b.findSignals.length).toBeGreaterThanOrEqual(4)
+  })
+
+  it('emits peers from a real tracker tagged tracker, and asks for 200 while it wants peers', async () => {
+    const t = await realTracker()
+    const a = new FakeNode(others[21]!)
+    a.addrs = ['/ip4/127.0.0.1/tcp/4101']
+    const b = new FakeNode(self)
+    b.addrs = ['/ip4/127.0.0.1/tcp/4102']
+    const first = make(a, { trackers: [t.announceUrl], dht: false })
+    await first.d.start()
+    await waitFor('a registered', () => first.d.trackersUp)
+    const second = make(b, { trackers: [t.announceUrl], dht: false })
+    await second.d.start()
+    await waitFor('b got a', () => second.seen.length > 0)
+    expect(second.seen[0]).toEqual({ source: 'tracker', peers: [{ peerId: a.peerId.toString(), multiaddrs: ['/ip4/127.0.0.1/tcp/4101'] }] })
+    expect(ids(second.seen)).not.toContain(b.peerId.toString())
+  })
+
+  it('asks the tracker for numwant=200 only while it wants peers; announces started once, completed and stopped', async () => {
+    const ft = await fakeTracker()
+    const node = new FakeNode(self)
+    let want = true
+    const { d } = make(node, { trackers: [ft.url], dht: false, wantPeers: () => want })
+    await Promise.all([d.start(), d.start()])
+    await waitFor('started', () => ft.queries.length === 1 && d.trackersUp)
+    expect(ft.queries[0]!.get('event')).toBe('started')
+    expect(ft.queries[0]!.get('numwant')).toBe('200')
+    want = false
+    d.completed()
+    await waitFor('completed', () => ft.queries.length === 2)
+    expect(ft.queries[1]!.get('event')).toBe('completed')
+    expect(ft.queries[1]!.has('numwant')).toBe(false)
+    await d.stop()
+    await d.stop()
+    expect(ft.queries.map(q => q.get('event'))).toEqual(['started', 'completed', 'stopped'])
+  })
+
+  it('dials bootstrap addresses at start, emits the ones that answer as bootstrap, and looks up at once', async () => {
+    fakeTimers()
+    const node = new FakeNode(self)
+    const ok = full('/ip4/10.0.0.1/tcp/4001', others[0]!)
+    const bad = full('/ip4/10.0.0.2/tcp/4001', others[1]!)
+    node.reachable.add(ok)
+    node.providers = [{ id: others[2]!.id, multiaddrs: [multiaddr('/ip4/10.0.0.3/tcp/4001')] }]
+    const { d, seen, logs } = make(node, { bootstrap: [ok, bad, '/ip4/10.0.0.4/tcp/4001'] })
+    await d.start()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(node.dials.sort()).toEqual([ok, bad].sort())
+    expect(seen[0]).toEqual({ source: 'bootstrap', peers: [{ peerId: others[0]!.id.toString(), multiaddrs: ['/ip4/10.0.0.1/tcp/4001'] }] })
+    // a bootstrap peer answered: the DHT lookup does not wait for the 1 s tick
+    expect(node.findSignals).toHaveLength(1)
+    expect(seen[1]?.source).toBe('dht')
+    expect(logs.some(l => l.includes('without /p2p'))).toBe(true)
+    // dht: false still dials the bootstrap addresses
+    const other = new FakeNode(others[22]!)
+    other.reachable.add(ok)
+    const noDht = make(other, { bootstrap: [ok], dht: false })
+    await noDht.d.start()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(other.dials).toEqual([ok])
+    expect(ids(noDht.seen, 'bootstrap')).toEqual([others[0]!.id.toString()])
+  })
+
+  it('logs once and emits nothing when no bootstrap address answers', async () => {
+    fakeTimers()
+    const node = new FakeNode(self)
+    const { d, seen, logs } = make(node, { bootstrap: [full('/ip4/10.0.0.1/tcp/4001', others[0]!)], wantPeers: () => false })
+    await d.start()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(seen).toEqual([])
+    expect(logs).toContain('bootstrap: none of 1 addresses answered')
+  })
+
+  it('remembers bootstrap peers that answered in the peer cache (saved on stop)', async () => {
+    const dir = await stateDir()
+    const node = new FakeNode(self)
+    const ok = full('/ip4/10.0.0.1/tcp/4001', others[0]!)
+    node.reachable.add(ok)
+    const { d, seen } = make(node, { bootstrap: [ok], stateDir: dir, dht: false })
+    await d.start()
+    await waitFor('bootstrap peer', () => seen.length > 0)
+    await d.stop()
+    expect(await new PeerCache({ dir }).load()).toEqual([{ peerId: others[0]!.id.toString(), multiaddrs: ['/ip4/10.0.0.1/tcp/4001'] }])
+  })
+
+  it('dials cached peers (at most 20, 2 addresses each) and emits those that answer as cache', async () => {
+    const dir = await stateDir()
+    const cache = new PeerCache({ dir })
+    const peers = others.slice(0, 22).map((k, i) => ({ peerId: k.id.toString(), multiaddrs: [`/ip4/10.1.${i}.1/tcp/4001`, `/ip4/10.1.${i}.2/tcp/4001`, `/ip4/10.1.${i}.3/tcp/4001`] }))
+    cache.remember(peers)
+    await cache.save()
+    const node = new FakeNode(self)
+    node.reachable.add(full('/ip4/10.1.0.2/tcp/4001', others[0]!))
+    const { d, seen } = make(node, { stateDir: dir, dht: false })
+    expect(await d.cachedPeers()).toHaveLength(22)
+    await d.start()
+    await waitFor('cache dials', () => node.dials.length === 40)
+    await waitFor('cache peer', () => seen.length > 0)
+    expect(seen).toEqual([{ source: 'cache', peers: [{ peerId: others[0]!.id.toString(), multiaddrs: ['/ip4/10.1.0.2/tcp/4001'] }] }])
+    expect(node.dials.some(a => a.startsWith('/ip4/10.1.0.3/'))).toBe(false)
+    // without a state dir there is no cache
+    expect(await make(new FakeNode(self)).d.cachedPeers()).toEqual([])
+  })
+
+  it('never emits our own id, from any source, nor a peer without addresses', async () => {
+    const dir = await stateDir()
+    const cache = new PeerCache({ dir })
+    cache.remember([{ peerId: self.id.toString(), multiaddrs: ['/ip4/10.2.0.1/tcp/4001'] }])
+    await cache.save()
+    // the announcer signs with another key than the node's, so the tracker client's own filter
+    // does not drop the node's id: Discovery's must
+    const ft = await fakeTracker(() => [
+      { peerId: self.id.toString(), multiaddrs: ['/ip4/10.2.0.2/tcp/4001'] },
+      { peerId: others[1]!.id.toString(), multiaddrs: ['/ip4/10.2.0.3/tcp/4001'] }
+    ])
+    const node = new FakeNode(self)
+    node.reachable.add(full('/ip4/10.2.0.1/tcp/4001', self))
+    node.reachable.add(full('/ip4/10.2.0.4/tcp/4001', self))
+    node.providers = [
+      { id: self.id, multiaddrs: [multiaddr('/ip4/10.2.0.5/tcp/4001')] },
+      { id: others[2]!.id, multiaddrs: [multiaddr('/ip4/10.2.0.6/tcp/4001')] }
+    ]
+    const { d, seen } = make(node, {
+      privateKey: others[23]!.key,
+      trackers: [ft.url],
+      stateDir: dir,
+      bootstrap: [full('/ip4/10.2.0.4/tcp/4001', self)],
+      lookupInterval: 50
+    })
+    await d.start()
+    await waitFor('tracker and dht peers', () => ids(seen, 'tracker').length > 0 && ids(seen, 'dht').length > 0, 3_000)
+    await d.lookup()
+    expect(ids(seen)).not.toContain(self.id.toString())
+    expect(ids(seen, 'tracker')).toEqual([others[1]!.id.toString()])
+    expect(ids(seen, 'dht')).toContain(others[2]!.id.toString())
+    expect(seen.every(s => s.peers.every(p => p.multiaddrs.length > 0))).toBe(true)
+  })
+
+  // a bootstrap address that is only `/p2p/<id>` has the bare address "/": no address to pass on
+  it('does not pass on a bootstrap peer reached on an address with no transport part', async () => {
+    fakeTimers()
+    const node = new FakeNode(self)
+    const bare = `/p2p/${others[3]!.id.toString()}`
+    node.reachable.add(bare)
+    const { d, seen } = make(node, { bootstrap: [bare], dht: false })
+    await d.start()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(seen).toEqual([])
+  })
+})
+
+describe('Discovery: lifecycle', () => {
+  it('start is idempotent, stop is idempotent, and never starts again once stopped', async () => {
+    fakeTimers()
+    const node = new FakeNode(self)
+    const ok = full('/ip4/10.0.0.1/tcp/4001', others[0]!)
+    node.reachable.add(ok)
+    const { d } = make(node, { bootstrap: [ok], wantPeers: () => false })
+    await Promise.all([d.start(), d.start()])
+    await d.start()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(node.provides).toBe(1)
+    expect(node.dials).toEqual([ok])
+    await Promise.all([d.stop(), d.stop()])
+    await d.stop()
+    expect(node.cancelReprovides).toBe(1)
+    await d.start()
+    await vi.advanceTimersByTimeAsync(10_000)
+    expect(node.provides).toBe(1)
+    expect(node.dials).toEqual([ok])
+  })
+
+  it('stop before start: start does nothing', async () => {
+    fakeTimers()
+    const node = new FakeNode(self)
+    const { d } = make(node, { bootstrap: [full('/ip4/10.0.0.1/tcp/4001', others[0]!)] })
+    await d.stop()
+    await d.start()
+    await vi.advanceTimersByTimeAsync(10_000)
+    expect(node.provides + node.dials.length + node.findSignals.length).toBe(0)
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('stop while start reads the cache: nothing is dialled', async () => {
+    const dir = await stateDir()
+    const cache = new PeerCache({ dir })
+    cache.remember([{ peerId: others[0]!.id.toString(), multiaddrs: ['/ip4/10.0.0.1/tcp/4001'] }])
+    await cache.save()
+    const node = new FakeNode(self)
+    const { d } = make(node, { stateDir: dir, bootstrap: [full('/ip4/10.0.0.2/tcp/4001', others[1]!)], dht: false })
+    const starting = d.start()
+    await d.stop()
+    await starting
+    await settle()
+    expect(node.dials).toEqual([])
+  })
+
+  it('stop leaves no timer behind', async () => {
+    fakeTimers()
+    const dir = await stateDir()
+    const node = new FakeNode(self)
+    const ok = full('/ip4/10.0.0.1/tcp/4001', others[0]!)
+    node.reachable.add(ok)
+    const { d } = make(node, { bootstrap: [ok], stateDir: dir, lookupInterval: 100 })
+    await d.start()
+    await vi.advanceTimersByTimeAsync(3_000)
+    expect(vi.getTimerCount()).toBeGreaterThan(0)
+    await d.stop()
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('stop aborts the DHT lookup and the bootstrap dials in flight; what they find later is not emitted', async () => {
+    fakeTimers()
+    const node = new FakeNode(self)
+    node.hangDials = true
+    const addr = full('/ip4/10.0.0.1/tcp/4001', others[0]!)
+    node.reachable.add(addr)
+    let open!: () => void
+    node.findGate = new Promise<void>(resolve => { open = resolve })
+    node.providers = [{ id: others[1]!.id, multiaddrs: [multiaddr('/ip4/10.0.0.2/tcp/4001')] }]
+    const { d, seen, logs } = make(node, { bootstrap: [addr] })
+    await d.start()
+    await vi.advanceTimersByTimeAsync(1_000)
+    expect(node.dialSignals).toHaveLength(1)
+    expect(node.findSignals).toHaveLength(1)
+    expect(node.dialSignals[0]!.aborted).toBe(false)
+    expect(node.findSignals[0]!.aborted).toBe(false)
+    // a lookup already running: a second one is not started
+    const second = d.lookup()
+    await second
+    expect(node.findSignals).toHaveLength(1)
+    const stopping = d.stop()
+    expect(node.dialSignals[0]!.aborted).toBe(true)
+    expect(node.findSignals[0]!.aborted).toBe(true)
+    open()
+    await stopping
+    await settle()
+    expect(seen).toEqual([])
+    expect(logs.filter(l => l.startsWith('bootstrap failed') || l.startsWith('dht lookup failed'))).toEqual([])
+    await d.lookup()
+    expect(node.findSignals).toHaveLength(1)
+  })
+})
