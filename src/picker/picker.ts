@@ -10,7 +10,7 @@
 // Pure: no I/O, no timers; randomness is injected so tests are deterministic.
 
 import { Bitfield } from '../bitfield.js'
-import { MAX_BLOCK_LENGTH } from '../wire/codec.js'
+import { MAX_BLOCK_LENGTH, type BlockSpec } from '../wire/codec.js'
 
 /** The size of the blocks we request: the largest the wire carries (one fact, defined there). */
 export const BLOCK_SIZE = MAX_BLOCK_LENGTH
@@ -19,7 +19,6 @@ export const BLOCK_SIZE = MAX_BLOCK_LENGTH
 export const MIN_REQUEST_DEPTH = 4
 export const MAX_REQUEST_DEPTH = 256
 
-export interface BlockRef { piece: number, offset: number, length: number }
 
 export interface PickerInit {
   pieceCount: number
@@ -43,7 +42,7 @@ export interface PickerInit {
 
 export interface BlockReceivedResult {
   accepted: boolean
-  cancels: Array<{ peerId: string, block: BlockRef }>
+  cancels: Array<{ peerId: string, block: BlockSpec }>
   pieceComplete: boolean
 }
 
@@ -53,7 +52,7 @@ interface PeerState {
   /** pieces it has that we lack; kept current so isInteresting() is O(1) */
   wanted: number
   /** block key -> block requested from this peer and not yet answered */
-  inFlight: Map<number, BlockRef>
+  inFlight: Map<number, BlockSpec>
 }
 
 /** A piece with at least one block requested or received (and not yet verified). */
@@ -143,9 +142,9 @@ export class PiecePicker {
     return Math.ceil(this.pieceSize(piece) / this.blockSize)
   }
 
-  blocksOf (piece: number): BlockRef[] {
+  blocksOf (piece: number): BlockSpec[] {
     const size = this.pieceSize(piece)
-    const out: BlockRef[] = []
+    const out: BlockSpec[] = []
     for (let offset = 0; offset < size; offset += this.blockSize) {
       out.push({ piece, offset, length: Math.min(this.blockSize, size - offset) })
     }
@@ -194,7 +193,7 @@ export class PiecePicker {
   }
 
   /** Forgets the peer; its in-flight blocks become requestable again and are returned. */
-  removePeer (peerId: string): BlockRef[] {
+  removePeer (peerId: string): BlockSpec[] {
     const peer = this.peers.get(peerId)
     if (peer === undefined) return []
     this.forgetAvailability(peer)
@@ -223,9 +222,9 @@ export class PiecePicker {
 
   // --- requests -----------------------------------------------------------------------------
 
-  pick (peerId: string, max: number): BlockRef[] {
+  pick (peerId: string, max: number): BlockSpec[] {
     const peer = this.peers.get(peerId)
-    const out: BlockRef[] = []
+    const out: BlockSpec[] = []
     if (peer === undefined || !(max > 0)) return out
 
     // 1. strict priority: finish pieces already started, oldest first, so they can be hashed
@@ -282,7 +281,7 @@ export class PiecePicker {
   }
 
   /** reject / choke / timeout: the block becomes requestable again (unless others still have it in flight) */
-  requestFailed (peerId: string, block: BlockRef): void {
+  requestFailed (peerId: string, block: BlockSpec): void {
     if (!Number.isInteger(block.piece) || block.piece < 0 || block.piece >= this.pieceCount) return
     this.peers.get(peerId)?.inFlight.delete(this.key(block.piece, Math.floor(block.offset / this.blockSize)))
     this.release(peerId, block)
@@ -363,7 +362,7 @@ export class PiecePicker {
     return piece * this.blocksPerPiece + block
   }
 
-  private blockRef (piece: number, block: number): BlockRef {
+  private blockRef (piece: number, block: number): BlockSpec {
     const offset = block * this.blockSize
     return { piece, offset, length: Math.min(this.blockSize, this.pieceSize(piece) - offset) }
   }
@@ -379,7 +378,7 @@ export class PiecePicker {
   }
 
   /** Removes peerId as a requester of the block; frees the block if nobody else asked for it. */
-  private release (peerId: string, block: BlockRef): void {
+  private release (peerId: string, block: BlockSpec): void {
     const ap = this.state[block.piece]
     if (ap === undefined || block.offset % this.blockSize !== 0) return
     const b = block.offset / this.blockSize
@@ -420,7 +419,7 @@ export class PiecePicker {
     this.activeBytes -= this.pieceSize(ap.piece)
   }
 
-  private takeFree (ap: ActivePiece, peerId: string, peer: PeerState, max: number, out: BlockRef[]): void {
+  private takeFree (ap: ActivePiece, peerId: string, peer: PeerState, max: number, out: BlockSpec[]): void {
     for (let b = ap.firstFree; b < ap.blockCount && out.length < max; b++) {
       if (ap.received[b] === 1 || ap.requesters[b] !== undefined) {
         if (b === ap.firstFree) ap.firstFree = b + 1
@@ -468,7 +467,7 @@ export class PiecePicker {
     return this.active.size === 0 || this.activeBytes + this.pieceLength <= this.maxActiveBytes
   }
 
-  private pickNewPieces (peerId: string, peer: PeerState, max: number, out: BlockRef[]): void {
+  private pickNewPieces (peerId: string, peer: PeerState, max: number, out: BlockSpec[]): void {
     if (!this.roomForNewPiece()) return
     // One O(pieces) scan collects the unstarted pieces we lack and the peer has into cand[0..n),
     // keeping the rarest of them (availability `min`) at the front, cand[0..k).
@@ -523,7 +522,7 @@ export class PiecePicker {
     }
   }
 
-  private pickEndgame (peerId: string, peer: PeerState, max: number, out: BlockRef[]): void {
+  private pickEndgame (peerId: string, peer: PeerState, max: number, out: BlockSpec[]): void {
     // duplicates of blocks in flight elsewhere, least-duplicated first to spread the requests
     const candidates: Array<{ ap: ActivePiece, b: number, n: number }> = []
     for (const ap of this.active.values()) {

@@ -16,7 +16,7 @@ import { DialRefusedError, dialGuarded } from '../discovery/guarded-dial.js'
 import { emptySources, type PeerAddress, type PeerSource } from '../discovery/types.js'
 import { Choker, type ChokerInit, type ChokerPeer, type UploadShare } from '../choker/choker.js'
 import { pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
-import { PiecePicker, requestDepth, type BlockRef } from '../picker/picker.js'
+import { PiecePicker, requestDepth } from '../picker/picker.js'
 import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
 import { RateMeter } from '../stats/rate.js'
 import { Throttle } from '../throttle.js'
@@ -601,8 +601,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       const expired = s.expireRequests(this.requestTimeout)
       // requests it passed over while answering later ones count as timed out, at once
       const skipped = s.expireSkipped(SKIP_GRACE_MS)
-      for (const b of expired) this.picker.requestFailed(s.remotePeer, b as BlockRef)
-      for (const b of skipped) this.picker.requestFailed(s.remotePeer, b as BlockRef)
+      for (const b of expired) this.picker.requestFailed(s.remotePeer, b)
+      for (const b of skipped) this.picker.requestFailed(s.remotePeer, b)
       if (expired.length > 0) this.refused(s, `let ${expired.length} requests time out`)
       else if (skipped.length > 0) this.refused(s, `passed over ${skipped.length} requests`)
       // a pause that has ended: interested again (a probe follows)

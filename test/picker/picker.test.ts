@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { Bitfield } from '../../src/bitfield.js'
-import { BLOCK_SIZE, PiecePicker, requestDepth, type BlockRef } from '../../src/picker/picker.js'
+import { BLOCK_SIZE, PiecePicker, requestDepth } from '../../src/picker/picker.js'
+import type { BlockSpec } from '../../src/wire/codec.js'
 import { prng } from '../helpers/prng.js'
 
 // Policy tests in the style of libtorrent's test_piece_picker: availability is a string with one
@@ -42,7 +43,7 @@ function setup (s: Setup): PiecePicker {
   return picker
 }
 
-const pieces = (blocks: BlockRef[]): number[] => [...new Set(blocks.map(b => b.piece))]
+const pieces = (blocks: BlockSpec[]): number[] => [...new Set(blocks.map(b => b.piece))]
 
 /** A deterministic sequence for injected randomness. */
 function sequence (...values: number[]): () => number {

@@ -5,7 +5,8 @@
 import { Uint8ArrayList } from 'uint8arraylist'
 import { describe, expect, it, vi } from 'vitest'
 import { pieceCount } from '../../src/manifest/manifest.js'
-import { BLOCK_SIZE, PiecePicker, type BlockReceivedResult, type BlockRef } from '../../src/picker/picker.js'
+import { BLOCK_SIZE, PiecePicker, type BlockReceivedResult } from '../../src/picker/picker.js'
+import type { BlockSpec } from '../../src/wire/codec.js'
 import { openMemoryDownloadStore, type MemoryPieceStore } from '../../src/storage/memory-store.js'
 import { PieceAssembly, type PieceAssemblyInit } from '../../src/swarm/assembly.js'
 import { SmartBan } from '../../src/swarm/smart-ban.js'
@@ -18,10 +19,10 @@ const data = testBytes(5 * PIECE + B + 1000)
 const manifest = manifestOf(data, PIECE)
 const LAST = pieceCount(manifest) - 1
 
-const bytesOf = (ref: BlockRef): Uint8Array => data.subarray(ref.piece * PIECE + ref.offset, ref.piece * PIECE + ref.offset + ref.length)
+const bytesOf = (ref: BlockSpec): Uint8Array => data.subarray(ref.piece * PIECE + ref.offset, ref.piece * PIECE + ref.offset + ref.length)
 const pieceBytes = (piece: number): Uint8Array => data.subarray(piece * PIECE, Math.min(data.length, (piece + 1) * PIECE))
-const garbage = (ref: BlockRef): Uint8Array => new Uint8Array(ref.length).fill(0xee)
-const of = (refs: BlockRef[], piece: number): BlockRef[] => refs.filter(r => r.piece === piece)
+const garbage = (ref: BlockSpec): Uint8Array => new Uint8Array(ref.length).fill(0xee)
+const of = (refs: BlockSpec[], piece: number): BlockSpec[] => refs.filter(r => r.piece === piece)
 
 interface Harness {
   asm: PieceAssembly
@@ -35,7 +36,7 @@ interface Harness {
   /** the buffer handed to each writePiece, in order */
   writes: () => Array<{ piece: number, buf: Uint8Array }>
   /** a block off the wire (in two chunks, as a frame may be); a complete piece is checked at once */
-  deliver: (peer: string, ref: BlockRef, bytes?: Uint8Array) => Promise<BlockReceivedResult>
+  deliver: (peer: string, ref: BlockSpec, bytes?: Uint8Array) => Promise<BlockReceivedResult>
 }
 
 function setup (init: Partial<Pick<PieceAssemblyInit, 'maxStrikes' | 'spareBufferBytes' | 'smartBan'>> = {}): Harness {
@@ -65,7 +66,7 @@ function setup (init: Partial<Pick<PieceAssemblyInit, 'maxStrikes' | 'spareBuffe
       error: (err) => { events.push(`error ${err.message}`) }
     }
   })
-  const deliver = async (peer: string, ref: BlockRef, bytes = bytesOf(ref)): Promise<BlockReceivedResult> => {
+  const deliver = async (peer: string, ref: BlockSpec, bytes = bytesOf(ref)): Promise<BlockReceivedResult> => {
     const half = Math.floor(bytes.byteLength / 2)
     const r = asm.receive(peer, ref.piece, ref.offset, new Uint8ArrayList(bytes.subarray(0, half), bytes.subarray(half)))
     if (r.pieceComplete) await asm.check(ref.piece)
