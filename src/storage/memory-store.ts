@@ -10,7 +10,7 @@
  * file. A seed store copies the caller's bytes once. Nothing is kept after close().
  */
 import { pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
-import { pieceMatches, StorageError, type DownloadStore } from './storage.js'
+import { pieceMatches, StorageError, storeChecks, type DownloadStore } from './storage.js'
 
 export interface MemoryStoreOptions {
   /** The name in error messages and in `path` (default `memory:<manifest name>`): nothing is on disk. */
@@ -65,18 +65,13 @@ export class MemoryPieceStore implements DownloadStore {
   }
 
   private checkPiece (piece: number): number {
-    if (!Number.isInteger(piece) || piece < 0 || piece >= this.count) {
-      throw new StorageError(`${this.path}: piece ${piece} out of range [0, ${this.count})`)
-    }
-    return pieceSize(this.manifest, piece)
+    return storeChecks.piece(this.path, this.manifest, this.count, piece)
   }
 
   // every read hands out a buffer of its own: callers may keep or change it without touching ours
   async readBlock (piece: number, offset: number, length: number): Promise<Uint8Array> {
     const size = this.checkPiece(piece)
-    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 1 || offset + length > size) {
-      throw new StorageError(`${this.path}: block offset ${offset} length ${length} outside piece ${piece} of ${size} bytes`)
-    }
+    storeChecks.block(this.path, piece, size, offset, length)
     const held = this.held()[piece]
     return held === undefined ? new Uint8Array(length) : held.slice(offset, offset + length)
   }
@@ -89,7 +84,7 @@ export class MemoryPieceStore implements DownloadStore {
 
   async readPieceInto (piece: number, into: Uint8Array): Promise<number> {
     const size = this.checkPiece(piece)
-    if (into.byteLength < size) throw new StorageError(`${this.path}: a buffer of ${into.byteLength} bytes cannot hold piece ${piece} of ${size}`)
+    storeChecks.into(this.path, piece, size, into)
     const held = this.held()[piece]
     // only the piece's bytes are written: the rest of a reused buffer is left as it was
     if (held === undefined) into.fill(0, 0, size)
@@ -107,9 +102,8 @@ export class MemoryPieceStore implements DownloadStore {
     const pieces = this.held()
     if (!this.writable) throw new StorageError(`${this.path}: store is read-only`)
     const chunks = Array.isArray(data) ? data : [data]
-    const total = chunks.reduce((n, c) => n + c.byteLength, 0)
     // checked before anything is copied: a rejected write leaves the piece as it was
-    if (total !== size) throw new StorageError(`${this.path}: piece ${piece} needs ${size} bytes, got ${total}`)
+    storeChecks.write(this.path, piece, size, chunks)
     // copied, never kept: the swarm reuses its piece buffers as soon as this resolves
     const into = pieces[piece] ?? new Uint8Array(size)
     let at = 0

@@ -22,6 +22,34 @@ export interface PieceStore {
   close (): Promise<void> // idempotent
 }
 
+/**
+ * The argument checks every PieceStore makes, one copy for all of them (the file store and the
+ * in-memory store): each names the store's `path` and leaves the store as it was.
+ */
+export const storeChecks = {
+  /** the size of `piece`, or a StorageError if the manifest (of `count` pieces) has no such piece */
+  piece (path: string, manifest: Manifest, count: number, piece: number): number {
+    if (!Number.isInteger(piece) || piece < 0 || piece >= count) {
+      throw new StorageError(`${path}: piece ${piece} out of range [0, ${count})`)
+    }
+    return pieceSize(manifest, piece)
+  },
+  block (path: string, piece: number, size: number, offset: number, length: number): void {
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 1 || offset + length > size) {
+      throw new StorageError(`${path}: block offset ${offset} length ${length} outside piece ${piece} of ${size} bytes`)
+    }
+  },
+  into (path: string, piece: number, size: number, into: Uint8Array): void {
+    if (into.byteLength < size) throw new StorageError(`${path}: a buffer of ${into.byteLength} bytes cannot hold piece ${piece} of ${size}`)
+  },
+  /** the total length of `chunks`, which must be the piece's size */
+  write (path: string, piece: number, size: number, chunks: Uint8Array[]): number {
+    const total = chunks.reduce((n, c) => n + c.byteLength, 0)
+    if (total !== size) throw new StorageError(`${path}: piece ${piece} needs ${size} bytes, got ${total}`)
+    return total
+  }
+}
+
 /** A download store: a part file that may hold an earlier run's pieces. */
 export interface DownloadStore extends PieceStore {
   /** an earlier run's part file was found and kept (its pieces still need checking) */
@@ -101,10 +129,7 @@ class FilePieceStore implements DownloadStore {
   }
 
   private checkPiece (piece: number): number {
-    if (!Number.isInteger(piece) || piece < 0 || piece >= this.pieces) {
-      throw new StorageError(`${this.path}: piece ${piece} out of range [0, ${this.pieces})`)
-    }
-    return pieceSize(this.manifest, piece)
+    return storeChecks.piece(this.path, this.manifest, this.pieces, piece)
   }
 
   // positional reads may return short counts; loop until the range is filled
@@ -126,9 +151,7 @@ class FilePieceStore implements DownloadStore {
 
   async readBlock (piece: number, offset: number, length: number): Promise<Uint8Array> {
     const size = this.checkPiece(piece)
-    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 1 || offset + length > size) {
-      throw new StorageError(`${this.path}: block offset ${offset} length ${length} outside piece ${piece} of ${size} bytes`)
-    }
+    storeChecks.block(this.path, piece, size, offset, length)
     return await this.readAt(this.handle(), piece * this.manifest.pieceLength + offset, length)
   }
 
@@ -139,7 +162,7 @@ class FilePieceStore implements DownloadStore {
 
   async readPieceInto (piece: number, into: Uint8Array): Promise<number> {
     const size = this.checkPiece(piece)
-    if (into.byteLength < size) throw new StorageError(`${this.path}: a buffer of ${into.byteLength} bytes cannot hold piece ${piece} of ${size}`)
+    storeChecks.into(this.path, piece, size, into)
     await this.readAt(this.handle(), piece * this.manifest.pieceLength, size, into)
     return size
   }
@@ -154,8 +177,7 @@ class FilePieceStore implements DownloadStore {
     const fh = this.handle()
     if (!this.writable) throw new StorageError(`${this.path}: store is read-only`)
     let chunks = Array.isArray(data) ? data : [data]
-    const total = chunks.reduce((n, c) => n + c.length, 0)
-    if (total !== size) throw new StorageError(`${this.path}: piece ${piece} needs ${size} bytes, got ${total}`)
+    const total = storeChecks.write(this.path, piece, size, chunks)
     const position = piece * this.manifest.pieceLength
     let done = 0
     try {

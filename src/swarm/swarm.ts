@@ -588,13 +588,19 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.exchange.tick(this.sessions.values())
     // between rechokes: trials that were not answered end, shares follow what each peer sent
     // us, a seed turn that is over passes on
+    // one view of the peers a tick (it walks every session's requests), updated as we choke
+    const peers = this.chokerPeers()
     if (!this.completed) {
-      for (const id of this.choker.review(this.chokerPeers())) this.sessions.get(id)?.choke()
-      for (const [id, share] of this.choker.refreshShares(this.chokerPeers(), false)) {
+      for (const id of this.choker.review(peers)) {
+        this.sessions.get(id)?.choke()
+        const p = peers.find(p => p.id === id)
+        if (p != null) p.unchoked = false
+      }
+      for (const [id, share] of this.choker.refreshShares(peers, false)) {
         const s = this.sessions.get(id)
         if (s != null) this.applyShare(s, share)
       }
-    } else if (this.choker.seedTurnOver(this.chokerPeers())) {
+    } else if (this.choker.seedTurnOver(peers)) {
       this.rechoke()
     }
     for (const s of this.sessions.values()) {

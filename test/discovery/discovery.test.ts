@@ -25,6 +25,7 @@ import type { PeerAddress, PeerSource } from '../../src/discovery/types.js'
 import type { BitswarmNode } from '../../src/node.js'
 import { createTrackerServer } from '../../tracker/server.js'
 import type { TrackerServer } from '../../tracker/server.js'
+import { closeServer } from '../tracker/helpers.js'
 
 interface Key { key: PrivateKey, id: PeerId }
 
@@ -114,9 +115,7 @@ afterEach(async () => {
   vi.useRealTimers()
   await Promise.all(discoveries.splice(0).map(async d => { await d.stop() }))
   await Promise.all(trackers.splice(0).map(async t => { await t.stop() }))
-  await Promise.all(servers.splice(0).map(async s => {
-    await new Promise<void>(resolve => { s.close(() => { resolve() }); s.closeAllConnections() })
-  }))
+  await Promise.all(servers.splice(0).map(closeServer))
   await Promise.all(dirs.splice(0).map(async d => { await rm(d, { recursive: true, force: true }) }))
 })
 

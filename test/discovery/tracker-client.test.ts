@@ -8,7 +8,7 @@ import { announce, nextRecordSeq, scrape, signPeerRecord, TrackerAnnouncer, Trac
 import type { AnnouncedPeer, AnnounceParams, TrackerAnnouncerInit } from '../../src/discovery/tracker-client.js'
 import { createTrackerServer } from '../../tracker/server.js'
 import type { TrackerServer, TrackerServerInit } from '../../tracker/server.js'
-import { makeCid, makePeer } from '../tracker/helpers.js'
+import { closeServer, makeCid, makePeer } from '../tracker/helpers.js'
 import type { TestPeer } from '../tracker/helpers.js'
 
 const trackers: TrackerServer[] = []
@@ -19,12 +19,7 @@ afterEach(async () => {
   vi.restoreAllMocks()
   await Promise.all(announcers.splice(0).map(async a => { await a.stop() }))
   await Promise.all(trackers.splice(0).map(async t => { await t.stop() }))
-  await Promise.all(fakes.splice(0).map(async s => {
-    await new Promise<void>(resolve => {
-      s.close(() => { resolve() })
-      s.closeAllConnections()
-    })
-  }))
+  await Promise.all(fakes.splice(0).map(closeServer))
 })
 
 async function startTracker (init: TrackerServerInit = {}): Promise<TrackerServer> {

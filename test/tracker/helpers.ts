@@ -167,3 +167,11 @@ export function useTrackers (): (init?: TrackerServerInit) => Promise<{ tracker:
     return { tracker, base: `http://127.0.0.1:${tracker.port}` }
   }
 }
+
+/** Closes a plain HTTP server a test started, its open connections too. */
+export async function closeServer (s: import('node:http').Server): Promise<void> {
+  await new Promise<void>(resolve => {
+    s.close(() => { resolve() })
+    s.closeAllConnections()
+  })
+}
