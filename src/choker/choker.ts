@@ -54,6 +54,8 @@ export interface ChokerPeer {
   uploadRate: number
   /** bytes we have sent it since it connected (seed rotation: its quota per turn) */
   uploaded: number
+  /** bytes it has sent us since it connected (seeding: did it ever trade with us?) */
+  downloadedTotal: number
   /** ms, clock of `now` */
   connectedAt: number
   /** we currently unchoke it */
@@ -353,13 +355,24 @@ export class Choker {
     for (const p of paying) shares.set(p.id, { weight: (p.downloaded * paying.length) / total, capped: false })
     for (const p of unchoked) {
       if (shares.has(p.id)) continue
-      if (seeding) shares.set(p.id, REGULAR)
+      if (seeding) shares.set(p.id, this.refusedToTrade(p) ? OPTIMISTIC_CAPPED : REGULAR)
       else if (p.id === optimistic && this.declined.has(p.id)) shares.set(p.id, OPTIMISTIC_CAPPED)
       else shares.set(p.id, OFFER)
     }
     this.shares.clear()
     for (const [id, share] of shares) this.shares.set(id, share)
     return shares
+  }
+
+  /**
+   * Seeding: it let an offer of ours pass while we were leeching (see review and declines) and
+   * has not sent us minReciprocation since it connected. A seed still serves it in turn, at
+   * half an average share: leechers that finished first kept serving a free-rider a full share,
+   * and it drew twice the honest leechers' rate from them (issue 9's benchmark). A seeder that
+   * never leeched has made no offers, and serves everyone alike.
+   */
+  private refusedToTrade (peer: ChokerPeer): boolean {
+    return this.declined.has(peer.id) && peer.downloadedTotal < this.minReciprocation
   }
 
   /** Interested peers we have never unchoked, in the order of their lots. */

@@ -536,6 +536,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
         downloaded: s.down.windowBytes(),
         uploadRate: s.up.rate(),
         uploaded: s.up.total,
+        downloadedTotal: s.down.total,
         connectedAt: s.connectedAt,
         unchoked: !s.amChoking,
         unchokesUs: !s.peerChoking,

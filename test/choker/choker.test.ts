@@ -17,6 +17,7 @@ function peer (id: string, p: Partial<ChokerPeer> = {}): ChokerPeer {
     downloaded: rate * WINDOW_S,
     uploadRate: 0,
     uploaded: 0,
+    downloadedTotal: 0,
     connectedAt: OLD,
     unchoked: false,
     unchokesUs: false,
@@ -513,6 +514,34 @@ describe('Choker: upload shares (PropShare) and offers', () => {
     d = choker.rechoke(peers, false)
     expect(d.optimistic).toBe('rider')
     expect(d.shares.get('rider')).toEqual({ weight: OFFER_WEIGHT, capped: true })
+  })
+})
+
+describe('Choker: seeding after leeching remembers who refused to trade', () => {
+  it('a peer that declined our offer while we leeched gets half a share once we seed, unless it sent us something since', () => {
+    const c = clock()
+    const choker = new Choker({ uploadSlots: 4, now: c.now, random: inOrder(), trialGrace: 3_000 })
+    const rider = peer('rider', { amInterested: true, unchokesUs: true })
+    const late = peer('late', { amInterested: true, unchokesUs: true })
+    const honest = uploader('a', 100, { unchoked: true, downloadedTotal: 4 * MIN_RECIPROCATION })
+    const peers = [honest, rider, late]
+    for (const p of [rider, late]) {
+      expect(choker.admit(p, peers, false)).toBe(true)
+      p.unchoked = true
+      p.requestedAt = 0
+    }
+    c.advance(3_000)
+    expect(choker.review(peers).sort()).toEqual(['late', 'rider'])
+    // `late` answered afterwards (its slots were full); the rider never does
+    late.downloadedTotal = MIN_RECIPROCATION
+    // we complete: everyone is served in turn, the rider at half a share
+    c.advance(1_000)
+    const d = choker.rechoke(peers.map(p => ({ ...p, amInterested: false })), true)
+    expect([...d.unchoked].sort()).toEqual(['a', 'late', 'rider'])
+    expect(d.shares.get('rider')).toEqual({ weight: OFFER_WEIGHT, capped: false })
+    expect(d.shares.get('late')).toEqual({ weight: 1, capped: false })
+    expect(d.shares.get('a')).toEqual({ weight: 1, capped: false })
+    expect(choker.refreshShares(peers.map(p => ({ ...p, unchoked: true })), true).get('rider')?.weight).toBe(OFFER_WEIGHT)
   })
 })
 
