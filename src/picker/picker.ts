@@ -33,6 +33,17 @@ export interface PickerInit {
   /** pieces we already have (verified); copied, the picker owns `have` afterwards */
   have?: Bitfield
   /**
+   * The pieces we want (default: all): a selection of a folder's files. The others are never
+   * requested, do not make a peer interesting, and are not needed to be complete.
+   */
+  wanted?: Bitfield
+  /**
+   * The size of each piece when they are not all pieceLength but the last (a folder: each file
+   * starts on a piece boundary, so the last piece of every file may be short). Sizes must be
+   * 1..pieceLength and add up to totalLength.
+   */
+  pieceSize?: (piece: number) => number
+  /**
    * Bytes of pieces being assembled at once (default: no limit). Every started piece holds a
    * buffer until it verifies: past this budget no new piece is started, though one always may
    * be. A peer that sends all of a piece but one block cannot make us hold more.
@@ -49,7 +60,7 @@ export interface BlockReceivedResult {
 interface PeerState {
   /** undefined = has every piece (a seed): no per-piece bookkeeping needed */
   has: Bitfield | undefined
-  /** pieces it has that we lack; kept current so isInteresting() is O(1) */
+  /** pieces it has that we lack and want; kept current so isInteresting() is O(1) */
   wanted: number
   /** block key -> block requested from this peer and not yet answered */
   inFlight: Map<number, BlockSpec>
@@ -97,6 +108,11 @@ export class PiecePicker {
   /** 1 when the piece failed its hash check: it is fetched again from one peer at a time */
   private readonly solo: Uint8Array
   private readonly maxActiveBytes: number
+  /** 1 when we want the piece (see PickerInit.wanted) */
+  private readonly want: Uint8Array
+  /** pieces we want and do not have */
+  private remaining = 0
+  private readonly sizeOf: ((piece: number) => number) | undefined
   /** bytes of the pieces in `active` */
   private activeBytes = 0
 
@@ -106,12 +122,22 @@ export class PiecePicker {
     if (!Number.isSafeInteger(pieceLength) || pieceLength <= 0) throw new RangeError(`invalid pieceLength ${pieceLength}`)
     if (!Number.isSafeInteger(totalLength) || totalLength < 0) throw new RangeError(`invalid totalLength ${totalLength}`)
     if (!Number.isSafeInteger(blockSize) || blockSize <= 0) throw new RangeError(`invalid blockSize ${blockSize}`)
-    if (pieceCount !== Math.ceil(totalLength / pieceLength)) {
+    if (init.pieceSize === undefined && pieceCount !== Math.ceil(totalLength / pieceLength)) {
       throw new RangeError(`pieceCount ${pieceCount} does not match ${totalLength} bytes in pieces of ${pieceLength}`)
     }
-    if (init.have !== undefined && init.have.size !== pieceCount) {
-      throw new RangeError(`have bitfield has ${init.have.size} bits, expected ${pieceCount}`)
+    if (init.pieceSize !== undefined) {
+      let sum = 0
+      for (let i = 0; i < pieceCount; i++) {
+        const size = init.pieceSize(i)
+        if (!Number.isSafeInteger(size) || size < 1 || size > pieceLength) throw new RangeError(`invalid size ${size} of piece ${i}`)
+        sum += size
+      }
+      if (sum !== totalLength) throw new RangeError(`piece sizes add up to ${sum}, not ${totalLength}`)
     }
+    for (const [what, bits] of [['have', init.have], ['wanted', init.wanted]] as const) {
+      if (bits !== undefined && bits.size !== pieceCount) throw new RangeError(`${what} bitfield has ${bits.size} bits, expected ${pieceCount}`)
+    }
+    this.sizeOf = init.pieceSize
     this.pieceCount = pieceCount
     this.pieceLength = pieceLength
     this.totalLength = totalLength
@@ -127,14 +153,22 @@ export class PiecePicker {
     this.maxActiveBytes = init.maxActiveBytes ?? Infinity
     if (!(this.maxActiveBytes > 0)) throw new RangeError(`invalid maxActiveBytes ${this.maxActiveBytes}`)
     this.state = new Array<ActivePiece | undefined>(pieceCount).fill(undefined)
+    this.want = new Uint8Array(pieceCount)
     for (let i = 0; i < pieceCount; i++) {
-      if (this.have.get(i)) this.taken[i] = 1
-      else this.free += this.blockCount(i)
+      this.want[i] = init.wanted === undefined || init.wanted.get(i) ? 1 : 0
+      // a piece we do not want is as good as had for the new-piece scan: never started
+      if (this.have.get(i) || this.want[i] === 0) {
+        this.taken[i] = 1
+      } else {
+        this.free += this.blockCount(i)
+        this.remaining++
+      }
     }
   }
 
   pieceSize (piece: number): number {
     this.checkPiece(piece)
+    if (this.sizeOf !== undefined) return this.sizeOf(piece)
     return piece < this.pieceCount - 1 ? this.pieceLength : this.totalLength - this.pieceLength * (this.pieceCount - 1)
   }
 
@@ -169,7 +203,7 @@ export class PiecePicker {
         for (let i = 0; i < this.pieceCount; i++) {
           if (state.has.get(i)) {
             this.avail[i]++
-            if (!this.have.get(i)) state.wanted++
+            if (this.needs(i)) state.wanted++
           }
         }
       }
@@ -189,7 +223,7 @@ export class PiecePicker {
     if (peer.has === undefined || peer.has.get(piece)) return
     peer.has.set(piece)
     this.avail[piece]++
-    if (!this.have.get(piece)) peer.wanted++
+    if (this.needs(piece)) peer.wanted++
   }
 
   /** Forgets the peer; its in-flight blocks become requestable again and are returned. */
@@ -212,7 +246,7 @@ export class PiecePicker {
   isInteresting (peerId: string): boolean {
     const peer = this.peers.get(peerId)
     if (peer === undefined) return false
-    return peer.has === undefined ? !this.have.isComplete() : peer.wanted > 0
+    return peer.has === undefined ? this.remaining > 0 : peer.wanted > 0
   }
 
   availability (piece: number): number {
@@ -291,15 +325,18 @@ export class PiecePicker {
     this.checkPiece(piece)
     if (this.have.get(piece)) return
     this.solo[piece] = 0
+    const wanted = this.want[piece] === 1
     const ap = this.state[piece]
     if (ap !== undefined) {
       this.free -= ap.blockCount - ap.busyCount
       this.dropActive(ap)
-    } else {
+    } else if (wanted) {
       this.free -= this.blockCount(piece)
     }
     this.have.set(piece)
     this.taken[piece] = 1
+    if (!wanted) return
+    this.remaining--
     for (const peer of this.peers.values()) {
       if (peer.has?.get(piece) === true) peer.wanted--
     }
@@ -311,8 +348,10 @@ export class PiecePicker {
     this.solo[piece] = 1
     if (this.have.get(piece)) {
       this.have.set(piece, false)
+      if (this.want[piece] === 0) return
       this.taken[piece] = 0
       this.free += this.blockCount(piece)
+      this.remaining++
       for (const peer of this.peers.values()) {
         if (peer.has?.get(piece) === true) peer.wanted++
       }
@@ -339,11 +378,17 @@ export class PiecePicker {
   }
 
   get endgame (): boolean {
-    return this.free === 0 && !this.have.isComplete()
+    return this.free === 0 && this.remaining > 0
   }
 
+  /** We have every piece we want (every piece, without a selection). */
   isComplete (): boolean {
-    return this.have.isComplete()
+    return this.remaining === 0
+  }
+
+  /** Pieces we want and do not have yet. */
+  get piecesLeft (): number {
+    return this.remaining
   }
 
   // --- internals ----------------------------------------------------------------------------
@@ -352,6 +397,11 @@ export class PiecePicker {
     if (!Number.isInteger(piece) || piece < 0 || piece >= this.pieceCount) {
       throw new RangeError(`piece ${piece} out of range [0, ${this.pieceCount})`)
     }
+  }
+
+  /** We want `piece` and do not have it. */
+  private needs (piece: number): boolean {
+    return this.want[piece] === 1 && !this.have.get(piece)
   }
 
   private has (peer: PeerState, piece: number): boolean {
@@ -414,7 +464,7 @@ export class PiecePicker {
       for (const r of requesters) this.peers.get(r)?.inFlight.delete(key)
     }
     this.state[ap.piece] = undefined
-    this.taken[ap.piece] = this.have.get(ap.piece) ? 1 : 0
+    this.taken[ap.piece] = this.have.get(ap.piece) || this.want[ap.piece] === 0 ? 1 : 0
     this.active.delete(ap.piece)
     this.activeBytes -= this.pieceSize(ap.piece)
   }

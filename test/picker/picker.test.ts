@@ -533,3 +533,67 @@ describe('PiecePicker: memory budget for pieces being assembled (issue 10, parti
     expect(picker.pick('p0', 10)).toHaveLength(1)
   })
 })
+
+describe('PiecePicker: a selection of files (wanted pieces)', () => {
+  const bits = (n: number, set: number[]): Bitfield => {
+    const b = new Bitfield(n)
+    for (const i of set) b.set(i)
+    return b
+  }
+
+  it('never requests a piece we do not want, and is complete when the wanted ones are', async () => {
+    const picker = new PiecePicker({ pieceCount: 4, pieceLength: BLOCK_SIZE, totalLength: 4 * BLOCK_SIZE, randomFirstPieces: 0, random: () => 0, wanted: bits(4, [1, 3]) })
+    picker.addPeer('seed', 'all')
+    expect(picker.isInteresting('seed')).toBe(true)
+    const blocks = picker.pick('seed', 10)
+    expect(blocks.map(b => b.piece).sort()).toEqual([1, 3])
+    expect(picker.piecesLeft).toBe(2)
+    for (const b of blocks) {
+      picker.blockReceived('seed', b)
+      picker.pieceVerified(b.piece)
+    }
+    expect(picker.isComplete()).toBe(true)
+    expect(picker.have.isComplete()).toBe(false)
+    expect(picker.isInteresting('seed')).toBe(false)
+    expect(picker.endgame).toBe(false)
+  })
+
+  it('a peer with only unwanted pieces is not interesting; a have of a wanted one makes it so', () => {
+    const picker = new PiecePicker({ pieceCount: 4, pieceLength: BLOCK_SIZE, totalLength: 4 * BLOCK_SIZE, wanted: bits(4, [2]) })
+    picker.addPeer('p', bits(4, [0, 1]))
+    expect(picker.isInteresting('p')).toBe(false)
+    expect(picker.pick('p', 10)).toEqual([])
+    picker.peerHave('p', 2)
+    expect(picker.isInteresting('p')).toBe(true)
+  })
+
+  it('a verified unwanted piece (a partial seeder resuming) changes nothing we need', () => {
+    const picker = new PiecePicker({ pieceCount: 3, pieceLength: BLOCK_SIZE, totalLength: 3 * BLOCK_SIZE, wanted: bits(3, [0]) })
+    picker.pieceVerified(2)
+    expect(picker.piecesLeft).toBe(1)
+    picker.pieceFailed(2)
+    expect(picker.piecesLeft).toBe(1)
+    picker.addPeer('seed', 'all')
+    expect(picker.pick('seed', 10).map(b => b.piece)).toEqual([0])
+  })
+})
+
+describe('PiecePicker: pieces of different sizes (a folder: every file starts a piece)', () => {
+  // files of 1.5, 0.25 and 1 pieces: sizes [P, P/2, P/4, P]
+  const P = 4 * BLOCK_SIZE
+  const sizes = [P, P / 2, P / 4, P]
+
+  it('asks for the blocks each piece really has', () => {
+    const picker = new PiecePicker({ pieceCount: 4, pieceLength: P, totalLength: sizes.reduce((a, b) => a + b), randomFirstPieces: 0, random: () => 0, pieceSize: i => sizes[i] })
+    expect(sizes.map((_, i) => picker.blockCount(i))).toEqual([4, 2, 1, 4])
+    picker.addPeer('seed', 'all')
+    const blocks = picker.pick('seed', 100)
+    expect(blocks).toHaveLength(11)
+    for (const b of blocks) expect(b.offset + b.length).toBeLessThanOrEqual(sizes[b.piece])
+  })
+
+  it('refuses sizes that do not add up or exceed pieceLength', () => {
+    expect(() => new PiecePicker({ pieceCount: 2, pieceLength: P, totalLength: P, pieceSize: () => P })).toThrow(/add up/)
+    expect(() => new PiecePicker({ pieceCount: 1, pieceLength: P, totalLength: 2 * P, pieceSize: () => 2 * P })).toThrow(/invalid size/)
+  })
+})
