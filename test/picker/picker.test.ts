@@ -549,7 +549,7 @@ describe('PiecePicker: a selection of files (wanted pieces)', () => {
     expect(blocks.map(b => b.piece).sort()).toEqual([1, 3])
     expect(picker.piecesLeft).toBe(2)
     for (const b of blocks) {
-      picker.blockReceived('seed', b)
+      picker.blockReceived('seed', b.piece, b.offset)
       picker.pieceVerified(b.piece)
     }
     expect(picker.isComplete()).toBe(true)
