@@ -10,7 +10,7 @@
  * file. A seed store copies the caller's bytes once. Nothing is kept after close().
  */
 import { pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
-import { pieceMatches, StorageError, storeChecks, type DownloadStore } from './storage.js'
+import { pieceMatches, StorageError, storeChecks, type DownloadStore, type PartState } from './storage.js'
 
 export interface MemoryStoreOptions {
   /** The name in error messages and in `path` (default `memory:<manifest name>`): nothing is on disk. */
@@ -65,7 +65,7 @@ export class MemoryPieceStore implements DownloadStore {
   }
 
   private checkPiece (piece: number): number {
-    return storeChecks.piece(this.path, this.manifest, this.count, piece)
+    return storeChecks.piece(this.path, this.count, piece, (p) => pieceSize(this.manifest, p))
   }
 
   // every read hands out a buffer of its own: callers may keep or change it without touching ours
@@ -126,7 +126,7 @@ export class MemoryPieceStore implements DownloadStore {
   }
 
   /** Nothing to flush; the size is the file's (as a preallocated part file's is). */
-  async sync (): Promise<{ size: number, mtimeMs: number }> {
+  async sync (): Promise<PartState> {
     this.held()
     return { size: this.manifest.length, mtimeMs: this.mtimeMs }
   }

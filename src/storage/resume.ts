@@ -10,13 +10,22 @@
  * put its mtime back. Hashing what the record vouches for costs at most an eighth of what
  * fetching it did (SHA-256 runs at ~1.6 GB/s, the swarm at ≤ 200 MB/s), once per start. Either
  * way nothing is trusted that was not verified in this run, and only the rest is fetched.
+ *
+ * A folder download (folder-store.ts) has a staging folder of part files, one per file, instead of
+ * one part file. Its record (same name, `<out>/.bitswarm-<cid>.resume`) keeps, in place of size and
+ * mtime, `parts`: a digest of every part file's index, size, mtime and inode, so a write to any of
+ * them after the record (or one added, removed or replaced) sends the restart down the slow path.
+ * A single file's record is unchanged: {"version":1,"cid","size","mtimeMs","pieces"}; a folder's
+ * is {"version":1,"cid","parts","pieces"}. Neither can pass for the other: a file record needs a
+ * regular file at the part path, a folder record a folder.
  */
 import { constants as fsConstants } from 'node:fs'
 import { lstat, open, rm } from 'node:fs/promises'
 import { writeFileAtomic } from './atomic-file.js'
 import { Bitfield } from '../bitfield.js'
 import { pieceCount, type Manifest } from '../manifest/manifest.js'
-import { PART_SUFFIX, type PieceStore } from './storage.js'
+import { stagingDigest } from './folder-store.js'
+import { PART_SUFFIX, PARTS_SUFFIX, type PieceStore } from './storage.js'
 
 const RESUME_SUFFIX = '.resume'
 const VERSION = 1
@@ -26,14 +35,26 @@ const MAX_RECORD_BYTES = 1024 * 1024
 interface ResumeRecord {
   version: number
   cid: string
-  size: number
-  mtimeMs: number
+  /** a single file's part file: its size and mtime */
+  size?: number
+  mtimeMs?: number
+  /** a folder's staging folder: the digest of its part files (see stagingDigest) */
+  parts?: string
   /** the verified pieces: the bitfield's bytes, base64 */
   pieces: string
 }
 
+/** `<out>/.bitswarm-<cid>.resume`, for a part file or a staging folder alike */
 function resumePathOf (partPath: string): string {
-  return (partPath.endsWith(PART_SUFFIX) ? partPath.slice(0, -PART_SUFFIX.length) : partPath) + RESUME_SUFFIX
+  for (const suffix of [PART_SUFFIX, PARTS_SUFFIX]) {
+    if (partPath.endsWith(suffix)) return partPath.slice(0, -suffix.length) + RESUME_SUFFIX
+  }
+  return partPath + RESUME_SUFFIX
+}
+
+/** The number of pieces: a manifest's, or given as is (a folder store's layout.pieceCount). */
+function countOf (pieces: Manifest | number): number {
+  return typeof pieces === 'number' ? pieces : pieceCount(pieces)
 }
 
 /** A small regular file's text, read without following a symlink or blocking on a FIFO. */
@@ -50,28 +71,38 @@ async function readSmallFile (path: string, max: number): Promise<string> {
 
 /**
  * The pieces a resume record vouches for, or undefined when the record is missing or stale.
- * A claim, not proof: pass it to verifyStore, which hashes those pieces.
+ * A claim, not proof: pass it to verifyStore, which hashes those pieces. `partPath` is the
+ * store's partPath (a part file, or a folder download's staging folder); `manifest` may be given
+ * as its number of pieces.
  */
-export async function readResume (partPath: string, cid: string, manifest: Manifest): Promise<Bitfield | undefined> {
+export async function readResume (partPath: string, cid: string, manifest: Manifest | number): Promise<Bitfield | undefined> {
   let record: ResumeRecord
   try {
     record = JSON.parse(await readSmallFile(resumePathOf(partPath), MAX_RECORD_BYTES)) as ResumeRecord
-    const st = await lstat(partPath)
-    if (!st.isFile() || record.version !== VERSION || record.cid !== cid) return undefined
-    if (record.size !== st.size || record.mtimeMs !== st.mtimeMs) return undefined
-    return Bitfield.fromBytes(pieceCount(manifest), Buffer.from(record.pieces, 'base64'))
+    if (record.version !== VERSION || record.cid !== cid) return undefined
+    if (typeof record.parts === 'string') {
+      // a folder: every part file as it was when the record was written
+      if (record.parts !== await stagingDigest(partPath)) return undefined
+    } else {
+      const st = await lstat(partPath)
+      if (!st.isFile()) return undefined
+      if (record.size !== st.size || record.mtimeMs !== st.mtimeMs) return undefined
+    }
+    return Bitfield.fromBytes(countOf(manifest), Buffer.from(record.pieces, 'base64'))
   } catch {
     // missing, unreadable, truncated or malformed: not to be trusted
     return undefined
   }
 }
 
-/** Flushes the part file, then records `have` with its size and mtime, atomically. */
+/** Flushes the part file (or files), then records `have` with their state, atomically. */
 export async function writeResume (store: PieceStore, cid: string, have: Bitfield): Promise<void> {
   const partPath = store.partPath
   if (partPath == null) return
-  const { size, mtimeMs } = await store.sync()
-  const record: ResumeRecord = { version: VERSION, cid, size, mtimeMs, pieces: Buffer.from(have.toBytes()).toString('base64') }
+  const { size, mtimeMs, parts } = await store.sync()
+  const pieces = Buffer.from(have.toBytes()).toString('base64')
+  // key order is the format: a single file's record stays byte for byte what it always was
+  const record: ResumeRecord = parts === undefined ? { version: VERSION, cid, size, mtimeMs, pieces } : { version: VERSION, cid, parts, pieces }
   await writeFileAtomic(resumePathOf(partPath), JSON.stringify(record))
 }
 
@@ -85,10 +116,11 @@ const VERIFY_CONCURRENCY = 4
 /**
  * Hashes the pieces on disk (every one, or only `only`'s) and returns the ones that match the
  * manifest; a few at once, as reads and hashes run on the thread pool (memory stays at a few
- * pieces). Zero-filled holes of a sparse part file simply fail to verify.
+ * pieces). Zero-filled holes of a sparse part file simply fail to verify. `manifest` may be
+ * given as its number of pieces.
  */
-export async function verifyStore (store: PieceStore, manifest: Manifest, only?: Bitfield): Promise<Bitfield> {
-  const n = pieceCount(manifest)
+export async function verifyStore (store: PieceStore, manifest: Manifest | number, only?: Bitfield): Promise<Bitfield> {
+  const n = countOf(manifest)
   const have = new Bitfield(n)
   const todo: number[] = []
   for (let i = 0; i < n; i++) if (only === undefined || only.get(i)) todo.push(i)

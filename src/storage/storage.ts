@@ -3,6 +3,7 @@ import { constants as fsConstants, type Stats } from 'node:fs'
 import { link, lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { pieceCount, pieceHash, pieceSize, type Manifest } from '../manifest/manifest.js'
+import { reservedName, TEMP_PREFIX } from '../manifest/names.js'
 
 export class StorageError extends Error { override name = 'StorageError' }
 
@@ -17,22 +18,35 @@ export interface PieceStore {
   finalize (): Promise<void> // downloads: fsync, give the part file its final name (never replacing a file there); seeding: no-op
   /** downloads: the temporary file written until finalize(); undefined for seed stores and after finalize */
   readonly partPath: string | undefined
-  /** Flushes written data to disk; returns the file's size and mtime (for the resume record). */
-  sync (): Promise<{ size: number, mtimeMs: number }>
+  /** Flushes written data to disk; returns the file's size and mtime, or a folder's parts digest (for the resume record). */
+  sync (): Promise<PartState>
   close (): Promise<void> // idempotent
 }
 
+/** What sync() reports, and the resume record keeps, to tell later whether the part changed. */
+export interface PartState {
+  /** bytes of the file (a folder store: of the files it holds or wants, as if complete) */
+  size: number
+  /** its mtime (a folder store: the newest of its files) */
+  mtimeMs: number
+  /**
+   * Folder downloads only: a digest of every part file's index, size, mtime and inode in the
+   * staging folder (see folder-store.ts), which the resume record compares instead of size+mtime.
+   */
+  parts?: string
+}
+
 /**
- * The argument checks every PieceStore makes, one copy for all of them (the file store and the
- * in-memory store): each names the store's `path` and leaves the store as it was.
+ * The argument checks every PieceStore makes, one copy for all of them (the file store, the folder
+ * stores and the in-memory store): each names the store's `path` and leaves the store as it was.
  */
 export const storeChecks = {
-  /** the size of `piece`, or a StorageError if the manifest (of `count` pieces) has no such piece */
-  piece (path: string, manifest: Manifest, count: number, piece: number): number {
+  /** the size of `piece` (`sizeOf` gives it), or a StorageError if there is no such piece of `count` */
+  piece (path: string, count: number, piece: number, sizeOf: (piece: number) => number): number {
     if (!Number.isInteger(piece) || piece < 0 || piece >= count) {
       throw new StorageError(`${path}: piece ${piece} out of range [0, ${count})`)
     }
-    return pieceSize(manifest, piece)
+    return sizeOf(piece)
   },
   block (path: string, piece: number, size: number, offset: number, length: number): void {
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 1 || offset + length > size) {
@@ -62,8 +76,10 @@ export interface DownloadStore extends PieceStore {
  * downloads into one directory cannot share or replace each other's part files, and a name of up
  * to NAME_MAX bytes still fits. Manifest names with this prefix are refused (see reservedName).
  */
-export const TEMP_PREFIX = '.bitswarm-'
+export { TEMP_PREFIX, reservedName } from '../manifest/names.js'
 export const PART_SUFFIX = '.part'
+/** A folder download's staging folder: `<out>/.bitswarm-<cid>.parts/`, one part file per file. */
+export const PARTS_SUFFIX = '.parts'
 
 /** The part file of the download `key` (a manifest CID) in `outDir`. */
 export function partPathOf (outDir: string, key: string): string {
@@ -72,9 +88,9 @@ export function partPathOf (outDir: string, key: string): string {
   return join(outDir, `${TEMP_PREFIX}${key}${PART_SUFFIX}`)
 }
 
-/** Is `name` in the namespace of our temporary files (part files, resume records, their temps)? */
-export function reservedName (name: string): boolean {
-  return name.toLowerCase().startsWith(TEMP_PREFIX)
+/** The staging folder of the folder download `key` (a manifest CID) in `outDir`. */
+export function stagingPathOf (outDir: string, key: string): string {
+  return partPathOf(outDir, key).slice(0, -PART_SUFFIX.length) + PARTS_SUFFIX
 }
 
 /**
@@ -91,11 +107,16 @@ export async function sha256 (data: Uint8Array | Uint8Array[]): Promise<Uint8Arr
 
 /** Does `data` hash to the manifest's SHA-256 for `piece`? */
 export async function pieceMatches (manifest: Manifest, piece: number, data: Uint8Array): Promise<boolean> {
-  return Buffer.compare(await sha256(data), pieceHash(manifest, piece)) === 0
+  return await hashMatches(pieceHash(manifest, piece), data)
 }
 
-// "ENOENT (no such file or directory)": the code for scripts, the words for people
-function errno (err: unknown): string {
+/** Does `data` hash to `expected` (a SHA-256)? */
+export async function hashMatches (expected: Uint8Array, data: Uint8Array): Promise<boolean> {
+  return Buffer.compare(await sha256(data), expected) === 0
+}
+
+/** "ENOENT (no such file or directory)": the code for scripts, the words for people */
+export function errno (err: unknown): string {
   const e = err as NodeJS.ErrnoException
   if (e.code === undefined) return String(e.message ?? err)
   const words = /^[A-Z]+: ([^,]+)/.exec(e.message)?.[1] ?? e.message
@@ -129,24 +150,11 @@ class FilePieceStore implements DownloadStore {
   }
 
   private checkPiece (piece: number): number {
-    return storeChecks.piece(this.path, this.manifest, this.pieces, piece)
+    return storeChecks.piece(this.path, this.pieces, piece, (p) => pieceSize(this.manifest, p))
   }
 
-  // positional reads may return short counts; loop until the range is filled
   private async readAt (fh: FileHandle, position: number, length: number, buf: Uint8Array = new Uint8Array(length)): Promise<Uint8Array> {
-    let done = 0
-    while (done < length) {
-      let bytesRead: number
-      try {
-        ({ bytesRead } = await fh.read(buf, done, length - done, position + done))
-      } catch (err) {
-        throw new StorageError(`cannot read ${this.tempPath ?? this.path}: ${errno(err)}`)
-      }
-      // the file was truncated under us: never hand out zero-filled data as if it were real
-      if (bytesRead === 0) throw new StorageError(`${this.tempPath ?? this.path}: unexpected end of file at ${position + done}`)
-      done += bytesRead
-    }
-    return buf
+    return await readFully(fh, this.tempPath ?? this.path, position, length, buf)
   }
 
   async readBlock (piece: number, offset: number, length: number): Promise<Uint8Array> {
@@ -176,23 +184,9 @@ class FilePieceStore implements DownloadStore {
     // closed first: close() also makes the store read-only, and "closed" is what happened
     const fh = this.handle()
     if (!this.writable) throw new StorageError(`${this.path}: store is read-only`)
-    let chunks = Array.isArray(data) ? data : [data]
+    const chunks = Array.isArray(data) ? data : [data]
     const total = storeChecks.write(this.path, piece, size, chunks)
-    const position = piece * this.manifest.pieceLength
-    let done = 0
-    try {
-      while (done < total) {
-        const { bytesWritten } = chunks.length === 1
-          ? await fh.write(chunks[0], 0, chunks[0].length, position + done)
-          : await fh.writev(chunks, position + done)
-        if (bytesWritten === 0) throw new Error('wrote 0 bytes')
-        done += bytesWritten
-        // a short write (rare on regular files) leaves a tail: drop the written prefix and retry
-        chunks = skipBytes(chunks, bytesWritten)
-      }
-    } catch (err) {
-      throw new StorageError(`cannot write to ${this.tempPath ?? this.path}: ${errno(err)}`)
-    }
+    await writeFully(fh, this.tempPath ?? this.path, piece * this.manifest.pieceLength, chunks, total)
   }
 
   async finalize (): Promise<void> {
@@ -215,7 +209,7 @@ class FilePieceStore implements DownloadStore {
     return this.finalized ? undefined : this.tempPath
   }
 
-  async sync (): Promise<{ size: number, mtimeMs: number }> {
+  async sync (): Promise<PartState> {
     const fh = this.handle()
     try {
       if (this.writable) await fh.datasync()
@@ -234,7 +228,45 @@ class FilePieceStore implements DownloadStore {
   }
 }
 
-const sameFile = (a: Stats, b: Stats): boolean => a.dev === b.dev && a.ino === b.ino
+/**
+ * Reads `length` bytes at `position` into `buf`: positional reads may return short counts, so
+ * loop until the range is filled. `name` (the file's path) goes in the errors.
+ */
+export async function readFully (fh: FileHandle, name: string, position: number, length: number, buf: Uint8Array = new Uint8Array(length)): Promise<Uint8Array> {
+  let done = 0
+  while (done < length) {
+    let bytesRead: number
+    try {
+      ({ bytesRead } = await fh.read(buf, done, length - done, position + done))
+    } catch (err) {
+      throw new StorageError(`cannot read ${name}: ${errno(err)}`)
+    }
+    // the file was truncated under us: never hand out zero-filled data as if it were real
+    if (bytesRead === 0) throw new StorageError(`${name}: unexpected end of file at ${position + done}`)
+    done += bytesRead
+  }
+  return buf
+}
+
+/** Writes `chunks` (`total` bytes) at `position`: one positional write, writev for several. */
+export async function writeFully (fh: FileHandle, name: string, position: number, chunks: Uint8Array[], total: number): Promise<void> {
+  let done = 0
+  try {
+    while (done < total) {
+      const { bytesWritten } = chunks.length === 1
+        ? await fh.write(chunks[0], 0, chunks[0].length, position + done)
+        : await fh.writev(chunks, position + done)
+      if (bytesWritten === 0) throw new Error('wrote 0 bytes')
+      done += bytesWritten
+      // a short write (rare on regular files) leaves a tail: drop the written prefix and retry
+      chunks = skipBytes(chunks, bytesWritten)
+    }
+  } catch (err) {
+    throw new StorageError(`cannot write to ${name}: ${errno(err)}`)
+  }
+}
+
+export const sameFile = (a: Stats, b: Stats): boolean => a.dev === b.dev && a.ino === b.ino
 
 // file systems without hard links (FAT, exFAT, some FUSE) say one of these to link(2)
 const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EXDEV'])
@@ -245,7 +277,7 @@ const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLI
  * checks that the name holds the very file we wrote and verified (`own`, from our descriptor):
  * a part file swapped for another file under our feet gives an error, never a "complete".
  */
-async function placeFile (temp: string, final: string, own: Stats): Promise<void> {
+export async function placeFile (temp: string, final: string, own: Stats): Promise<void> {
   const appeared = (): StorageError => new StorageError(`cannot finalize ${final}: something by that name appeared during the download (the verified data is left in ${temp})`)
   try {
     await link(temp, final)
@@ -286,7 +318,7 @@ function skipBytes (chunks: Uint8Array[], n: number): Uint8Array[] {
 
 // mkdir -p without { recursive: true }: Node 20's recursive mkdir loops forever when mkdir says
 // ENOENT under an existing parent (e.g. /proc); here each level is retried once
-async function ensureDir (dir: string): Promise<void> {
+export async function ensureDir (dir: string): Promise<void> {
   try {
     await mkdir(dir)
   } catch (err) {
@@ -324,7 +356,7 @@ export async function openSeedStore (filePath: string, manifest: Manifest): Prom
  * file at our reserved name is not ours: its name is removed (never what it points at) and a
  * fresh file made.
  */
-async function openPartFile (path: string): Promise<{ fh: FileHandle, existed: boolean }> {
+export async function openPartFile (path: string): Promise<{ fh: FileHandle, existed: boolean }> {
   const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fsConstants
   for (let attempt = 0; attempt < 4; attempt++) {
     let fh: FileHandle | undefined

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile, mkdir, readdir } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, rm, writeFile, mkdir, readdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,7 +12,11 @@ import {
 import { createManifest, readManifestFile, writeManifestFile } from '../../src/storage/manifest-file.js'
 
 const fixtures = fileURLToPath(new URL('../../fixtures/', import.meta.url))
-interface Golden { file: string, manifest: string, pieceLength: number, explicit: boolean, length: number, pieces: number, cid: string }
+interface Golden {
+  file: string, manifest: string, pieceLength: number, explicit: boolean, length: number, pieces: number, cid: string
+  // folders (version 2): the files' paths in manifest order, and the empty folders git cannot keep
+  version?: 2, files?: string[][], emptyFolders?: string[][]
+}
 const golden: Golden[] = JSON.parse(await readFile(join(fixtures, 'golden.json'), 'utf8'))
 
 const KiB = 1024
@@ -30,10 +34,34 @@ describe('golden fixtures', () => {
     expect(golden.some(g => g.file === 'empty.bin' && g.length === 0 && g.pieces === 0)).toBe(true)
   })
 
+  let copies: string
+  beforeAll(async () => { copies = await mkdtemp(join(tmpdir(), 'bitswarm-golden-')) })
+  afterAll(async () => { await rm(copies, { recursive: true, force: true }) })
+
+  /** a fixture as createManifest should see it: a folder copied with its empty folders made */
+  async function source (g: Golden): Promise<string> {
+    if (g.version !== 2) return join(fixtures, g.file)
+    const dir = await mkdtemp(join(copies, 'case-'))
+    await cp(join(fixtures, g.file), join(dir, g.file), { recursive: true })
+    for (const p of g.emptyFolders ?? []) await mkdir(join(dir, g.file, ...p), { recursive: true })
+    return join(dir, g.file)
+  }
+
+  it('has folder cases', () => {
+    const folders = golden.filter(g => g.version === 2)
+    expect(folders.length).toBeGreaterThanOrEqual(2)
+    for (const g of folders) expect(g.emptyFolders?.length).toBeGreaterThan(0)
+  })
+
   for (const g of golden) {
     it(`createManifest reproduces ${g.manifest}`, async () => {
       const expected = new Uint8Array(await readFile(join(fixtures, g.manifest)))
-      const { manifest, bytes, cid } = await createManifest(join(fixtures, g.file), g.explicit ? { pieceLength: g.pieceLength } : {})
+      const { manifest, bytes, cid } = await createManifest(await source(g), g.explicit ? { pieceLength: g.pieceLength } : {})
+      expect(manifest.version).toBe(g.version ?? 1)
+      if (manifest.version === 2) {
+        expect(manifest.files.map(f => f.path)).toEqual(g.files)
+        expect(manifest.folders).toEqual(g.emptyFolders)
+      }
       expect(manifest.pieceLength).toBe(g.pieceLength)
       expect(manifest.length).toBe(g.length)
       expect(pieceCount(manifest)).toBe(g.pieces)
@@ -121,7 +149,8 @@ describe('decodeManifest rejects', () => {
     ['empty bytes', new Uint8Array(0), /not DAG-CBOR/],
     ['an array', raw([1, 2]), /not a map/],
     ['a string', raw('manifest'), /not a map/],
-    ['unknown version', raw(sampleManifest({ version: 2 })), /version/],
+    ['unknown version', raw(sampleManifest({ version: 3 })), /unsupported manifest version 3/],
+    ['version 2 with the fields of version 1', raw(sampleManifest({ version: 2 })), /unknown field "length"/],
     ['missing version', raw({ name: 'a', length: 0, pieceLength: 16384, pieces: new Uint8Array(0) }), /version/],
     ['unknown field', raw({ ...sampleManifest(), files: [] }), /unknown field/],
     ['missing pieces', raw({ version: 1, name: 'a', length: 0, pieceLength: 16384 }), /missing field "pieces"/],
@@ -187,9 +216,11 @@ describe('files', () => {
     await expect(createManifest(missing)).rejects.toThrow(`cannot read ${missing}: ENOENT`)
   })
 
-  it('createManifest rejects a directory', async () => {
+  it('createManifest makes a folder manifest of a directory', async () => {
     await mkdir(join(dir, 'sub'))
-    await expect(createManifest(join(dir, 'sub'))).rejects.toThrow(`cannot read ${join(dir, 'sub')}: EISDIR`)
+    await writeFile(join(dir, 'sub', 'f.txt'), 'f')
+    const { manifest } = await createManifest(join(dir, 'sub'))
+    expect(manifest).toMatchObject({ version: 2, name: 'sub', length: 1, files: [{ path: ['f.txt'], length: 1 }], folders: [] })
   })
 
   it('createManifest rejects a bad piece length and a bad name', async () => {

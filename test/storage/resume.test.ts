@@ -42,6 +42,17 @@ describe('resume records', () => {
     expect(have == null ? [] : [0, 1, 2, 3, 4, 5].filter(i => have.get(i))).toEqual([0, 2, 5])
   })
 
+  it('a single file\'s record keeps its format: version, cid, size, mtimeMs, pieces', async () => {
+    const { partPath } = await partialDownload([0, 2])
+    const text = await readFile(partPath.replace(/\.part$/, '.resume'), 'utf8')
+    const record = JSON.parse(text) as Record<string, unknown>
+    expect(Object.keys(record)).toEqual(['version', 'cid', 'size', 'mtimeMs', 'pieces'])
+    expect(record.version).toBe(1)
+    expect(record.cid).toBe(cid)
+    expect(record.size).toBe(manifest.length)
+    expect(record.pieces).toBe(Buffer.from([0b10100000]).toString('base64'))
+  })
+
   it('a part file touched after the record (a crash, an edit) is not trusted', async () => {
     const { partPath } = await partialDownload([1])
     await utimes(partPath, new Date(), new Date(Date.now() + 5000))
