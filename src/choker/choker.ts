@@ -121,7 +121,6 @@ export interface ChokeDecision {
   optimistic: string | undefined
   /** peers on trial until the next rechoke (leeching) */
   trials: Set<string>
-  snubbed: Set<string>
 }
 
 /** How an unchoked peer shares a capped uplink with the others. */
@@ -338,7 +337,7 @@ export class Choker {
 
     const shares = this.sharesOf(peers.filter(p => unchoked.has(p.id)), seeding, optimistic)
     this.record(peers, unchoked, now)
-    return { unchoked, shares, optimistic, trials, snubbed }
+    return { unchoked, shares, optimistic, trials }
   }
 
   /**

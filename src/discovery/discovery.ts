@@ -2,7 +2,8 @@
  * Finding the swarm: trackers first, and without them the Kademlia DHT, bootstrap addresses and
  * peers remembered from earlier runs. Peer exchange lives in the swarm (it rides the wire
  * protocol); everything else that brings peers in is here, and every peer it finds comes out of
- * one `peers` event tagged with its source.
+ * one `peers` event tagged with its source. The tracker announcers, the DHT, the peer cache and
+ * the clock are components (DiscoveryComponents): built from the init unless passed in.
  */
 import { TypedEventEmitter } from 'main-event'
 import type { PrivateKey } from '@libp2p/interface'
@@ -37,6 +38,27 @@ export interface DiscoveryInit {
   log?: (msg: string) => void
 }
 
+/** What Discovery uses of the DHT (a DhtDiscovery is one). */
+export type DiscoveryDht = Pick<DhtDiscovery, 'start' | 'stop' | 'bootstrap' | 'findProviders' | 'routingTableSize' | 'provided'>
+/** What Discovery uses of the peer cache (a PeerCache is one). */
+export type DiscoveryCache = Pick<PeerCache, 'load' | 'save' | 'remember'>
+/** What Discovery uses of a tracker announcer (a TrackerAnnouncer is one): its `peers` events. */
+export type DiscoveryAnnouncer = Pick<TrackerAnnouncer, 'status' | 'start' | 'completed' | 'stop' | 'addEventListener'>
+
+/**
+ * What Discovery works with, each built from DiscoveryInit unless passed in (tests pass fakes;
+ * js-libp2p's components, in spirit).
+ */
+export interface DiscoveryComponents {
+  /** provides and looks up the manifest (default a DhtDiscovery on the node) */
+  dht: DiscoveryDht
+  /** peers remembered across runs (default a PeerCache in `stateDir`; none without one) */
+  cache: DiscoveryCache | undefined
+  /** one per tracker (default a TrackerAnnouncer per `trackers` URL; given, `trackers` is unused) */
+  announcers: DiscoveryAnnouncer[]
+  now: () => number
+}
+
 export interface DiscoveryEvents {
   peers: CustomEvent<{ peers: PeerAddress[], source: PeerSource }>
 }
@@ -55,9 +77,10 @@ const CACHE_SAVE_MS = 60_000
 
 export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
   private readonly init: DiscoveryInit
-  private readonly announcers: TrackerAnnouncer[] = []
-  private readonly dht: DhtDiscovery
-  private readonly cache: PeerCache | undefined
+  private readonly announcers: DiscoveryAnnouncer[]
+  private readonly dht: DiscoveryDht
+  private readonly cache: DiscoveryCache | undefined
+  private readonly now: () => number
   private readonly log: (msg: string) => void
   private readonly lookupInterval: number
   private readonly useDht: boolean
@@ -69,18 +92,26 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
   private started = false
   private stopped = false
 
-  constructor (init: DiscoveryInit) {
+  constructor (init: DiscoveryInit, components: Partial<DiscoveryComponents> = {}) {
     super()
     this.init = init
     this.log = init.log ?? (() => {})
+    // read at each call, not captured: a test may fake Date after construction
+    this.now = components.now ?? (() => Date.now())
     this.lookupInterval = init.lookupInterval ?? 5_000
     this.useDht = init.dht ?? true
-    this.dht = new DhtDiscovery({ node: init.node, cid: init.cid, reprovideInterval: init.reprovideInterval, log: this.log })
-    this.cache = init.stateDir != null ? new PeerCache({ dir: init.stateDir, log: this.log }) : undefined
-    for (const url of init.trackers) {
+    this.dht = components.dht ?? new DhtDiscovery({ node: init.node, cid: init.cid, reprovideInterval: init.reprovideInterval, log: this.log })
+    this.cache = components.cache ?? (init.stateDir != null ? new PeerCache({ dir: init.stateDir, log: this.log }) : undefined)
+    this.announcers = components.announcers ?? this.trackerAnnouncers(init)
+    for (const a of this.announcers) a.addEventListener('peers', (evt) => { this.emitPeers(evt.detail, 'tracker') })
+  }
+
+  /** One announcer per tracker URL, announcing our node's addresses, signed with its key. */
+  private trackerAnnouncers (init: DiscoveryInit): TrackerAnnouncer[] {
+    return init.trackers.map(url => {
       // the peer checks this first, with a typed error (a program's own node keeps its key)
       if (init.privateKey == null) throw new TypeError('announcing to trackers needs the node\'s private key')
-      const a = new TrackerAnnouncer({
+      return new TrackerAnnouncer({
         announceUrl: url,
         manifest: init.cid.toString(),
         privateKey: init.privateKey,
@@ -92,9 +123,7 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
         minBackoff: init.trackerMinBackoff,
         log: this.log
       })
-      a.addEventListener('peers', (evt) => { this.emitPeers(evt.detail, 'tracker') })
-      this.announcers.push(a)
-    }
+    })
   }
 
   /** Peers remembered from earlier runs (none without a state dir). */
@@ -162,7 +191,7 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
     this.lookupTimer = undefined
     if (this.stopped) return
     const interval = this.trackersUp ? this.lookupInterval * 6 : this.lookupInterval
-    if (Date.now() - this.lastLookup >= interval - 50 && this.init.wantPeers()) await this.lookup()
+    if (this.now() - this.lastLookup >= interval - 50 && this.init.wantPeers()) await this.lookup()
     this.schedule(this.lookupInterval)
   }
 
@@ -170,7 +199,7 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
   async lookup (): Promise<void> {
     if (this.looking || this.stopped || !this.useDht) return
     this.looking = true
-    this.lastLookup = Date.now()
+    this.lastLookup = this.now()
     try {
       const found = await this.dht.findProviders({ signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(10_000)]), limit: 20 })
       this.emitPeers(found, 'dht')

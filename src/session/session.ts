@@ -181,6 +181,7 @@ export class PeerSession {
     throw new ProtocolError(reason)
   }
 
+  /** A block the message names must lie inside a piece of the manifest, in one frame's length. */
   private checkBlock (b: BlockSpec, what: string): void {
     if (b.piece >= this.geometry.pieceCount) this.violation(`${what} for piece ${b.piece} of ${this.geometry.pieceCount}`)
     const size = this.geometry.pieceSize(b.piece)
@@ -302,6 +303,7 @@ export class PeerSession {
   }
 
   private onCancel (msg: Message<MessageType.Cancel>): void {
+    this.checkBlock(msg, 'cancel')
     const i = this.incoming.findIndex(b => b.piece === msg.piece && b.offset === msg.offset && b.length === msg.length)
     if (i >= 0) this.incoming.splice(i, 1)
   }
@@ -323,6 +325,7 @@ export class PeerSession {
   }
 
   private onReject (msg: Message<MessageType.Reject>): void {
+    this.checkBlock(msg, 'reject')
     const k = key(msg.piece, msg.offset)
     const o = this.outstanding.get(k)
     if (o != null) {

@@ -1,9 +1,17 @@
 /**
  * The swarm: one manifest's peer sessions, tied to the piece picker, the choker and the piece
- * store. It owns the timers (rechoke, request timeouts, keep-alives) and the wire protocol
- * handler; policy lives in picker/ and choker/, bytes on the wire in session/ and wire/, piece
- * assembly, hash checks and bans in assembly.ts, peer exchange in exchange-peers.ts, the open
- * sessions (and which of two to the same peer is kept) in sessions.ts.
+ * store. It is the coordinator: it owns the wire protocol handler, the dials, the timers (the
+ * rechoke and a 1 s tick) and the sessions' delegate, and hands each event to the module whose
+ * job it is:
+ * - requests.ts (RequestLoop): interest, which blocks we ask whom for, timeouts, backoff;
+ * - chokes.ts (ChokeRounds): whom we upload to, as the choker (choker/) decides;
+ * - assembly.ts (PieceAssembly): blocks into pieces, hash checks, strikes and bans;
+ * - exchange-peers.ts (PeerExchange): peer exchange;
+ * - sessions.ts (SessionRegistry): the open sessions, one per peer;
+ * - slots.ts (SessionSlots, over admission.ts's policy): who may hold a session slot;
+ * - stats.ts: the counters and the SwarmStats snapshot.
+ * What needs libp2p itself (the protocol handler, dials, identify, remote addresses) stays here;
+ * bytes on the wire are session/ and wire/'s business.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
@@ -13,25 +21,27 @@ import type { Uint8ArrayList } from 'uint8arraylist'
 import { Bitfield } from '../bitfield.js'
 import { DialGuard } from '../discovery/dial-guard.js'
 import { DialRefusedError, dialGuarded } from '../discovery/guarded-dial.js'
-import { emptySources, type PeerAddress, type PeerSource } from '../discovery/types.js'
-import { Choker, type ChokerInit, type ChokerPeer, type UploadShare } from '../choker/choker.js'
+import type { PeerAddress, PeerSource } from '../discovery/types.js'
+import type { ChokerInit } from '../choker/choker.js'
 import { pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
-import { PiecePicker, requestDepth } from '../picker/picker.js'
+import { PiecePicker } from '../picker/picker.js'
 import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
-import { RateMeter } from '../stats/rate.js'
 import { Throttle } from '../throttle.js'
-import { LogLimiter } from '../log-limiter.js'
 import { ipOf } from '../net/pending-inbound.js'
-import { Admission, type AdmissionInit, type SessionFacts } from './admission.js'
+import type { AdmissionInit } from './admission.js'
 import { PieceAssembly } from './assembly.js'
+import { ChokeRounds, swarmChoker } from './chokes.js'
 import { PeerExchange } from './exchange-peers.js'
+import { RequestLoop } from './requests.js'
 import { SessionRegistry } from './sessions.js'
+import { SessionSlots } from './slots.js'
+import { swarmStats, TransferCounters, type SwarmStats } from './stats.js'
 import { PieceCache } from '../storage/piece-cache.js'
 import type { PieceStore } from '../storage/storage.js'
 import { WIRE_PROTOCOL, type BlockSpec, type WirePeer } from '../wire/codec.js'
-import { RequestBackoff } from './request-backoff.js'
 
 export { emptySources, PEER_SOURCES, type PeerSource } from '../discovery/types.js'
+export type { SwarmStats } from './stats.js'
 
 export interface SwarmInit {
   node: Libp2p
@@ -62,28 +72,6 @@ export interface SwarmInit {
   random?: () => number
 }
 
-export interface SwarmStats {
-  peers: number
-  unchoking: number
-  unchokedBy: number
-  interested: number
-  have: number
-  pieces: number
-  downloaded: number
-  uploaded: number
-  downloadRate: number
-  uploadRate: number
-  left: number
-  wasted: number
-  hashFailures: number
-  /** connected peers by how we learned of them */
-  sources: Record<PeerSource, number>
-  /** bytes downloaded, by how we learned of the peer that sent them */
-  downloadedFrom: Record<PeerSource, number>
-  /** peers banned for sending data that failed verification */
-  banned: number
-}
-
 export interface SwarmEvents {
   'piece': CustomEvent<number>
   'complete': CustomEvent<{ path: string, bytes: number }>
@@ -92,21 +80,12 @@ export interface SwarmEvents {
   'error': CustomEvent<Error>
 }
 
-/** pieces a leecher may take in one turn of a seed slot (libtorrent's seeding_piece_quota) */
-const SEED_PIECE_QUOTA = 20
-/** pieces a peer on trial may take before it must have sent something back (see Choker.review) */
-const TRIAL_PIECE_QUOTA = 4
 const TICK_MS = 1000
 /**
  * Pieces being assembled hold at most this many bytes of buffers (or one piece, if larger): a
  * peer that sends every block of a piece but the last cannot make us start piece after piece.
  */
 const PARTIAL_PIECE_BYTES = 64 * 1024 * 1024
-/** A request the peer passed over while answering one sent this much later is given up on. */
-const SKIP_GRACE_MS = 2000
-/** A peer's first SLOW_START_BYTES are requested as if it sent SLOW_START_RATE (16 blocks of 64 KiB deep). */
-const SLOW_START_BYTES = 4 * 1024 * 1024
-const SLOW_START_RATE = 1024 * 1024
 /** Quiet for this long, we send a keep-alive; a peer quiet for DEAD_PEER_MS is gone. */
 const KEEP_ALIVE_MS = 30_000
 const DEAD_PEER_MS = 4 * KEEP_ALIVE_MS
@@ -118,7 +97,6 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly store: PieceStore
   private readonly cache: PieceCache
   private readonly picker: PiecePicker
-  private readonly choker: Choker
   /** the open session with each peer, with its remote IP and how we learned of the peer */
   private readonly sessions: SessionRegistry<PeerSession>
   private readonly dialing = new Set<string>()
@@ -127,27 +105,22 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly exchange: PeerExchange
   /** piece buffers, hash checks, and strikes and bans for bad data */
   private readonly assembly: PieceAssembly
-  /** peers that rejected requests or let them time out are asked again only later */
-  private readonly backoff: RequestBackoff
-  private readonly downloadedFrom = emptySources()
+  /** our interest in each peer, and the requests we send it */
+  private readonly requests: RequestLoop<PeerSession>
+  /** whom we upload to, and each one's share of a capped uplink */
+  private readonly chokes: ChokeRounds<PeerSession>
+  private readonly transfer: TransferCounters
   private readonly log: (msg: string) => void
   private readonly now: () => number
-  private readonly maxPeers: number
-  private readonly admission: Admission
-  /** refusals and evictions: an attacker decides how many there are */
-  private readonly admissionLog: LogLimiter
-  private readonly requestTimeout: number
+  /** who may hold a session slot (see Admission) */
+  private readonly slots: SessionSlots<PeerSession>
   private readonly throttle: Throttle
   private readonly manifestBytes: Uint8Array
   private readonly count: number
-  private readonly downRate: RateMeter
-  private readonly upRate: RateMeter
   private timers: Array<ReturnType<typeof setInterval>> = []
   private running = false
   private completing = false
   private completed = false
-  downloaded = 0
-  uploaded = 0
 
   constructor (init: SwarmInit) {
     super()
@@ -158,13 +131,10 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.cache = new PieceCache(init.store, init.manifest.pieceLength)
     this.log = init.log ?? (() => {})
     this.now = init.now ?? Date.now
-    this.maxPeers = init.maxPeers ?? 50
     this.sessions = new SessionRegistry({ self: init.node.peerId.toString() })
-    this.admission = new Admission({ ...init.admission, maxPeers: this.maxPeers })
-    this.admissionLog = new LogLimiter({ log: this.log, now: this.now })
-    this.requestTimeout = init.requestTimeout ?? 30_000
+    this.slots = new SessionSlots({ sessions: this.sessions, maxPeers: init.maxPeers, admission: init.admission, log: this.log, now: this.now })
     this.throttle = new Throttle({ rate: init.maxUploadRate ?? 0 })
-    this.backoff = new RequestBackoff({ now: this.now })
+    this.transfer = new TransferCounters({ now: this.now })
     this.exchange = new PeerExchange({
       self: init.node.peerId.toString(),
       interval: init.pexInterval,
@@ -187,15 +157,20 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       random: init.random,
       maxActiveBytes: Math.max(PARTIAL_PIECE_BYTES, init.manifest.pieceLength)
     })
-    this.choker = new Choker({
-      now: this.now,
-      random: init.random,
-      seedQuota: SEED_PIECE_QUOTA * init.manifest.pieceLength,
-      trialQuota: TRIAL_PIECE_QUOTA * init.manifest.pieceLength,
-      ...init.choker
+    this.requests = new RequestLoop({
+      picker: this.picker,
+      sessions: this.sessions,
+      done: () => this.completed,
+      requestTimeout: init.requestTimeout,
+      log: this.log,
+      now: this.now
     })
-    this.downRate = new RateMeter({ windowMs: 5_000, now: this.now })
-    this.upRate = new RateMeter({ windowMs: 5_000, now: this.now })
+    this.chokes = new ChokeRounds({
+      choker: swarmChoker(init.manifest.pieceLength, { now: this.now, random: init.random, ...init.choker }),
+      sessions: this.sessions,
+      seeding: () => this.completed,
+      throttle: this.throttle
+    })
     this.assembly = new PieceAssembly({
       manifest: init.manifest,
       store: init.store,
@@ -204,13 +179,21 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       log: this.log,
       delegate: {
         pieceVerified: async (piece) => { await this.pieceDone(piece) },
-        pieceFailed: () => { this.fillAll() },
+        pieceFailed: () => { this.requests.fillAll() },
         peerBanned: (peer) => { this.exchange.forget(peer) },
         closePeer: (peer, reason) => { this.sessions.get(peer)?.close(reason) },
         error: (err) => { this.safeDispatchEvent('error', { detail: err }) }
       }
     })
     this.completed = init.seeding === true
+  }
+
+  get downloaded (): number {
+    return this.transfer.downloaded
+  }
+
+  get uploaded (): number {
+    return this.transfer.uploaded
   }
 
   /** Bytes received that were of no use (blocks nobody wanted, pieces that failed). */
@@ -248,7 +231,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       this.accept(stream, connection.remotePeer.toString(), 'inbound', 'incoming')
     }, { maxInboundStreams: 4 })
     this.node.addEventListener('peer:identify', this.onIdentify)
-    this.timers.push(setInterval(() => { this.rechoke() }, this.choker.rechokeInterval))
+    this.timers.push(setInterval(() => { this.rechoke() }, this.chokes.rechokeInterval))
     this.timers.push(setInterval(() => { this.tick() }, TICK_MS))
     for (const t of this.timers) t.unref?.()
     // nothing to fetch (an empty file): finish now, not when some peer says something
@@ -282,7 +265,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     for (const p of peers) {
       if (!this.running) return
       if (p.peerId === self || this.sessions.has(p.peerId) || this.dialing.has(p.peerId) || this.assembly.banned.has(p.peerId)) continue
-      if (this.sessions.size + this.dialing.size >= this.maxPeers && !this.roomByEviction()) return
+      if (!this.slots.mayDial(this.dialing.size)) return
       void this.dial(p, source)
     }
   }
@@ -309,12 +292,13 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private accept (stream: Stream, remotePeer: string, direction: 'inbound' | 'outbound', source: PeerSource): void {
     if (!this.running) { stream.abort(new Error('swarm stopped')); return }
     if (this.assembly.banned.has(remotePeer)) { stream.abort(new Error('banned')); return }
+    const ip = this.remoteIp(remotePeer)
     const existing = this.sessions.get(remotePeer)
     if (existing != null) {
       // both ends dialled at once, or a reconnect: the registry's rule says which one stays
       if (!this.sessions.keepsNew(existing, direction)) { stream.abort(new Error('duplicate session')); return }
       existing.close()
-    } else if (this.sessions.size >= this.maxPeers && !this.makeRoom(remotePeer)) {
+    } else if (!this.slots.admit(remotePeer, ip)) {
       stream.abort(new Error('too many peers'))
       return
     }
@@ -328,14 +312,13 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       throttle: this.throttle,
       now: this.now
     })
-    this.sessions.add(session, { ip: this.remoteIp(remotePeer), source })
+    this.sessions.add(session, { ip, source })
     this.exchange.sessionOpened(remotePeer)
     session.start()
     this.safeDispatchEvent('peer:connect', { detail: { peerId: remotePeer, source } })
   }
 
-  // --- admission: who holds the session slots (policy in admission.ts) ------------------------
-
+  /** The remote IP address of our connection to `peerId` (Admission counts slots per address). */
   private remoteIp (peerId: string): string | undefined {
     try {
       for (const c of this.node.getConnections(peerIdFromString(peerId))) {
@@ -346,106 +329,52 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     return undefined
   }
 
-  /** Full: may a dial go ahead because an idle session would yield its slot to it? */
-  private roomByEviction (): boolean {
-    return this.admission.evictable(this.sessions.facts(), this.now()).length > this.sessions.size + this.dialing.size - this.maxPeers
-  }
-
-  /** Full: closes the least useful session for `newcomer`, or says (rate-limited) why not. */
-  private makeRoom (newcomer: string): boolean {
-    const d = this.admission.admit({ id: newcomer, ip: this.remoteIp(newcomer) }, this.sessions.facts(), this.now())
-    if (!d.admit) {
-      this.admissionLog.log('refuse', `refused a session with ${shortId(newcomer)}: ${d.reason}`)
-      return false
-    }
-    if (d.evict != null) this.evict(d.evict, `to make room for ${shortId(newcomer)}`)
-    return true
-  }
-
-  private evict (f: SessionFacts, why: string): void {
-    const session = this.sessions.get(f.id)
-    if (session == null) return
-    const now = this.now()
-    const idleFor = Math.round((now - Math.max(f.connectedAt, f.lastBytesAt)) / 1000)
-    this.admissionLog.log('evict', `evicted ${shortId(f.id)}${f.ip != null ? ` (${f.ip})` : ''}: ${f.interested ? 'no' : 'no interest either way and no'} bytes for ${idleFor} s, ${why}`)
-    // quietly: the reason is logged above, at most once per interval however many there are
-    session.close()
-  }
-
   // --- SessionDelegate: what the swarm does with each valid message -------------------------
 
   onHaveState (session: PeerSession): void {
     // a member we are talking to is worth passing on to others (peer exchange); if identify
     // has not told us its listen addresses yet, onIdentify will
     void this.listenAddrs(session.remotePeer).then(multiaddrs => { this.exchange.learned(session.remotePeer, multiaddrs) })
-    const has = session.peerHas as Bitfield
-    this.picker.addPeer(session.remotePeer, has.isComplete() ? 'all' : has.count() === 0 ? 'none' : has)
-    this.updateInterest(session)
+    this.requests.haveState(session)
     // two seeders have nothing to say to each other
     if (this.completed && session.peerHasAll) session.close()
   }
 
   onHave (session: PeerSession, piece: number): void {
-    this.picker.peerHave(session.remotePeer, piece)
-    this.updateInterest(session)
+    this.requests.have(session, piece)
     if (this.completed && session.peerHasAll) session.close()
   }
 
   onInterest (session: PeerSession): void {
-    if (!session.peerInterested || !session.amChoking) return
-    const peers = this.chokerPeers()
-    const peer = peers.find(p => p.id === session.remotePeer)
-    // a free upload slot goes at once only to a peer that uploads to us (or, seeding, to whoever
-    // asks); anyone else waits for the rechoke: a free-rider kept such slots
-    if (peer !== undefined && this.choker.admit(peer, peers, this.completed)) {
-      this.applyShare(session, this.choker.uploadShare(peer.id))
-      session.unchoke()
-    }
+    this.chokes.interested(session)
   }
 
   onChoke (session: PeerSession, dropped: BlockSpec[]): void {
-    for (const b of dropped) this.picker.requestFailed(session.remotePeer, b)
-    this.fillAll()
+    this.requests.choked(session, dropped)
   }
 
   onUnchoke (session: PeerSession): void {
-    this.fillRequests(session)
+    this.requests.fill(session)
   }
 
   onReject (session: PeerSession, block: BlockSpec): void {
-    this.picker.requestFailed(session.remotePeer, block)
-    this.refused(session, 'rejected a request')
-    this.fillAll()
-  }
-
-  /**
-   * The peer refused a request (reject or timeout): we stop asking it for a while, so that a
-   * peer that rejects everything does not keep us in a request/reject loop; once it refuses a
-   * probe too we are not interested in it meanwhile (it is useless to us). See RequestBackoff.
-   */
-  private refused (session: PeerSession, what: string): void {
-    if (!this.backoff.refused(session.remotePeer)) return
-    const n = this.backoff.episodes(session.remotePeer)
-    if (n > 1) this.log(`${shortId(session.remotePeer)} ${what} again (${n} times in a row): not asking it for a while`)
-    this.updateInterest(session)
+    this.requests.rejected(session, block)
   }
 
   onBlock (session: PeerSession, piece: number, offset: number, data: Uint8ArrayList): void {
-    this.downloaded += data.byteLength
-    this.downloadedFrom[this.sessions.sourceOf(session.remotePeer) ?? 'incoming'] += data.byteLength
-    this.downRate.add(data.byteLength)
+    this.transfer.received(data.byteLength, this.sessions.sourceOf(session.remotePeer) ?? 'incoming')
     // the picker decides whether the block was wanted; the assembly keeps it if so (see assembly.ts)
     const r = this.assembly.receive(session.remotePeer, piece, offset, data)
     if (!r.accepted) {
-      this.fillRequests(session)
+      this.requests.fill(session)
       return
     }
-    this.backoff.delivered(session.remotePeer)
+    this.requests.delivered(session)
     // endgame: the same block was asked of others; tell them not to bother (BEP 3 "cancel")
     for (const c of r.cancels) this.sessions.get(c.peerId)?.cancel(c.block)
     // after the cancels: a piece's check starts by copying it (WebCrypto), long for a big piece
     if (r.pieceComplete) void this.assembly.check(piece)
-    this.fillRequests(session)
+    this.requests.fill(session)
   }
 
   hasPiece (piece: number): boolean {
@@ -457,8 +386,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   }
 
   onUpload (_session: PeerSession, bytes: number): void {
-    this.uploaded += bytes
-    this.upRate.add(bytes)
+    this.transfer.sent(bytes)
   }
 
   onPeers (session: PeerSession, raw: WirePeer[]): void {
@@ -469,10 +397,9 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   onClose (session: PeerSession, reason: string | undefined): void {
     if (!this.sessions.remove(session)) return
     this.exchange.sessionClosed(session.remotePeer)
-    this.backoff.forget(session.remotePeer)
-    this.picker.removePeer(session.remotePeer)
+    this.requests.sessionClosed(session)
     this.safeDispatchEvent('peer:disconnect', { detail: { peerId: session.remotePeer, reason } })
-    this.fillAll()
+    this.requests.fillAll()
   }
 
   // --- downloading ---------------------------------------------------------------------------
@@ -481,7 +408,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private async pieceDone (piece: number): Promise<void> {
     for (const s of this.sessions.values()) {
       s.have(piece)
-      this.updateInterest(s)
+      this.requests.updateInterest(s)
     }
     this.safeDispatchEvent('piece', { detail: piece })
     if (this.picker.isComplete()) await this.complete()
@@ -498,74 +425,9 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.rechoke()
   }
 
-  private updateInterest (session: PeerSession): void {
-    if (!session.haveStateReceived) return
-    const interesting = !this.completed && this.picker.isInteresting(session.remotePeer) && !this.backoff.useless(session.remotePeer)
-    session.setInterested(interesting)
-    if (interesting) this.fillRequests(session)
-  }
-
-  private fillRequests (session: PeerSession): void {
-    if (session.closed || session.peerChoking || !session.amInterested || this.completed) return
-    if (!this.backoff.mayRequest(session.remotePeer)) return
-    // keep about one second of this peer's rate in flight (at least a few blocks); until the
-    // peer has sent a few MiB its rate says little, so start as if it were fast (slow start
-    // from 4 blocks costs many round trips on a fast link)
-    const rate = session.down.total < SLOW_START_BYTES ? Math.max(session.down.rate(), SLOW_START_RATE) : session.down.rate()
-    // a peer that refused lately gets only a small probe until it delivers again
-    const depth = Math.min(requestDepth(rate), this.backoff.depthLimit(session.remotePeer))
-    const want = depth - this.picker.inFlight(session.remotePeer)
-    // top the pipeline up in batches, not one request per block received
-    if (want <= 0 || (want < Math.ceil(depth / 4) && this.picker.inFlight(session.remotePeer) > 0)) return
-    session.request(this.picker.pick(session.remotePeer, want))
-  }
-
-  private fillAll (): void {
-    for (const s of this.sessions.values()) this.fillRequests(s)
-  }
-
-  // --- timers --------------------------------------------------------------------------------
-
-  private chokerPeers (): ChokerPeer[] {
-    const out: ChokerPeer[] = []
-    for (const s of this.sessions.values()) {
-      out.push({
-        id: s.remotePeer,
-        interested: s.peerInterested,
-        downloadRate: s.down.rate(),
-        downloaded: s.down.windowBytes(),
-        uploadRate: s.up.rate(),
-        uploaded: s.up.total,
-        downloadedTotal: s.down.total,
-        connectedAt: s.connectedAt,
-        unchoked: !s.amChoking,
-        unchokesUs: !s.peerChoking,
-        amInterested: s.amInterested,
-        lastBlockAt: s.lastBlockAt,
-        requestedAt: s.oldestRequestAt()
-      })
-    }
-    return out
-  }
-
-  /** BEP 3's tit-for-tat: every rechoke interval, the choker decides whom we upload to. */
-  rechoke (): void {
-    if (!this.running) return
-    const decision = this.choker.rechoke(this.chokerPeers(), this.completed)
-    for (const s of this.sessions.values()) {
-      if (decision.unchoked.has(s.remotePeer)) {
-        this.applyShare(s, decision.shares.get(s.remotePeer) ?? this.choker.uploadShare(s.remotePeer))
-        s.unchoke()
-      } else {
-        s.choke()
-      }
-    }
-  }
-
-  /** The choker's share of our capped uplink for `session`: its weight, and a limit if capped. */
-  private applyShare (session: PeerSession, share: UploadShare): void {
-    const limit = share.capped && !this.throttle.unlimited ? this.throttle.rate * this.choker.offerFraction : undefined
-    session.setUploadShare(share.weight, limit)
+  /** BEP 3's tit-for-tat, every rechoke interval and when we complete (see ChokeRounds). */
+  private rechoke (): void {
+    if (this.running) this.chokes.rechoke()
   }
 
   /** Identify told us a connected peer's listen addresses: peer exchange may pass them on. */
@@ -589,70 +451,26 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.exchange.tick(this.sessions.values())
     // between rechokes: trials that were not answered end, shares follow what each peer sent
     // us, a seed turn that is over passes on
-    // one view of the peers a tick (it walks every session's requests), updated as we choke
-    const peers = this.chokerPeers()
-    if (!this.completed) {
-      for (const id of this.choker.review(peers)) {
-        this.sessions.get(id)?.choke()
-        const p = peers.find(p => p.id === id)
-        if (p != null) p.unchoked = false
-      }
-      for (const [id, share] of this.choker.refreshShares(peers, false)) {
-        const s = this.sessions.get(id)
-        if (s != null) this.applyShare(s, share)
-      }
-    } else if (this.choker.seedTurnOver(peers)) {
-      this.rechoke()
-    }
+    this.chokes.tick()
     for (const s of this.sessions.values()) {
-      const expired = s.expireRequests(this.requestTimeout)
-      // requests it passed over while answering later ones count as timed out, at once
-      const skipped = s.expireSkipped(SKIP_GRACE_MS)
-      for (const b of expired) this.picker.requestFailed(s.remotePeer, b)
-      for (const b of skipped) this.picker.requestFailed(s.remotePeer, b)
-      if (expired.length > 0) this.refused(s, `let ${expired.length} requests time out`)
-      else if (skipped.length > 0) this.refused(s, `passed over ${skipped.length} requests`)
-      // a pause that has ended: interested again (a probe follows)
-      else if (!s.amInterested) this.updateInterest(s)
+      // requests that timed out or were passed over go to others; a pause that has ended, a probe
+      this.requests.expire(s)
       s.keepAlive(KEEP_ALIVE_MS, DEAD_PEER_MS)
     }
     // sessions useless for long yield their slot even when the swarm is not full
-    for (const f of this.admission.idle(this.sessions.facts(), this.now())) this.evict(f, 'idle too long')
-    this.fillAll()
+    this.slots.evictIdle()
+    this.requests.fillAll()
   }
 
   stats (): SwarmStats {
-    let unchoking = 0
-    let unchokedBy = 0
-    let interested = 0
-    for (const s of this.sessions.values()) {
-      if (!s.amChoking) unchoking++
-      if (!s.peerChoking) unchokedBy++
-      if (s.peerInterested) interested++
-    }
-    const sources = this.sessions.sourceCounts()
-    const have = this.picker.have.count()
-    let left = 0
-    if (!this.completed) {
-      for (let i = 0; i < this.count; i++) if (!this.picker.have.get(i)) left += pieceSize(this.manifest, i)
-    }
-    return {
-      peers: this.sessions.size,
-      unchoking,
-      unchokedBy,
-      interested,
-      have,
-      pieces: this.count,
-      downloaded: this.downloaded,
-      uploaded: this.uploaded,
-      downloadRate: this.downRate.rate(),
-      uploadRate: this.upRate.rate(),
-      left,
-      wasted: this.wasted,
-      hashFailures: this.hashFailures,
-      sources,
-      downloadedFrom: { ...this.downloadedFrom },
-      banned: this.assembly.banned.size
-    }
+    return swarmStats({
+      transfer: this.transfer,
+      sessions: this.sessions.values(),
+      sources: this.sessions.sourceCounts(),
+      manifest: this.manifest,
+      have: this.picker.have,
+      seeding: this.completed,
+      assembly: this.assembly
+    })
   }
 }

@@ -1,8 +1,9 @@
 // Unit tests of Discovery's policy (which source is used when, what it emits, its status, its
-// lifecycle). Discovery builds its DhtDiscovery, PeerCache and TrackerAnnouncers itself, so the
-// seams used here are the libp2p node it is given (a fake: dial, peerId, getMultiaddrs and a fake
-// `services.dht`), the state dir (a temp dir), and HTTP trackers on 127.0.0.1 (the real tracker,
-// a hand-written one, or a closed port). No libp2p node is started and nothing leaves loopback.
+// lifecycle). Most build Discovery's own DhtDiscovery, PeerCache and TrackerAnnouncers, over the
+// libp2p node it is given (a fake: dial, peerId, getMultiaddrs and a fake `services.dht`), the
+// state dir (a temp dir), and HTTP trackers on 127.0.0.1 (the real tracker, a hand-written one,
+// or a closed port); the last ones pass fake components in (DiscoveryComponents) on a fake
+// clock. No libp2p node is started and nothing leaves loopback.
 import { createServer as createHttpServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
@@ -17,10 +18,12 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { TypedEventEmitter } from 'main-event'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Discovery } from '../../src/discovery/discovery.js'
-import type { DiscoveryInit } from '../../src/discovery/discovery.js'
+import type { DiscoveryAnnouncer, DiscoveryCache, DiscoveryComponents, DiscoveryDht, DiscoveryInit } from '../../src/discovery/discovery.js'
 import { PeerCache } from '../../src/discovery/peer-cache.js'
+import type { TrackerAnnouncerEvents } from '../../src/discovery/tracker-client.js'
 import type { PeerAddress, PeerSource } from '../../src/discovery/types.js'
 import type { BitswarmNode } from '../../src/node.js'
 import { createTrackerServer } from '../../tracker/server.js'
@@ -121,7 +124,7 @@ afterEach(async () => {
 
 interface Seen { peers: PeerAddress[], source: PeerSource }
 
-function make (node: FakeNode, init: Partial<DiscoveryInit> = {}): { d: Discovery, seen: Seen[], logs: string[] } {
+function make (node: FakeNode, init: Partial<DiscoveryInit> = {}, components: Partial<DiscoveryComponents> = {}): { d: Discovery, seen: Seen[], logs: string[] } {
   const seen: Seen[] = []
   const logs: string[] = []
   const d = new Discovery({
@@ -134,7 +137,7 @@ function make (node: FakeNode, init: Partial<DiscoveryInit> = {}): { d: Discover
     wantPeers: () => true,
     log: msg => { logs.push(msg) },
     ...init
-  })
+  }, components)
   d.addEventListener('peers', evt => { seen.push(evt.detail) })
   discoveries.push(d)
   return { d, seen, logs }
@@ -543,5 +546,151 @@ describe('Discovery: lifecycle', () => {
     expect(logs.filter(l => l.startsWith('bootstrap failed') || l.startsWith('dht lookup failed'))).toEqual([])
     await d.lookup()
     expect(node.findSignals).toHaveLength(1)
+  })
+})
+
+// --- components passed in ---------------------------------------------------------------------
+
+/** A tracker announcer whose status the test sets; it emits the peers the test hands it. */
+class FakeAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> implements DiscoveryAnnouncer {
+  status: 'pending' | 'ok' | 'down' = 'pending'
+  readonly calls: string[] = []
+  start (): void { this.calls.push('start') }
+  completed (): void { this.calls.push('completed') }
+  async stop (): Promise<void> { this.calls.push('stop') }
+  answer (peers: PeerAddress[]): void { this.safeDispatchEvent('peers', { detail: peers }) }
+}
+
+/** A DHT that answers at once: `reachable` for any bootstrap, `providers` for any lookup. */
+class FakeDht implements DiscoveryDht {
+  routingTableSize = 3
+  provided = false
+  readonly calls: string[] = []
+  readonly bootstraps: string[][] = []
+  lookups = 0
+  reachable: PeerAddress[] = []
+  providers: PeerAddress[] = []
+  start (): void { this.calls.push('start') }
+  stop (): void { this.calls.push('stop') }
+  async bootstrap (addrs: string[]): Promise<PeerAddress[]> {
+    this.bootstraps.push(addrs)
+    return this.reachable
+  }
+
+  async findProviders (): Promise<PeerAddress[]> {
+    this.lookups++
+    return this.providers
+  }
+}
+
+class FakeCache implements DiscoveryCache {
+  stored: PeerAddress[] = []
+  readonly remembered: PeerAddress[] = []
+  saves = 0
+  async load (): Promise<PeerAddress[]> { return this.stored }
+  remember (peers: PeerAddress[]): void { this.remembered.push(...peers) }
+  async save (): Promise<void> { this.saves++ }
+}
+
+const at = (k: Key, ...addrs: string[]): PeerAddress => ({ peerId: k.id.toString(), multiaddrs: addrs })
+
+describe('Discovery: components passed in', () => {
+  /** setTimeout faked, the clock injected: both moved together, 100 ms at a time */
+  function clock (): { now: () => number, advance: (ms: number) => Promise<void> } {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] })
+    let t = 5_000_000
+    return {
+      now: () => t,
+      advance: async (ms) => {
+        if (ms === 0) await vi.advanceTimersByTimeAsync(0)
+        for (let left = ms; left > 0; left -= 100) {
+          t += Math.min(100, left)
+          await vi.advanceTimersByTimeAsync(Math.min(100, left))
+        }
+      }
+    }
+  }
+
+  it('uses the announcers given: started, told of completion, stopped; their peers come out as tracker', async () => {
+    const [up, down] = [new FakeAnnouncer(), new FakeAnnouncer()]
+    const { d, seen } = make(new FakeNode(self), { trackers: ['http://unused.invalid/announce'], privateKey: undefined, dht: false }, { announcers: [up, down], dht: new FakeDht() })
+    expect(d.status().tracker).toBe('pending,pending')
+    await d.start()
+    up.status = 'ok'
+    down.status = 'down'
+    expect(d.status().tracker).toBe('ok,down')
+    expect(d.trackersUp).toBe(true)
+    up.answer([at(others[0]!, '/ip4/10.3.0.1/tcp/4001'), at(self, '/ip4/10.3.0.2/tcp/4001')])
+    expect(seen).toEqual([{ source: 'tracker', peers: [at(others[0]!, '/ip4/10.3.0.1/tcp/4001')] }])
+    d.completed()
+    await d.stop()
+    expect(up.calls).toEqual(['start', 'completed', 'stop'])
+    expect(down.calls).toEqual(['start', 'completed', 'stop'])
+  })
+
+  it('looks up on the injected clock: every lookupInterval while no tracker answers, 6x less often while one does', async () => {
+    const c = clock()
+    const runs = ['down', 'ok'].map(status => {
+      const a = new FakeAnnouncer()
+      a.status = status as 'down' | 'ok'
+      const dht = new FakeDht()
+      return { dht, ...make(new FakeNode(self), { lookupInterval: 100 }, { announcers: [a], dht, now: c.now }) }
+    })
+    await Promise.all(runs.map(async r => { await r.d.start() }))
+    await c.advance(999)
+    expect(runs.map(r => r.dht.lookups)).toEqual([0, 0])
+    // the first tick, 1 s after start, looks up in both; then 100 ms apart while down, 600 ms while up
+    await c.advance(1)
+    expect(runs.map(r => r.dht.lookups)).toEqual([1, 1])
+    await c.advance(1_200)
+    expect(runs.map(r => r.dht.lookups)).toEqual([13, 3])
+  })
+
+  it('does not look up while it wants no peers, and its DHT is started and stopped with it', async () => {
+    const c = clock()
+    const dht = new FakeDht()
+    const { d } = make(new FakeNode(self), { wantPeers: () => false, lookupInterval: 100 }, { dht, now: c.now })
+    await d.start()
+    await c.advance(5_000)
+    expect(dht.lookups).toBe(0)
+    expect(d.status().dht).toEqual({ routingTable: 3, provided: false })
+    await d.stop()
+    expect(dht.calls).toEqual(['start', 'stop'])
+  })
+
+  it('the cache given: its peers are dialled (two addresses each), those that answer come out as cache; saved on stop', async () => {
+    const c = clock()
+    const dht = new FakeDht()
+    const cache = new FakeCache()
+    const cached = at(others[4]!, '/ip4/10.4.0.1/tcp/4001', '/ip4/10.4.0.2/tcp/4001', '/ip4/10.4.0.3/tcp/4001')
+    cache.stored = [cached]
+    dht.reachable = [at(others[4]!, '/ip4/10.4.0.1/tcp/4001')]
+    const { d, seen } = make(new FakeNode(self), { wantPeers: () => false }, { dht, cache, now: c.now })
+    expect(await d.cachedPeers()).toEqual([cached])
+    await d.start()
+    await c.advance(0)
+    expect(dht.bootstraps).toEqual([[full('/ip4/10.4.0.1/tcp/4001', others[4]!), full('/ip4/10.4.0.2/tcp/4001', others[4]!)]])
+    expect(seen).toEqual([{ source: 'cache', peers: dht.reachable }])
+    // only bootstrap peers are remembered by Discovery itself; the peer remembers the others it reached
+    expect(cache.remembered).toEqual([])
+    d.remember([cached])
+    expect(cache.remembered).toEqual([cached])
+    await d.stop()
+    expect(cache.saves).toBe(1)
+  })
+
+  it('bootstrap peers that answer come out as bootstrap, are remembered in the cache, and a lookup follows at once', async () => {
+    const c = clock()
+    const dht = new FakeDht()
+    const cache = new FakeCache()
+    const boot = full('/ip4/10.5.0.1/tcp/4001', others[5]!)
+    dht.reachable = [at(others[5]!, '/ip4/10.5.0.1/tcp/4001')]
+    dht.providers = [at(others[6]!, '/ip4/10.5.0.2/tcp/4001')]
+    const { d, seen } = make(new FakeNode(self), { bootstrap: [boot] }, { dht, cache, now: c.now })
+    await d.start()
+    await c.advance(0)
+    expect(dht.bootstraps).toEqual([[boot]])
+    expect(cache.remembered).toEqual(dht.reachable)
+    expect(seen).toEqual([{ source: 'bootstrap', peers: dht.reachable }, { source: 'dht', peers: dht.providers }])
   })
 })

@@ -44,7 +44,7 @@ const geometryOf = (g: Geo): SessionGeometry => ({ manifest: MANIFEST, pieceCoun
 const key = (b: { piece: number, offset: number }): string => `${b.piece}:${b.offset}`
 const specKey = (b: BlockSpec): string => `${b.piece}:${b.offset}:${b.length}`
 
-/** Every block of the torrent, 16 KiB apart; the last one of each piece may be short. */
+/** Every block of the torrent, MAX_BLOCK_LENGTH apart; the last one of each piece may be short. */
 function blocksOf (g: Geo): BlockSpec[] {
   const out: BlockSpec[] = []
   for (let piece = 0; piece < g.count; piece++) {
@@ -244,7 +244,7 @@ function planArb (benign: boolean): fc.Arbitrary<Plan> {
         })), 3),
         // the first piece index past the end
         w(one(fc.constantFrom<WireMessage>({ type: T.Request, piece: geo.count, offset: 0, length: 1 }, { type: T.Have, piece: geo.count })), 3),
-        // a block of another size than asked for, or of a size the codec refuses (0, 16 KiB + 1)
+        // a block of another size than asked for, or of a size the codec refuses (0, MAX_BLOCK_LENGTH + 1)
         w(one(fc.tuple(asked, fc.integer({ min: 1, max: MAX_BLOCK_LENGTH })).map(([b, n]) => pieceMsg(b.piece, b.offset, n !== b.length ? n : n === 1 ? 2 : n - 1)))),
         w(one(fc.tuple(asked, fc.constantFrom(0, MAX_BLOCK_LENGTH + 1)).map(([b, n]) => pieceMsg(b.piece, b.offset, n)))),
         // a block nobody asked for
@@ -335,6 +335,13 @@ function model (plan: Plan, bytes: Uint8Array): Expected {
   const outstanding = new Map(plan.requests.map(b => [key(b), b]))
   const forgiven = new Set<string>()
   const violation = (reason: string): Expected => ({ ...e, violation: reason })
+  /** the session's checkBlock: a block inside a piece, no longer than a frame may carry */
+  const badBlock = (what: string, m: BlockSpec): string | undefined => {
+    if (m.piece >= geo.count) return `${what} for piece ${m.piece} of ${geo.count}`
+    if (m.length === 0 || m.length > MAX_BLOCK_LENGTH) return `${what} of ${m.length} bytes`
+    if (m.offset + m.length > pieceSize(geo, m.piece)) return `${what} past the end of piece ${m.piece}`
+    return undefined
+  }
 
   for (const m of msgs) {
     if (!e.handshaken) {
@@ -389,9 +396,8 @@ function model (plan: Plan, bytes: Uint8Array): Expected {
         break
       case T.Request: {
         if (!haveState) return violation('request before bitfield')
-        if (m.piece >= geo.count) return violation(`request for piece ${m.piece} of ${geo.count}`)
-        if (m.length === 0 || m.length > MAX_BLOCK_LENGTH) return violation(`request of ${m.length} bytes`)
-        if (m.offset + m.length > pieceSize(geo, m.piece)) return violation(`request past the end of piece ${m.piece}`)
+        const bad = badBlock('request', m)
+        if (bad != null) return violation(bad)
         if (!plan.have.includes(m.piece)) return violation(`request for piece ${m.piece}, which we do not have`)
         const b = { piece: m.piece, offset: m.offset, length: m.length }
         if (plan.unchoke) { e.queued.push(b); e.served.push(b) }
@@ -399,6 +405,8 @@ function model (plan: Plan, bytes: Uint8Array): Expected {
         break
       }
       case T.Cancel: {
+        const bad = badBlock('cancel', m)
+        if (bad != null) return violation(bad)
         e.cancelled.add(specKey(m))
         const i = e.served.findIndex(b => specKey(b) === specKey(m))
         if (i >= 0) e.served.splice(i, 1)
@@ -417,6 +425,8 @@ function model (plan: Plan, bytes: Uint8Array): Expected {
         break
       }
       case T.Reject: {
+        const bad = badBlock('reject', m)
+        if (bad != null) return violation(bad)
         const o = outstanding.get(key(m))
         if (o != null) { outstanding.delete(key(m)); e.rejects.push(o) }
         break

@@ -6,7 +6,7 @@ import { Bitfield } from '../../src/bitfield.js'
 import { MAX_QUEUED_REQUESTS, PeerSession, type SessionGeometry } from '../../src/session/session.js'
 import {
   encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaveNone,
-  encodeInterested, encodeKeepAlive, encodePiece, encodeRequest, encodeUnchoke, MAX_BLOCK_LENGTH, MessageType,
+  encodeInterested, encodeKeepAlive, encodePiece, encodeReject, encodeRequest, encodeUnchoke, MAX_BLOCK_LENGTH, MessageType,
   WireDecoder, type BlockSpec, type WireMessage
 } from '../../src/wire/codec.js'
 import { RecordingDelegate } from '../helpers/session.js'
@@ -649,4 +649,35 @@ describe('PeerSession: hostile input closes only that session, with a reason', (
     await until(() => { expect(side.delegate.haves).toEqual([5]) })
     expect(side.session.closed).toBe(false)
   })
+
+  it('a reject for something never requested is harmless too', async () => {
+    const { side, raw } = await sessionWithRawPeer('all')
+    raw.hello()
+    raw.send(encodeReject(block(0, 0)), encodeHave(5))
+    await until(() => { expect(side.delegate.haves).toEqual([5]) })
+    expect(side.delegate.rejects).toEqual([])
+    expect(side.session.closed).toBe(false)
+  })
+
+  // cancels and rejects are held to the same block checks as requests
+  const outside: Array<[string, BlockSpec, RegExp]> = [
+    ['a piece past the last', block(PIECES, 0), /for piece 10 of 10/],
+    ['more than a frame carries', block(0, 0, MAX_BLOCK_LENGTH + 1), new RegExp(`of ${MAX_BLOCK_LENGTH + 1} bytes`)],
+    ['past the end of the short last piece', block(PIECES - 1, 0, LAST_PIECE_SIZE + 1), /past the end of piece 9/]
+  ]
+  for (const [what, b, reason] of outside) {
+    it(`a cancel naming ${what} closes the session`, async () => {
+      const { side, raw } = await sessionWithRawPeer('all')
+      raw.hello()
+      raw.send(encodeCancel(b))
+      expect(await expectClosedFor(side, raw, reason)).toMatch(/^ProtocolError: cancel /)
+    })
+
+    it(`a reject naming ${what} closes the session`, async () => {
+      const { side, raw } = await sessionWithRawPeer('all')
+      raw.hello()
+      raw.send(encodeReject(b))
+      expect(await expectClosedFor(side, raw, reason)).toMatch(/^ProtocolError: reject /)
+    })
+  }
 })
