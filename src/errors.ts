@@ -42,3 +42,8 @@ export class MissingPolyfillError extends Error {
     super(`this runtime lacks ${missing.join(', ')}, which libp2p needs (Node 20): call installPolyfills() from 'bitswarm', or import 'bitswarm/polyfill', before starting a peer`)
   }
 }
+
+/** `info` of a CID: no peer gave the manifest in time. */
+export class ManifestNotFoundError extends Error {
+  override name = 'ManifestNotFoundError'
+}

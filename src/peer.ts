@@ -12,7 +12,7 @@ import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import { Bitfield } from './bitfield.js'
-import { Libp2pNodeError, MissingPolyfillError, NoSwarmSourcesError, OutputDirError, UsageError } from './errors.js'
+import { Libp2pNodeError, ManifestNotFoundError, MissingPolyfillError, NoSwarmSourcesError, OutputDirError, UsageError } from './errors.js'
 import type { ChokerInit } from './choker/choker.js'
 import { Discovery, type DiscoveryStatus } from './discovery/discovery.js'
 import { DialGuard } from './discovery/dial-guard.js'
@@ -21,12 +21,15 @@ import { defaultStateDir, PeerCache } from './discovery/peer-cache.js'
 import type { PeerAddress } from './discovery/types.js'
 import { fetchManifest, MANIFEST_PROTOCOL, serveManifests } from './exchange/exchange.js'
 import { ManifestRace } from './exchange/race.js'
-import { parseCid, pieceCount, type Manifest } from './manifest/manifest.js'
+import { manifestLayout, parseCid, pieceCount, type FolderManifest, type Manifest } from './manifest/manifest.js'
+import { compileSelection, selectFiles } from './manifest/select.js'
+import { looksLikeLink, parseLink } from './link/link.js'
 import { checkNode, createNode, fullAddrs, type BitswarmNode } from './node.js'
 import { missingPolyfills } from './polyfills.js'
 import { createManifest, readManifestFile, writeManifestFile } from './storage/manifest-file.js'
 import { readResume, ResumeWriter, verifyStore } from './storage/resume.js'
 import { openDownloadStore, openSeedStore, type PieceStore } from './storage/storage.js'
+import { folderSpecOf, openFolderDownloadStore, openFolderSeedStore, wantedPieces } from './storage/folder-store.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { emptySources, PEER_SOURCES, Swarm, type PeerSource, type SwarmStats } from './swarm/swarm.js'
 import { WIRE_PROTOCOL } from './wire/codec.js'
@@ -56,6 +59,8 @@ export interface PeerOptions {
   trackerMinBackoff?: number
   /** upload cap, bytes/s, all peers together (default: none) */
   maxUploadRate?: number
+  /** download cap, bytes/s, all peers together (default: none) */
+  maxDownloadRate?: number
   /**
    * Run on this libp2p node instead of building one (Helia's `createHelia({ libp2p })`). The
    * peer registers its two protocols on it (one peer per node at a time), starts it if it is
@@ -75,6 +80,16 @@ export interface PeerOptions {
   signal?: AbortSignal
   /** ms between `progress` events while the peer runs (default 1_000; 0: none) */
   progressInterval?: number
+}
+
+export interface GetOptions extends PeerOptions {
+  /**
+   * Globs over a folder's paths (`/`-separated; `*`, `**`, `?`): only the files they match are
+   * fetched and written, and the download is complete when they are (default: everything)
+   */
+  select?: string[]
+  /** fetch the manifest and stop there: `manifest` fires, no store is opened (`bitswarm info`) */
+  manifestOnly?: boolean
 }
 
 export interface SeedOptions extends PeerOptions {
@@ -137,7 +152,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   /** every peer any source told us of, with the first source that did */
   private readonly known = new Map<string, { peer: PeerAddress, source: PeerSource }>()
   private readonly log: (msg: string) => void
-  private readonly options: PeerOptions
+  private readonly options: GetOptions
   /** where the manifest was written (seeding) */
   readonly manifestPath: string | undefined
   private readonly plan: Plan
@@ -157,7 +172,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   private progressTimer: ReturnType<typeof setInterval> | undefined
   private readonly onAbort = (): void => { void this.stop() }
 
-  private constructor ({ node, privateKey, owned }: NodeChoice, cid: CID, options: PeerOptions, plan: Plan, manifestPath?: string) {
+  private constructor ({ node, privateKey, owned }: NodeChoice, cid: CID, options: GetOptions, plan: Plan, manifestPath?: string) {
     super()
     this.node = node
     this.ownsNode = owned
@@ -226,14 +241,18 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     preflight(options)
     const path = resolve(file)
     const info = await stat(path).catch((err: NodeJS.ErrnoException) => { throw new UsageError(`cannot read ${file}: ${err.code ?? err.message}`) })
-    if (!info.isFile()) throw new UsageError(`${file} is not a regular file`)
+    const folder = info.isDirectory()
+    if (!info.isFile() && !folder) throw new UsageError(`${file} is neither a regular file nor a folder`)
     const log = options.log ?? (() => {})
     const manifestPath = options.manifestPath != null ? resolve(options.manifestPath) : join(dirname(path), `${basename(path)}.bitswarm`)
     // a manifest made earlier for this file keeps its CID across restarts; the data is checked
     // against it (unless told not to), and only pieces that match are served
     const earlier = await readManifestFile(manifestPath).catch(() => undefined)
-    if (earlier != null && earlier.manifest.name === basename(path) && earlier.manifest.length === info.size) {
-      const store = await openSeedStore(path, earlier.manifest)
+    const fits = earlier != null && earlier.manifest.name === basename(path) &&
+      (folder ? earlier.manifest.version === 2 : earlier.manifest.version === 1 && earlier.manifest.length === info.size)
+    // a folder's earlier manifest fits while every file it lists is there at its size
+    const store = earlier != null && fits ? await openStoreFor(path, earlier.manifest).catch(() => undefined) : undefined
+    if (earlier != null && store != null) {
       let have = Bitfield.full(pieceCount(earlier.manifest))
       if (options.skipVerify !== true) {
         have = await verifyStore(store, earlier.manifest).catch(async (err) => { await store.close(); throw err })
@@ -245,20 +264,25 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     }
     const { manifest, bytes, cid } = await createManifest(path, { signal: options.signal })
     const written = await saveManifest(path, manifest.name, bytes, options.manifestPath)
-    const store = await openSeedStore(path, manifest)
-    const node = await nodeFor(options).catch(async (err) => { await store.close(); throw err })
-    return new Peer(node, cid, options, { kind: 'seed', manifest, bytes, store, have: Bitfield.full(pieceCount(manifest)) }, written)
+    const created = await openStoreFor(path, manifest)
+    const node = await nodeFor(options).catch(async (err) => { await created.close(); throw err })
+    return new Peer(node, cid, options, { kind: 'seed', manifest, bytes, store: created, have: Bitfield.full(pieceCount(manifest)) }, written)
   }
 
   /**
    * Checks the target (a manifest file or a CID) and `outDir`; `start()` then fetches the
    * manifest if need be and downloads.
    */
-  static async get (target: string, outDir: string, options: PeerOptions = {}): Promise<Peer> {
+  static async get (target: string, outDir: string, options: GetOptions = {}): Promise<Peer> {
     preflight(options)
     let cid: CID
     let local: { manifest: Manifest, bytes: Uint8Array } | undefined
-    if (await isFile(target)) {
+    if (looksLikeLink(target)) {
+      // a share link names the manifest and where to look: its trackers and peers join ours
+      const link = parseLink(target)
+      cid = link.cid
+      options = { ...options, trackers: [...new Set([...(options.trackers ?? []), ...link.trackers])], bootstrap: [...new Set([...(options.bootstrap ?? []), ...link.peers])] }
+    } else if (await isFile(target)) {
       const m = await readManifestFile(target)
       cid = m.cid
       local = m
@@ -266,7 +290,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       try {
         cid = parseCid(target)
       } catch {
-        throw new UsageError(`${target} is neither a manifest file nor a manifest CID`)
+        throw new UsageError(`${target} is neither a manifest file, a manifest CID nor a share link`)
       }
     }
     await checkWritableDir(outDir)
@@ -391,6 +415,16 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
    * verified and seeded; a part file is trusted through its resume record or hashed again.
    */
   private async download (manifest: Manifest, bytes: Uint8Array, outDir: string): Promise<void> {
+    if (this.options.manifestOnly === true) {
+      this.manifest = manifest
+      this.manifestBytes = bytes
+      this.safeDispatchEvent('manifest', { detail: { cid: this.cid.toString(), manifest } })
+      return
+    }
+    if (manifest.version === 2) {
+      await this.downloadFolder(manifest, bytes, outDir)
+      return
+    }
     const n = pieceCount(manifest)
     const finalPath = join(outDir, manifest.name)
     if (await isFile(finalPath)) {
@@ -424,7 +458,56 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     })
   }
 
-  private async startSwarm (manifest: Manifest, bytes: Uint8Array, store: PieceStore, have: Bitfield, seeding: boolean, wire?: (swarm: Swarm) => void): Promise<void> {
+  /**
+   * A folder into `outDir/<name>/`: the selected files (all without a selection) go to part
+   * files in a staging folder and are put in place when every one is verified; files an earlier
+   * run put in place are checked and kept (see openFolderDownloadStore).
+   */
+  private async downloadFolder (manifest: FolderManifest, bytes: Uint8Array, outDir: string): Promise<void> {
+    const layout = manifestLayout(manifest)
+    const globs = this.options.select ?? []
+    let selected: number[] | undefined
+    let emptyFolders: ReadonlyArray<readonly string[]> | undefined
+    if (globs.length > 0) {
+      selected = selectFiles(manifest.files, globs)
+      const match = compileSelection(globs)
+      emptyFolders = manifest.folders.filter(f => match(f))
+    }
+    const store = await openFolderDownloadStore(outDir, folderSpecOf(manifest), this.cid.toString(), { selected, emptyFolders })
+    const partPath = store.partPath as string
+    let have = new Bitfield(layout.pieceCount)
+    if (store.reusedPart) {
+      const recorded = await readResume(partPath, this.cid.toString(), manifest)
+      // files already in place were not written by us: their pieces are hashed whatever the record says
+      let only = recorded
+      if (recorded != null && store.existingFiles.size > 0) {
+        only = recorded.clone()
+        for (const i of store.existingFiles) {
+          const f = layout.files[i]
+          for (let p = f.firstPiece; p < f.firstPiece + f.pieceCount; p++) only.set(p)
+        }
+      }
+      have = await verifyStore(store, manifest, only).catch(async (err) => { await store.close(); throw err })
+      for (const i of store.existingFiles) {
+        const f = layout.files[i]
+        for (let p = f.firstPiece; p < f.firstPiece + f.pieceCount; p++) {
+          if (!have.get(p)) {
+            await store.close()
+            throw new UsageError(`${join(store.path, ...f.path)} already exists and is not this manifest's file: move it away first`)
+          }
+        }
+      }
+      this.log(`resuming: ${have.count()} of ${layout.pieceCount} pieces already here`)
+    }
+    const resume = new ResumeWriter({ store, cid: this.cid.toString(), have: () => this.swarm?.have ?? have, log: this.log })
+    this.resume = resume
+    await this.startSwarm(manifest, bytes, store, have, false, (swarm) => {
+      swarm.addEventListener('piece', () => { resume.touch() })
+      swarm.addEventListener('complete', () => { this.resume = undefined; void resume.done(partPath) })
+    }, wantedPieces(layout, selected))
+  }
+
+  private async startSwarm (manifest: Manifest, bytes: Uint8Array, store: PieceStore, have: Bitfield, seeding: boolean, wire?: (swarm: Swarm) => void, wanted?: Bitfield): Promise<void> {
     // stopped while the store was opened or checked: no swarm, and the store is ours to close
     if (this.stopped) {
       await store.close()
@@ -438,9 +521,11 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       cid: this.cid,
       store,
       have,
+      wanted,
       seeding,
       choker: this.options.choker,
       maxUploadRate: this.options.maxUploadRate,
+      maxDownloadRate: this.options.maxDownloadRate,
       pexInterval: this.options.pexInterval,
       dialGuard: this.dialGuard,
       log: this.log
@@ -496,6 +581,32 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     if (this.swarm == null && this.plan.kind === 'seed') await this.plan.store.close().catch(() => {})
     if (this.servingManifests) await this.node.unhandle(MANIFEST_PROTOCOL).catch(() => {})
     if (this.ownsNode) await Promise.resolve(this.node.stop()).catch(() => {})
+  }
+}
+
+/** The seed store of a file (version 1) or a folder (version 2). */
+async function openStoreFor (path: string, manifest: Manifest): Promise<PieceStore> {
+  return manifest.version === 2 ? await openFolderSeedStore(path, folderSpecOf(manifest)) : await openSeedStore(path, manifest)
+}
+
+/**
+ * The manifest of `cid`, fetched from the swarm as `get` would (its trackers, peers given with
+ * /p2p/<id>, the DHT), without downloading anything. Rejects after `timeout` ms (default 60 s).
+ */
+export async function fetchManifestOnly (cid: string, where: { trackers: string[], peers: string[] }, options: PeerOptions & { timeout?: number } = {}): Promise<Manifest> {
+  const { tmpdir } = await import('node:os')
+  const peer = await Peer.get(cid, tmpdir(), { ...options, trackers: where.trackers, bootstrap: where.peers, manifestOnly: true, progressInterval: 0 })
+  const got = new Promise<Manifest>((resolve) => { peer.addEventListener('manifest', (evt) => { resolve(evt.detail.manifest) }, { once: true }) })
+  const timeout = options.timeout ?? 60_000
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    await peer.start()
+    return await Promise.race([got, new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new ManifestNotFoundError(`no peer gave the manifest of ${cid} within ${Math.round(timeout / 1000)} s`)) }, timeout)
+    })])
+  } finally {
+    clearTimeout(timer)
+    await peer.stop()
   }
 }
 

@@ -4,20 +4,28 @@ import '../polyfill.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { Peer } from '../peer.js'
 import { NoSwarmSourcesError, OutputDirError, UsageError } from './errors.js'
-import { parseRate } from '../throttle.js'
-import { multiaddr } from '@multiformats/multiaddr'
+import { checkBootstrap, checkUrls, positiveNumber, rateOption } from './options.js'
 import { progressBar, statsEvent, statsLine } from './reporter.js'
-import { formatBytes } from './format.js'
+import { formatBytes, formatDuration } from './format.js'
+import { formatLink, InvalidLinkError, MAX_LINK_PEERS } from '../link/link.js'
+import type { Manifest } from '../manifest/manifest.js'
+import type { LookupOptions } from './manifest-commands.js'
+import { EmptySelectionError, InvalidGlobError } from '../manifest/select.js'
+import { parseDuration, parseOption, parseRatio } from './units.js'
 import { escapeText, Output, safeText } from './output.js'
 
 const USAGE = `bitswarm — a peer-to-peer file swarm on libp2p
 
 Usage:
   bitswarm tracker [--host 127.0.0.1] [--port 8000] [--json]
-  bitswarm seed <file> [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
+  bitswarm seed <file | folder> [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
                [--listen <multiaddr>]... [--json]
-  bitswarm get <cid | manifest file> --out <dir> [--tracker <announce-url>]...
-               [--bootstrap <multiaddr>]... [--listen <multiaddr>]... [--seed] [--json]
+  bitswarm get <cid | manifest file | link> --out <dir> [--select <glob>]...
+               [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
+               [--listen <multiaddr>]... [--seed] [--json]
+  bitswarm create <file | folder> [--manifest <path>] [--tracker <announce-url>]...
+               [--piece-length <size>] [--json]
+  bitswarm info <manifest file | cid | link> [--tracker <announce-url>]... [--json]
   bitswarm demo [--size <MiB>] [--leechers <n>]
 
 Options:
@@ -28,13 +36,20 @@ Options:
   --state-dir <dir>        where to remember peers between runs
                            (default $XDG_STATE_HOME/bitswarm or ~/.local/state/bitswarm)
   --listen <multiaddr>     address to listen on (repeatable; default /ip4/0.0.0.0/tcp/0)
-  --out <dir>              where \`get\` writes the file
+  --out <dir>              where \`get\` writes the file (a folder goes to <dir>/<name>/)
+  --select <glob>          (get) only the folder's files whose path matches (repeatable;
+                           '/'-separated, * within a name, ** any folders, ? one character)
   --seed                   after \`get\` completes, keep seeding until SIGINT/SIGTERM
+  --seed-ratio <r>         stop seeding once uploaded / downloaded bytes reach r (e.g. 1.5)
+  --seed-time <duration>   stop seeding after this long (e.g. 30m, 1h30m, 45s)
+  --timeout <duration>     (get) give up when no piece has arrived for this long (exit 1;
+                           a rerun resumes)
   --stats-interval <s>     seconds between stats lines (default 1)
   --json                   one JSON object per line on stdout (NDJSON)
   --manifest <path>        (seed) where to write the manifest (default <file>.bitswarm)
   --skip-verify            (seed) trust the file against its existing manifest without hashing it
   --max-upload-rate <rate> cap on upload, all peers together (e.g. 20MiB, 512KiB; default none)
+  --max-download-rate <rate> cap on download, all peers together (default none)
   --rechoke-interval <s>   seconds between choking rounds (default 10)
   --optimistic-interval <s> seconds between optimistic unchoke rotations (default 30)
   -h, --help               this help
@@ -54,43 +69,14 @@ const PEER_OPTIONS = {
   'rechoke-interval': { type: 'string' },
   'optimistic-interval': { type: 'string' },
   'max-upload-rate': { type: 'string' },
+  'max-download-rate': { type: 'string' },
+  select: { type: 'string', multiple: true },
+  'seed-ratio': { type: 'string' },
+  'seed-time': { type: 'string' },
+  timeout: { type: 'string' },
   'skip-verify': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }
 } satisfies ParseArgsConfig['options']
-
-function positiveNumber (value: string | undefined, name: string, fallback: number): number {
-  if (value == null) return fallback
-  const n = Number(value)
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number, got ${value}`)
-  return n
-}
-
-function rateOption (value: string | undefined): number | undefined {
-  if (value == null) return undefined
-  try {
-    return parseRate(value)
-  } catch (err) {
-    throw new UsageError(`--max-upload-rate: ${(err as Error).message}`)
-  }
-}
-
-function checkBootstrap (addrs: string[]): string[] {
-  for (const a of addrs) {
-    let ok = false
-    try { ok = multiaddr(a).getComponents().some(c => c.name === 'p2p') } catch {}
-    if (!ok) throw new UsageError(`--bootstrap ${a} must be a multiaddr ending in /p2p/<peer id>`)
-  }
-  return addrs
-}
-
-function checkUrls (urls: string[]): string[] {
-  for (const u of urls) {
-    let url: URL
-    try { url = new URL(u) } catch { throw new UsageError(`--tracker ${u} is not a URL`) }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--tracker ${u} must be an http(s) URL`)
-  }
-  return urls
-}
 
 async function tracker (argv: string[], out: Output): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { host: { type: 'string' }, port: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true })
@@ -115,7 +101,13 @@ async function tracker (argv: string[], out: Output): Promise<void> {
 async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): Promise<void> {
   const { values, positionals } = parseArgs({ args: argv, options: PEER_OPTIONS, allowPositionals: true, strict: true })
   if (values.help === true) { out.line(USAGE); return }
-  if (positionals.length !== 1) throw new UsageError(kind === 'seed' ? 'seed takes one <file>' : 'get takes one <cid | manifest file>')
+  if (positionals.length !== 1) throw new UsageError(kind === 'seed' ? 'seed takes one <file | folder>' : 'get takes one <cid | manifest file | link>')
+  if (kind === 'seed' && values.select != null) throw new UsageError('--select is for get')
+  if (kind === 'seed' && values.timeout != null) throw new UsageError('--timeout is for get')
+  const seedRatio = parseOption('seed-ratio', values['seed-ratio'], parseRatio)
+  const seedTime = parseOption('seed-time', values['seed-time'], parseDuration)
+  const timeout = parseOption('timeout', values.timeout, parseDuration)
+  if (timeout === 0) throw new UsageError('--timeout must be more than 0')
   const statsInterval = positiveNumber(values['stats-interval'], 'stats-interval', 1)
   const options = {
     listen: values.listen,
@@ -128,6 +120,7 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
       optimisticInterval: positiveNumber(values['optimistic-interval'], 'optimistic-interval', 30) * 1000
     },
     maxUploadRate: rateOption(values['max-upload-rate']),
+    maxDownloadRate: rateOption(values['max-download-rate'], 'max-download-rate'),
     log: (msg: string) => { out.warn(msg) }
   }
   const { Peer } = await import('../peer.js')
@@ -137,25 +130,59 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
     peer = await Peer.seed(positionals[0], { ...options, manifestPath: values.manifest, skipVerify: values['skip-verify'] })
   } else {
     if (values.out == null) throw new UsageError('get needs --out <dir>')
-    peer = await Peer.get(positionals[0], values.out, options)
+    peer = await Peer.get(positionals[0], values.out, { ...options, select: values.select })
   }
 
   const done = Promise.withResolvers<number>()
   peer.addEventListener('manifest', (evt) => {
-    if (kind === 'get') out.event({ event: 'manifest', cid: evt.detail.cid, name: evt.detail.manifest.name, bytes: evt.detail.manifest.length, pieceLength: evt.detail.manifest.pieceLength }, safeText`manifest: ${evt.detail.manifest.name} (${formatBytes(evt.detail.manifest.length)})`)
+    const m = evt.detail.manifest
+    const files = m.version === 2 ? { files: m.files.length } : {}
+    if (kind === 'get') out.event({ event: 'manifest', cid: evt.detail.cid, name: m.name, bytes: m.length, pieceLength: m.pieceLength, ...files }, safeText`manifest: ${m.name} (${formatBytes(m.length)}${m.version === 2 ? `, ${m.files.length} files` : ''})`)
   })
   peer.addEventListener('peer:connect', (evt) => {
     out.event({ event: 'peer', peerId: evt.detail.peerId, source: evt.detail.source })
   })
+  let seedingSince: number | undefined
+  let seededBytes = 0
   peer.addEventListener('complete', (evt) => {
     report()
     out.event({ event: 'complete', cid: evt.detail.cid, path: evt.detail.path, bytes: evt.detail.bytes }, safeText`complete: ${evt.detail.path} (${formatBytes(evt.detail.bytes)}, every piece verified)`)
+    seededBytes = evt.detail.bytes
     if (kind === 'get' && values.seed !== true) done.resolve(0)
-    else if (kind === 'get') out.line('seeding until Ctrl-C')
+    else if (kind === 'get') {
+      seedingSince = Date.now()
+      out.line(seedRatio == null && seedTime == null ? 'seeding until Ctrl-C' : 'seeding until Ctrl-C or the --seed-ratio / --seed-time limit')
+    }
   })
+  // --seed-ratio and --seed-time end seeding; --timeout ends a download that stalls. Checked on
+  // a 1 s tick rather than one long timer: a duration may exceed setTimeout's ~24.8 days
+  let lastHave = -1
+  let lastProgressAt = Date.now()
+  const limits = setInterval(() => {
+    const s = peer.stats()
+    if (timeout != null && kind === 'get' && seedingSince == null) {
+      if (s.have !== lastHave) { lastHave = s.have; lastProgressAt = Date.now() }
+      if (Date.now() - lastProgressAt >= timeout) {
+        out.warn(`bitswarm: no piece arrived for ${formatDuration(timeout / 1000)}: giving up (run the same command again to resume)`)
+        out.event({ event: 'timeout', cid: peer.cid.toString(), have: s.have, pieces: s.pieces })
+        done.resolve(1)
+      }
+    }
+    if (seedingSince == null) return
+    const base = kind === 'get' ? Math.max(s.downloaded, 1) : Math.max(seededBytes, 1)
+    const ratio = s.uploaded / base
+    const seconds = (Date.now() - seedingSince) / 1000
+    const reason = seedRatio != null && ratio >= seedRatio ? 'ratio' : seedTime != null && seconds * 1000 >= seedTime ? 'time' : undefined
+    if (reason == null) return
+    out.event({ event: 'seeded', cid: peer.cid.toString(), reason, ratio: Number(ratio.toFixed(3)), seconds: Math.round(seconds) },
+      `seeded: ${reason === 'ratio' ? `ratio ${ratio.toFixed(2)} reached` : `${formatDuration(seconds)} of seeding`}; stopping`)
+    done.resolve(0)
+  }, 1000)
+  limits.unref()
   peer.addEventListener('error', (evt) => {
     out.warn(`bitswarm: ${evt.detail.message}`)
-    done.resolve(1)
+    // a selection that matches nothing is known only once the manifest is: still a usage error
+    done.resolve(evt.detail instanceof EmptySelectionError || evt.detail.name === 'UsageError' ? 2 : 1)
   })
   const report = (): void => {
     const e = statsEvent(peer.cid.toString(), peer.phase, peer.stats(), peer.discoveryStatus())
@@ -164,8 +191,13 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   }
   await peer.start()
   if (kind === 'seed') {
-    out.event({ event: 'seeding', cid: peer.cid.toString(), manifest: peer.manifestPath, peerId: peer.peerId, multiaddrs: peer.multiaddrs },
-      [safeText`seeding ${peer.manifest?.name ?? ''} (${formatBytes(peer.manifest?.length ?? 0)})`, safeText`  cid:      ${peer.cid.toString()}`, safeText`  manifest: ${peer.manifestPath ?? ''}`, safeText`  peer:     ${peer.peerId}`, ...peer.multiaddrs.map(a => safeText`  listen:   ${a}`)].join('\n'))
+    const m = peer.manifest
+    seedingSince = Date.now()
+    seededBytes = m?.length ?? 0
+    const link = formatLink({ cid: peer.cid, name: m?.name, trackers: options.trackers, peers: linkPeers(peer.multiaddrs) })
+    const files = m?.version === 2 ? { files: m.files.length } : {}
+    out.event({ event: 'seeding', cid: peer.cid.toString(), manifest: peer.manifestPath, peerId: peer.peerId, multiaddrs: peer.multiaddrs, link, ...files },
+      [safeText`seeding ${m?.name ?? ''} (${formatBytes(m?.length ?? 0)}${m?.version === 2 ? `, ${m.files.length} files` : ''})`, safeText`  cid:      ${peer.cid.toString()}`, safeText`  manifest: ${peer.manifestPath ?? ''}`, safeText`  link:     ${link}`, safeText`  peer:     ${peer.peerId}`, ...peer.multiaddrs.map(a => safeText`  listen:   ${a}`)].join('\n'))
   } else {
     out.event({ event: 'started', cid: peer.cid.toString(), peerId: peer.peerId, multiaddrs: peer.multiaddrs },
       [safeText`fetching ${peer.cid.toString()}`, safeText`  peer:     ${peer.peerId}`, ...peer.multiaddrs.map(a => safeText`  listen:   ${a}`)].join('\n'))
@@ -174,8 +206,18 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   const signal = untilSignal().then(() => 0)
   const code = await Promise.race([done.promise, signal])
   clearInterval(timer)
+  clearInterval(limits)
   await peer.stop()
   process.exitCode = code
+}
+
+/**
+ * The addresses a share link carries: a few, the ones other hosts can reach first (loopback
+ * last: it only helps on this machine).
+ */
+function linkPeers (addrs: string[]): string[] {
+  const loopback = (a: string): boolean => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/')
+  return [...addrs.filter(a => !loopback(a)), ...addrs.filter(loopback)].slice(0, Math.min(4, MAX_LINK_PEERS))
 }
 
 /** Resolves on the first SIGINT or SIGTERM; a second one exits at once. */
@@ -200,6 +242,8 @@ async function main (argv: string[]): Promise<void> {
       case 'tracker': await tracker(rest, out); break
       case 'seed': await peerCommand('seed', rest, out); break
       case 'get': await peerCommand('get', rest, out); break
+      case 'create': await (await import('./manifest-commands.js')).createCommand(rest, out); break
+      case 'info': await (await import('./manifest-commands.js')).infoCommand(rest, out, lookupManifest); break
       case 'demo': await (await import('./demo.js')).runDemo(rest, out); break
       case undefined: case '-h': case '--help': case 'help':
         process.stdout.write(USAGE)
@@ -210,7 +254,8 @@ async function main (argv: string[]): Promise<void> {
   } catch (err) {
     const e = err as Error
     // one clear line on stderr, non-zero exit
-    const usage = e.name === 'UsageError' || (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true
+    const usage = e.name === 'UsageError' || e instanceof InvalidLinkError || e instanceof InvalidGlobError || e instanceof EmptySelectionError ||
+      (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true
     // the message may quote a manifest's name or a path (newlines and all): escaped, it stays
     // one line that says what it means
     process.stderr.write(`bitswarm: ${escapeText(inCliWords(e))}\n`)
@@ -224,6 +269,12 @@ async function main (argv: string[]): Promise<void> {
 }
 
 await main(process.argv.slice(2))
+
+/** `info` of a CID or a link: the manifest, fetched from the swarm as `get` would. */
+async function lookupManifest (cid: string, where: LookupOptions): Promise<Manifest> {
+  const { fetchManifestOnly } = await import('../peer.js')
+  return await fetchManifestOnly(cid, { trackers: where.trackers, peers: where.peers }, { listen: where.listen, dht: where.dht, stateDir: where.stateDir, timeout: where.timeout })
+}
 
 /** The library's typed errors, told in the command line's words (its flags). */
 function inCliWords (err: Error): string {

@@ -63,6 +63,11 @@ export interface PeerSessionInit {
   log: (msg: string) => void
   /** the upload rate cap shared by every session of this peer */
   throttle?: Throttle
+  /**
+   * the download rate cap shared by every session of this peer: a session reads no further
+   * until its bytes are due, and the stream's flow control makes the sender wait
+   */
+  downloadThrottle?: Throttle
   now?: () => number
 }
 
@@ -102,6 +107,9 @@ export class PeerSession {
   private readonly log: (msg: string) => void
   /** this session's share of the upload cap; none without a cap (nothing to pay per block) */
   private readonly upload: ThrottleShare | undefined
+  private readonly download: ThrottleShare | undefined
+  /** ends a wait for the download throttle when the session closes */
+  private readonly readAbort = new AbortController()
   /** the optimistic unchoke's own cap, on top of its share (see setUploadShare) */
   private limiter: Throttle | undefined
   private readonly now: () => number
@@ -129,6 +137,7 @@ export class PeerSession {
     this.localHave = init.localHave
     this.log = init.log
     this.upload = init.throttle == null || init.throttle.unlimited ? undefined : init.throttle.share()
+    this.download = init.downloadThrottle == null || init.downloadThrottle.unlimited ? undefined : init.downloadThrottle.share()
     this.now = init.now ?? Date.now
     this.connectedAt = this.now()
     this.lastSentAt = this.connectedAt
@@ -158,6 +167,10 @@ export class PeerSession {
         this.lastReceivedAt = this.now()
         for (const msg of this.decoder.decode(chunk)) {
           this.handle(msg)
+          if (this.closed) return
+        }
+        if (this.download !== undefined) {
+          await this.download.take(chunk.byteLength, this.readAbort.signal)
           if (this.closed) return
         }
       }
@@ -603,6 +616,7 @@ export class PeerSession {
     if (this.closed) return
     this.closed = true
     this.closeReason = reason
+    this.readAbort.abort()
     if (this.flushTimer != null) clearImmediate(this.flushTimer)
     this.incoming.length = 0
     this.delegate.onClose(this, reason)

@@ -93,13 +93,18 @@ export function stagingPathOf (outDir: string, key: string): string {
   return partPathOf(outDir, key).slice(0, -PART_SUFFIX.length) + PARTS_SUFFIX
 }
 
+/** Pieces up to this size are hashed on the main thread (see sha256). */
+const SMALL_HASH_BYTES = 64 * 1024
+
 /**
  * SHA-256 of a piece. One buffer is hashed by WebCrypto, which runs on libuv's thread pool: a
  * downloader's main thread is its bottleneck (it decrypts and parses everything), and this
  * takes a tenth of that work off it and lets several pieces be hashed at once.
  */
 export async function sha256 (data: Uint8Array | Uint8Array[]): Promise<Uint8Array> {
-  if (!Array.isArray(data)) return new Uint8Array(await webcrypto.subtle.digest('SHA-256', data))
+  // a small piece (a folder's small files have one each) costs more to hand to the thread pool
+  // and back than to hash here
+  if (!Array.isArray(data) && data.byteLength > SMALL_HASH_BYTES) return new Uint8Array(await webcrypto.subtle.digest('SHA-256', data))
   const hash = createHash('sha256')
   for (const chunk of Array.isArray(data) ? data : [data]) hash.update(chunk)
   return new Uint8Array(hash.digest())
@@ -358,6 +363,13 @@ export async function openSeedStore (filePath: string, manifest: Manifest): Prom
  */
 export async function openPartFile (path: string): Promise<{ fh: FileHandle, existed: boolean }> {
   const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = fsConstants
+  // most part files are new: try to make it first (O_EXCL fails on any name there, a symlink
+  // included, without following it), and look at what is there only if that fails
+  try {
+    return { fh: await open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666), existed: false }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  }
   for (let attempt = 0; attempt < 4; attempt++) {
     let fh: FileHandle | undefined
     try {

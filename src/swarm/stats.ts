@@ -88,6 +88,8 @@ export interface SwarmStatsInput {
   manifest: Manifest
   /** the verified pieces we hold */
   have: Bitfield
+  /** the pieces we download (a selection of files); `have`, `pieces` and `left` count only these */
+  wanted?: Bitfield
   /** the download is over: nothing is left */
   seeding: boolean
   /** blocks of no use and pieces that failed, and peers banned for it (the PieceAssembly) */
@@ -106,18 +108,23 @@ export function swarmStats (input: SwarmStatsInput): SwarmStats {
     if (!s.peerChoking) unchokedBy++
     if (s.peerInterested) interested++
   }
-  const { transfer, have, manifest } = input
-  const pieces = pieceCount(manifest)
+  const { transfer, have, manifest, wanted } = input
+  const count = pieceCount(manifest)
   let left = 0
-  if (!input.seeding) {
-    for (let i = 0; i < pieces; i++) if (!have.get(i)) left += pieceSize(manifest, i)
+  let had = 0
+  let pieces = 0
+  for (let i = 0; i < count; i++) {
+    if (wanted !== undefined && !wanted.get(i)) continue
+    pieces++
+    if (have.get(i)) had++
+    else if (!input.seeding) left += pieceSize(manifest, i)
   }
   return {
     peers,
     unchoking,
     unchokedBy,
     interested,
-    have: have.count(),
+    have: had,
     pieces,
     downloaded: transfer.downloaded,
     uploaded: transfer.uploaded,

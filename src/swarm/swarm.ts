@@ -23,7 +23,7 @@ import { DialGuard } from '../discovery/dial-guard.js'
 import { DialRefusedError, dialGuarded } from '../discovery/guarded-dial.js'
 import type { PeerAddress, PeerSource } from '../discovery/types.js'
 import type { ChokerInit } from '../choker/choker.js'
-import { pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
+import { manifestLayout, pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
 import { PiecePicker } from '../picker/picker.js'
 import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
 import { Throttle } from '../throttle.js'
@@ -50,6 +50,8 @@ export interface SwarmInit {
   store: PieceStore
   /** pieces already verified on disk (all of them when seeding) */
   have?: Bitfield
+  /** the pieces to download (a selection of a folder's files; default all): complete once we have them */
+  wanted?: Bitfield
   /** we start as a seeder: nothing to download, nothing to finalize */
   seeding?: boolean
   choker?: ChokerInit
@@ -63,6 +65,8 @@ export interface SwarmInit {
   requestTimeout?: number
   /** upload cap in bytes/s for all sessions together (default: none) */
   maxUploadRate?: number
+  /** download cap in bytes/s for all sessions together (default: none) */
+  maxDownloadRate?: number
   /** ms between peer-exchange messages to each peer (default 30_000; the first goes after ~1 s) */
   pexInterval?: number
   /** bad pieces a peer may have had a hand in before it is banned (default 2) */
@@ -115,8 +119,11 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   /** who may hold a session slot (see Admission) */
   private readonly slots: SessionSlots<PeerSession>
   private readonly throttle: Throttle
+  private readonly downloadThrottle: Throttle
   private readonly manifestBytes: Uint8Array
   private readonly count: number
+  /** the pieces we download (undefined: all) */
+  private readonly wanted: Bitfield | undefined
   private timers: Array<ReturnType<typeof setInterval>> = []
   private running = false
   private completing = false
@@ -134,6 +141,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.sessions = new SessionRegistry({ self: init.node.peerId.toString() })
     this.slots = new SessionSlots({ sessions: this.sessions, maxPeers: init.maxPeers, admission: init.admission, log: this.log, now: this.now })
     this.throttle = new Throttle({ rate: init.maxUploadRate ?? 0 })
+    this.downloadThrottle = new Throttle({ rate: init.maxDownloadRate ?? 0 })
     this.transfer = new TransferCounters({ now: this.now })
     this.exchange = new PeerExchange({
       self: init.node.peerId.toString(),
@@ -149,11 +157,15 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.dialGuard = init.dialGuard ?? new DialGuard({ now: this.now })
     this.manifestBytes = init.cid.bytes
     this.count = pieceCount(init.manifest)
+    this.wanted = init.wanted
     this.picker = new PiecePicker({
       pieceCount: this.count,
       pieceLength: init.manifest.pieceLength,
       totalLength: init.manifest.length,
+      // a folder's files each start a piece: the last piece of every file may be short
+      pieceSize: init.manifest.version === 2 ? manifestLayout(init.manifest).pieceSize : undefined,
       have: init.have,
+      wanted: init.wanted,
       random: init.random,
       maxActiveBytes: Math.max(PARTIAL_PIECE_BYTES, init.manifest.pieceLength)
     })
@@ -310,6 +322,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       localHave: () => this.picker.have,
       log: this.log,
       throttle: this.throttle,
+      downloadThrottle: this.downloadThrottle,
       now: this.now
     })
     this.sessions.add(session, { ip, source })
@@ -414,6 +427,14 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     if (this.picker.isComplete()) await this.complete()
   }
 
+  /** Bytes of the pieces we download: the whole manifest, or the selected files. */
+  private wantedBytes (): number {
+    if (this.wanted === undefined) return this.manifest.length
+    let bytes = 0
+    for (let i = 0; i < this.count; i++) if (this.wanted.get(i)) bytes += pieceSize(this.manifest, i)
+    return bytes
+  }
+
   private async complete (): Promise<void> {
     if (this.completing || this.completed) return
     this.completing = true
@@ -421,7 +442,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     await this.store.finalize()
     this.completed = true
     for (const s of [...this.sessions.values()]) if (s.peerHasAll) s.close()
-    this.safeDispatchEvent('complete', { detail: { path: this.store.path, bytes: this.manifest.length } })
+    this.safeDispatchEvent('complete', { detail: { path: this.store.path, bytes: this.wantedBytes() } })
     this.rechoke()
   }
 
@@ -469,6 +490,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       sources: this.sessions.sourceCounts(),
       manifest: this.manifest,
       have: this.picker.have,
+      wanted: this.wanted,
       seeding: this.completed,
       assembly: this.assembly
     })

@@ -181,7 +181,7 @@ describe('the packed package', () => {
 
   it('keeps its command line', async () => {
     const r = await node([join(consumer, 'node_modules', 'bitswarm', 'dist', 'bitswarm.mjs'), '--help'], consumer, 30_000)
-    expect(r.stdout).toContain('bitswarm seed <file>')
+    expect(r.stdout).toContain('bitswarm seed <file | folder>')
     expect(r.code).toBe(0)
   })
 

@@ -7,7 +7,7 @@
  * test/api's and test/integration's.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -16,6 +16,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { Libp2pNodeError, NoSwarmSourcesError, OutputDirError, UsageError } from '../../src/errors.js'
+import { readManifestFile } from '../../src/storage/manifest-file.js'
 import { MANIFEST_PROTOCOL } from '../../src/exchange/exchange.js'
 import { Peer, type PeerProgress, type SeedOptions } from '../../src/peer.js'
 import { WIRE_PROTOCOL } from '../../src/wire/codec.js'
@@ -169,9 +170,26 @@ describe('Peer.seed', () => {
     expect(trusting.stats().have).toBe(s.pieces)
   })
 
-  it('a missing file or a directory is a UsageError', async () => {
+  it('a missing file or one that is neither a file nor a folder is a UsageError', async () => {
     await expect(Peer.seed(join(dir, 'missing.bin'), options())).rejects.toBeInstanceOf(UsageError)
-    await expect(Peer.seed(dir, options())).rejects.toBeInstanceOf(UsageError)
+    await expect(Peer.seed('/dev/null', options())).rejects.toBeInstanceOf(UsageError)
+  })
+
+  it('a folder is seeded with a folder manifest written beside it', async () => {
+    const folder = join(dir, 'album')
+    await mkdir(join(folder, 'disc 1'), { recursive: true })
+    await writeFile(join(folder, 'disc 1', 'a.bin'), Buffer.alloc(40_000, 1))
+    await writeFile(join(folder, 'cover.txt'), 'cover')
+    const peer = await Peer.seed(folder, options())
+    expect(peer.manifestPath).toBe(`${folder}.bitswarm`)
+    const { manifest } = await readManifestFile(`${folder}.bitswarm`)
+    expect(manifest.version).toBe(2)
+    expect(manifest.version === 2 ? manifest.files.map(f => f.path.join('/')) : []).toEqual(['cover.txt', 'disc 1/a.bin'])
+    await peer.stop()
+    // again: the manifest is reused, same CID
+    const again = await Peer.seed(folder, options())
+    expect(again.cid.toString()).toBe(peer.cid.toString())
+    await again.stop()
   })
 
   it('a node that runs a peer already is refused', async () => {

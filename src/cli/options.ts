@@ -1,0 +1,38 @@
+// Command-line option checks shared by the commands: each failure is a UsageError (exit 2).
+import { multiaddr } from '@multiformats/multiaddr'
+import { parseRate } from '../throttle.js'
+import { UsageError } from './errors.js'
+
+export function positiveNumber (value: string | undefined, name: string, fallback: number): number {
+  if (value == null) return fallback
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number, got ${value}`)
+  return n
+}
+
+export function rateOption (value: string | undefined, flag = 'max-upload-rate'): number | undefined {
+  if (value == null) return undefined
+  try {
+    return parseRate(value)
+  } catch (err) {
+    throw new UsageError(`--${flag}: ${(err as Error).message}`)
+  }
+}
+
+export function checkBootstrap (addrs: string[]): string[] {
+  for (const a of addrs) {
+    let ok = false
+    try { ok = multiaddr(a).getComponents().some(c => c.name === 'p2p') } catch {}
+    if (!ok) throw new UsageError(`--bootstrap ${a} must be a multiaddr ending in /p2p/<peer id>`)
+  }
+  return addrs
+}
+
+export function checkUrls (urls: string[]): string[] {
+  for (const u of urls) {
+    let url: URL
+    try { url = new URL(u) } catch { throw new UsageError(`--tracker ${u} is not a URL`) }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--tracker ${u} must be an http(s) URL`)
+  }
+  return urls
+}
