@@ -4,7 +4,7 @@
  * Events come two ways: `onProgress` (Helia's shape: one callback, a `type` per event) from the
  * first one on, or listeners on the Peer that `seed` returns.
  */
-import { Peer, type PeerEvents, type PeerOptions, type SeedOptions } from './peer.js'
+import { Peer, type GetOptions as PeerGetOptions, type PeerEvents, type SeedOptions } from './peer.js'
 import type { SwarmStats } from './swarm/swarm.js'
 import { createTrackerServer, type TrackerServer, type TrackerServerInit } from '../tracker/server.js'
 
@@ -20,7 +20,8 @@ export interface ProgressOptions {
 
 export interface SeedFileOptions extends SeedOptions, ProgressOptions {}
 
-export interface GetOptions extends PeerOptions, ProgressOptions {}
+/** `select`: globs over a folder's paths, only those files are fetched (see the README). */
+export interface GetOptions extends PeerGetOptions, ProgressOptions {}
 
 export interface GetResult {
   /** the manifest's CID */

@@ -26,7 +26,11 @@ export type { PendingInboundInit } from './net/pending-inbound.js'
 
 // manifests
 export { createManifest, readManifestFile, writeManifestFile } from './storage/manifest-file.js'
-export { InvalidManifestError, type Manifest } from './manifest/manifest.js'
+export { InvalidManifestError, manifestLayout, type FileManifest, type FolderFile, type FolderManifest, type Manifest } from './manifest/manifest.js'
+export type { FileSpan, Layout } from './manifest/layout.js'
+export { formatLink, parseLink, InvalidLinkError, type ShareLink } from './link/link.js'
+export { EmptySelectionError, InvalidGlobError } from './manifest/select.js'
+export { ManifestNotFoundError } from './errors.js'
 
 // the tracker
 export { TrackerServer, TrackerServerError, type TrackerServerInit } from '../tracker/server.js'

@@ -151,7 +151,8 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
     if (kind === 'get' && values.seed !== true) done.resolve(0)
     else if (kind === 'get') {
       seedingSince = Date.now()
-      out.line(seedRatio == null && seedTime == null ? 'seeding until Ctrl-C' : 'seeding until Ctrl-C or the --seed-ratio / --seed-time limit')
+      // words for people only: with --json, stdout carries nothing but events
+      if (!out.json) out.line(seedRatio == null && seedTime == null ? 'seeding until Ctrl-C' : 'seeding until Ctrl-C or the --seed-ratio / --seed-time limit')
     }
   })
   // --seed-ratio and --seed-time end seeding; --timeout ends a download that stalls. Checked on
