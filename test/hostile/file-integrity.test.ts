@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import * as dagCbor from '@ipld/dag-cbor'
 import { Bitfield } from '../../src/bitfield.js'
 import { Peer, type PeerOptions } from '../../src/peer.js'
 import { createTrackerServer, type TrackerServer } from '../../tracker/server.js'
@@ -151,13 +152,15 @@ describe('file integrity under a hostile --out', () => {
 
   it('a manifest named like our own temporary files is refused with a clear error', async () => {
     const honest = await seed('data.bin', 64 * KiB)
-    const evil = await seed(`.bitswarm-${honest.seeder.cid.toString()}.part`, 64 * KiB)
+    // our own tools refuse to make such a manifest: the attacker encodes it by hand
+    const evil = { version: 1, name: `.bitswarm-${honest.seeder.cid.toString()}.part`, length: 64 * KiB, pieceLength: 64 * KiB, pieces: new Uint8Array(32) }
+    const evilPath = join(dir, 'evil.bitswarm')
+    await writeFile(evilPath, dagCbor.encode(evil))
     const out = join(dir, 'out')
-    const leecher = await make(Peer.get(evil.seeder.manifestPath as string, out, base))
-    // refused where the store is opened: start() rejects (or, had it been fetched, an error event)
-    const viaEvent = completed(leecher).then(() => 'complete', (err: Error) => err.message)
-    const outcome = await leecher.start().then(async () => await viaEvent, (err: Error) => err.message)
+    // refused as the manifest is read, before anything is written (a fetched one: before the store opens)
+    const outcome = await Peer.get(evilPath, out, base).then(async (p) => { await make(Promise.resolve(p)); return 'accepted' }, (err: Error) => err.message)
     expect(outcome).toMatch(/reserved/)
+    expect(await readdir(dir)).not.toContain('out')
   }, 60_000)
 
   it('a 250-byte name downloads (name + temp suffix would exceed NAME_MAX)', async () => {
