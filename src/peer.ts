@@ -17,6 +17,7 @@ import type { ChokerInit } from './choker/choker.js'
 import { Discovery, type DiscoveryStatus } from './discovery/discovery.js'
 import { DialGuard } from './discovery/dial-guard.js'
 import { dialGuarded } from './discovery/guarded-dial.js'
+import { PeerBook } from './discovery/peer-book.js'
 import { defaultStateDir, PeerCache } from './discovery/peer-cache.js'
 import type { PeerAddress } from './discovery/types.js'
 import { fetchManifest, MANIFEST_PROTOCOL, serveManifests } from './exchange/exchange.js'
@@ -125,8 +126,6 @@ type Plan = SeedPlan | GetPlan
 
 /** a leecher with fewer connections than this looks for more */
 const WANT_PEERS = 8
-/** peers remembered from discovery (the oldest go first): fake tracker entries must not grow it without end */
-const MAX_KNOWN = 1_000
 /**
  * The manifest is asked of this many peers at once (more, up to 32, while tarpits hold their
  * places: see ManifestRace); each has MANIFEST_PATIENCE ms to connect and
@@ -149,8 +148,8 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   manifest: Manifest | undefined
   private manifestBytes: Uint8Array | undefined
   private readonly discovery: Discovery
-  /** every peer any source told us of, with the first source that did */
-  private readonly known = new Map<string, { peer: PeerAddress, source: PeerSource }>()
+  /** every peer any source told us of, with the first source that did: discovery and the swarm write to it */
+  private readonly book: PeerBook
   private readonly log: (msg: string) => void
   private readonly options: GetOptions
   /** where the manifest was written (seeding) */
@@ -181,6 +180,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     this.plan = plan
     this.manifestPath = manifestPath
     this.log = options.log ?? (() => {})
+    this.book = new PeerBook({ self: node.peerId.toString() })
     this.discovery = new Discovery({
       node,
       privateKey,
@@ -197,7 +197,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       dht: options.dht,
       trackerMinBackoff: options.trackerMinBackoff,
       log: this.log
-    })
+    }, { book: this.book })
     this.discovery.addEventListener('peers', (evt) => { this.onPeers(evt.detail.peers, evt.detail.source) })
     options.signal?.addEventListener('abort', this.onAbort, { once: true })
   }
@@ -368,12 +368,8 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     this.safeDispatchEvent('progress', { detail: { ...this.stats(), cid: this.cid.toString(), phase: this.phase } })
   }
 
+  /** Peers discovery found (already in the book): the swarm dials them, or they are asked for the manifest. */
   private onPeers (peers: PeerAddress[], source: PeerSource): void {
-    for (const p of peers) {
-      if (this.known.has(p.peerId)) continue
-      if (this.known.size >= MAX_KNOWN) this.known.delete(this.known.keys().next().value as string)
-      this.known.set(p.peerId, { peer: p, source })
-    }
     if (this.swarm != null) this.swarm.addPeers(peers, source)
     else this.fetchFromKnown(peers)
   }
@@ -528,11 +524,12 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       maxDownloadRate: this.options.maxDownloadRate,
       pexInterval: this.options.pexInterval,
       dialGuard: this.dialGuard,
+      book: this.book,
       log: this.log
     })
     swarm.addEventListener('peer:connect', (evt) => {
-      const k = this.known.get(evt.detail.peerId)
-      if (k != null) this.discovery.remember([k.peer])
+      // a peer we were told of and reached: the peer cache keeps it for the next run
+      this.book.reached(evt.detail.peerId)
       this.safeDispatchEvent('peer:connect', { detail: evt.detail })
     })
     swarm.addEventListener('peer:disconnect', (evt) => { this.safeDispatchEvent('peer:disconnect', { detail: evt.detail }) })
@@ -551,10 +548,9 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     await this.track(swarm.start())
     // before the crowd: known peers may be many, and fake ones can hold every dial slot
     const from = this.manifestFrom
-    if (from != null) swarm.addPeers([from], this.known.get(from.peerId)?.source ?? 'tracker')
-    for (const source of PEER_SOURCES) {
-      swarm.addPeers([...this.known.values()].filter(k => k.source === source).map(k => k.peer), source)
-    }
+    if (from != null) swarm.addPeers([from], this.book.sourceOf(from.peerId) ?? 'tracker')
+    // every peer heard of while we looked for the manifest, by source
+    for (const source of PEER_SOURCES) swarm.addPeers(this.book.peers(source), source)
   }
 
   /**

@@ -97,19 +97,18 @@ export class DhtDiscovery {
   }
 
   /**
-   * Providers of the CID other than ourselves, with their addresses (without `/p2p`). Returns
-   * what was found when the signal fires (so [] on a timeout with no answer); never throws.
+   * Providers of the CID with their addresses (without `/p2p`), as the DHT answers (kad-dht
+   * leaves out our own record; should an answer name us anyway, the peer book refuses our id).
+   * Returns what was found when the signal fires (so [] on a timeout with no answer); never throws.
    */
   async findProviders (options: { signal: AbortSignal, limit?: number }): Promise<PeerAddress[]> {
     const limit = options.limit ?? Infinity
     const found = new Map<string, Set<string>>()
     if (limit <= 0 || options.signal.aborted) return []
-    const self = this.node.peerId
     try {
       for await (const event of this.node.services.dht.findProviders(this.cid, { signal: options.signal })) {
         if (event.name !== 'PROVIDER') continue
         for (const peer of event.providers) {
-          if (peer.id.equals(self)) continue
           const addrs = found.get(peer.id.toString()) ?? new Set<string>()
           // a remote answer can name any address: keep a few that can be dialled at all (the
           // swarm's dial guard then decides when, and for how many peer ids)
@@ -148,6 +147,7 @@ export class DhtDiscovery {
           continue
         }
         const id = peerIdFromString(peerId)
+        // our own address among the bootstrap ones (a share link we printed): not dialled
         if (id.equals(self)) continue
         targets.push({ id, full: ma.toString(), bare: bare.toString() })
       } catch (err) {

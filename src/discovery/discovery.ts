@@ -1,9 +1,11 @@
 /**
  * Finding the swarm: trackers first, and without them the Kademlia DHT, bootstrap addresses and
  * peers remembered from earlier runs. Peer exchange lives in the swarm (it rides the wire
- * protocol); everything else that brings peers in is here, and every peer it finds comes out of
- * one `peers` event tagged with its source. The tracker announcers, the DHT, the peer cache and
- * the clock are components (DiscoveryComponents): built from the init unless passed in.
+ * protocol); everything else that brings peers in is here. Every peer it finds is written to the
+ * peer book (which refuses our own id) and comes out of one `peers` event tagged with its source.
+ * The peer cache is the book's memory across runs: its peers are dialled at start, and the peers
+ * the book marks reached are saved to it. The peer book, the tracker announcers, the DHT, the peer
+ * cache and the clock are components (DiscoveryComponents): built from the init unless passed in.
  */
 import { TypedEventEmitter } from 'main-event'
 import type { PrivateKey } from '@libp2p/interface'
@@ -11,6 +13,7 @@ import type { CID } from 'multiformats/cid'
 import { announceAddrs, type BitswarmNode } from '../node.js'
 import type { PeerSource } from './types.js'
 import { DhtDiscovery } from './dht.js'
+import { PeerBook } from './peer-book.js'
 import { PeerCache } from './peer-cache.js'
 import { TrackerAnnouncer } from './tracker-client.js'
 import type { PeerAddress } from './types.js'
@@ -41,7 +44,7 @@ export interface DiscoveryInit {
 /** What Discovery uses of the DHT (a DhtDiscovery is one). */
 export type DiscoveryDht = Pick<DhtDiscovery, 'start' | 'stop' | 'bootstrap' | 'findProviders' | 'routingTableSize' | 'provided'>
 /** What Discovery uses of the peer cache (a PeerCache is one). */
-export type DiscoveryCache = Pick<PeerCache, 'load' | 'save' | 'remember'>
+export type DiscoveryCache = Pick<PeerCache, 'load' | 'save'>
 /** What Discovery uses of a tracker announcer (a TrackerAnnouncer is one): its `peers` events. */
 export type DiscoveryAnnouncer = Pick<TrackerAnnouncer, 'status' | 'start' | 'completed' | 'stop' | 'addEventListener'>
 
@@ -50,9 +53,11 @@ export type DiscoveryAnnouncer = Pick<TrackerAnnouncer, 'status' | 'start' | 'co
  * js-libp2p's components, in spirit).
  */
 export interface DiscoveryComponents {
+  /** the peers we know of, shared with the swarm (default a new PeerBook of the node's id) */
+  book: PeerBook
   /** provides and looks up the manifest (default a DhtDiscovery on the node) */
   dht: DiscoveryDht
-  /** peers remembered across runs (default a PeerCache in `stateDir`; none without one) */
+  /** the book's peers across runs (default a PeerCache in `stateDir`; none without one) */
   cache: DiscoveryCache | undefined
   /** one per tracker (default a TrackerAnnouncer per `trackers` URL; given, `trackers` is unused) */
   announcers: DiscoveryAnnouncer[]
@@ -77,6 +82,7 @@ const CACHE_SAVE_MS = 60_000
 
 export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
   private readonly init: DiscoveryInit
+  private readonly book: PeerBook
   private readonly announcers: DiscoveryAnnouncer[]
   private readonly dht: DiscoveryDht
   private readonly cache: DiscoveryCache | undefined
@@ -98,6 +104,7 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
     this.log = init.log ?? (() => {})
     // read at each call, not captured: a test may fake Date after construction
     this.now = components.now ?? (() => Date.now())
+    this.book = components.book ?? new PeerBook({ self: init.node.peerId.toString(), now: this.now })
     this.lookupInterval = init.lookupInterval ?? 5_000
     this.useDht = init.dht ?? true
     this.dht = components.dht ?? new DhtDiscovery({ node: init.node, cid: init.cid, reprovideInterval: init.reprovideInterval, log: this.log })
@@ -155,7 +162,7 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
     if (this.stopped) return
     void this.join(this.init.bootstrap, 'bootstrap')
     void this.join(cached.flatMap(p => p.multiaddrs.slice(0, 2).map(a => withPeerId(a, p.peerId))), 'cache')
-    this.saveTimer = setInterval(() => { void this.cache?.save() }, CACHE_SAVE_MS)
+    this.saveTimer = setInterval(() => { void this.saveCache() }, CACHE_SAVE_MS)
     this.saveTimer.unref?.()
     this.schedule(1000)
   }
@@ -168,7 +175,7 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
       if (reached.length === 0 && source === 'bootstrap') this.log(`bootstrap: none of ${addrs.length} addresses answered`)
       const passedOn = this.emitPeers(reached, source)
       // a bootstrap peer that answered is worth remembering even if it is not in this swarm
-      if (source === 'bootstrap') this.remember(passedOn)
+      if (source === 'bootstrap') for (const p of passedOn) this.book.reached(p.peerId)
       // with a routing table at last, look for the swarm now rather than at the next tick
       if (reached.length > 0) this.schedule(0)
     } catch (err) {
@@ -210,18 +217,17 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
     }
   }
 
-  /** Passes peers on (not ourselves, not without addresses); returns the ones passed on. */
+  /** Writes peers to the book and passes on what it accepts (see PeerBook.add); returns that. */
   private emitPeers (peers: PeerAddress[], source: PeerSource): PeerAddress[] {
-    const self = this.init.node.peerId.toString()
-    const others = peers.filter(p => p.peerId !== self && p.multiaddrs.length > 0)
-    if (others.length === 0 || this.stopped) return []
-    this.safeDispatchEvent('peers', { detail: { peers: others, source } })
-    return others
+    if (this.stopped) return []
+    const passed = this.book.add(peers, source)
+    if (passed.length > 0) this.safeDispatchEvent('peers', { detail: { peers: passed, source } })
+    return passed
   }
 
-  /** Peers we reached: remembered for the next run. */
-  remember (peers: PeerAddress[]): void {
-    this.cache?.remember(peers)
+  /** The peers the book marked reached go to the peer cache. */
+  private async saveCache (): Promise<void> {
+    await this.cache?.save(this.book.reachedPeers())
   }
 
   completed (): void {
@@ -238,7 +244,7 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
     this.dht.stop()
     await Promise.all([
       ...this.announcers.map(async a => { await a.stop() }),
-      this.cache?.save().catch(() => {})
+      this.saveCache().catch(() => {})
     ])
   }
 }

@@ -1,5 +1,8 @@
 /**
  * Peers seen in earlier runs, kept on disk so a node can join the DHT again without a tracker.
+ * It is the peer book's memory across runs, not a list of its own: `save()` merges in the peers
+ * the book marked reached (PeerBook.reachedPeers), and `load()` hands the file's peers to
+ * Discovery, which dials them and adds those that answer to the book (source `cache`).
  *
  * The cache is an optimisation: reading it never throws (a missing, truncated or hand-edited file
  * counts as empty), writing it never throws (errors are logged). Several processes may share one
@@ -12,6 +15,7 @@ import { isAbsolute, join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { writeFileAtomic } from '../storage/atomic-file.js'
 import type { PeerAddress } from './types.js'
+import type { ReachedPeer } from './peer-book.js'
 import { splitPeerAddr } from '../net/addr.js'
 
 export const PEER_CACHE_FILE = 'peers.json'
@@ -23,7 +27,6 @@ export const MAX_ADDRS_PER_PEER = 8
 /** a full cache (200 peers × 8 addrs) is well under this; anything bigger is not ours */
 const MAX_FILE_BYTES = 4 * 1024 * 1024
 const MAX_ADDR_CHARS = 1024
-/** the multicodec of `/p2p/<id>` */
 /** a lost race (see save()) is retried at most this many times */
 const MAX_SAVE_ATTEMPTS = 5
 /** ms; a random pause before a retry, so writers that collided do not collide again in lock-step */
@@ -56,10 +59,8 @@ export interface PeerCacheInit {
   log?: (msg: string) => void
 }
 
-interface CacheEntry extends PeerAddress {
-  /** ms since the epoch */
-  lastSeen: number
-}
+/** a peer as the file holds it: lastSeen in ms since the epoch */
+type CacheEntry = ReachedPeer
 
 /** peers seen in earlier runs, to join the DHT again without a tracker */
 export class PeerCache {
@@ -70,9 +71,7 @@ export class PeerCache {
   private readonly maxAge: number
   private readonly now: () => number
   private readonly log: (msg: string) => void
-  /** peers remembered in this run, oldest first (a refresh moves a peer to the end) */
-  private readonly remembered = new Map<string, CacheEntry>()
-  /** peerId → when it was forgotten: on disk it goes unless another process saw it later */
+  /** peerId → when it was forgotten: it goes unless it was seen later (by us or another process) */
   private readonly forgotten = new Map<string, number>()
   /** saves of one instance run one after the other, so they cannot undo each other */
   private saving: Promise<void> = Promise.resolve()
@@ -96,26 +95,9 @@ export class PeerCache {
     return entries.map(e => ({ peerId: e.peerId, multiaddrs: [...e.multiaddrs] }))
   }
 
-  /** in memory, lastSeen = now; invalid peer ids and addresses are skipped */
-  remember (peers: PeerAddress[]): void {
-    const now = this.now()
-    for (const peer of peers) {
-      const clean = sanitize(peer.peerId, peer.multiaddrs)
-      if (clean === undefined) continue
-      this.forgotten.delete(clean.peerId)
-      // delete first so the Map stays ordered oldest → newest
-      this.remembered.delete(clean.peerId)
-      this.remembered.set(clean.peerId, { ...clean, lastSeen: now })
-    }
-    for (const peerId of this.remembered.keys()) {
-      if (this.remembered.size <= this.maxEntries) break
-      this.remembered.delete(peerId)
-    }
-  }
-
+  /** `peerId` goes from the file at the next save, unless it is seen after now */
   forget (peerId: string): void {
     const id = normalizePeerId(peerId) ?? peerId
-    this.remembered.delete(id)
     this.forgotten.delete(id)
     this.forgotten.set(id, this.now())
     for (const key of this.forgotten.keys()) {
@@ -125,19 +107,35 @@ export class PeerCache {
   }
 
   /**
-   * Merge with what is on disk now, cap, write to a unique temp name and rename over the file, so
-   * concurrent writers never corrupt it. Never throws: errors are logged.
+   * Merges `reached` (the peer book's reached peers; their ids came from libp2p connections and
+   * their addresses were checked where they came in) with what is on disk now, caps, writes to a
+   * unique temp name and renames over the file, so concurrent writers never corrupt it. Never
+   * throws: errors are logged.
    */
-  async save (): Promise<void> {
+  async save (reached: readonly ReachedPeer[] = []): Promise<void> {
+    const ours = this.ours(reached)
     this.saving = this.saving
-      .then(async () => { await this.saveNow() })
+      .then(async () => { await this.saveNow(ours) })
       .catch(err => { this.log(`peer cache: save failed: ${describe(err)}`) })
     await this.saving
   }
 
-  private async saveNow (): Promise<void> {
+  /** `reached` as the file keeps it: the newest sighting of each peer, at most 8 addresses, none forgotten since */
+  private ours (reached: readonly ReachedPeer[]): Map<string, CacheEntry> {
+    const byId = new Map<string, CacheEntry>()
+    for (const p of reached) {
+      const forgottenAt = this.forgotten.get(p.peerId)
+      if (forgottenAt !== undefined && p.lastSeen <= forgottenAt) continue
+      const other = byId.get(p.peerId)
+      if (other !== undefined && other.lastSeen >= p.lastSeen) continue
+      byId.set(p.peerId, { peerId: p.peerId, multiaddrs: p.multiaddrs.slice(0, MAX_ADDRS_PER_PEER), lastSeen: p.lastSeen })
+    }
+    return byId
+  }
+
+  private async saveNow (ours: Map<string, CacheEntry>): Promise<void> {
     // nothing to add or remove: leave the file (and a possibly read-only dir) alone
-    if (this.remembered.size === 0 && this.forgotten.size === 0) return
+    if (ours.size === 0 && this.forgotten.size === 0) return
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 })
     } catch (err) {
@@ -150,33 +148,33 @@ export class PeerCache {
     for (let attempt = 1; attempt <= MAX_SAVE_ATTEMPTS; attempt++) {
       if (attempt > 1) await sleep(Math.random() * RETRY_JITTER * attempt)
       const onDisk = await this.read(attempt === 1)
-      const merged = this.merge(onDisk)
+      const merged = this.merge(onDisk, ours)
       if (!await this.write(merged)) return
-      if (this.isReflectedIn(await this.read(false))) return
+      if (this.isReflectedIn(await this.read(false), ours)) return
     }
   }
 
   /** disk entries and ours by peerId, the newer lastSeen wins; then expiry and the cap */
-  private merge (onDisk: CacheEntry[]): CacheEntry[] {
+  private merge (onDisk: CacheEntry[], ours: Map<string, CacheEntry>): CacheEntry[] {
     const byId = new Map<string, CacheEntry>()
     for (const e of onDisk) {
       const forgottenAt = this.forgotten.get(e.peerId)
       if (forgottenAt !== undefined && e.lastSeen <= forgottenAt) continue
       byId.set(e.peerId, e)
     }
-    for (const e of this.remembered.values()) {
+    for (const e of ours.values()) {
       const other = byId.get(e.peerId)
       if (other === undefined || other.lastSeen < e.lastSeen) byId.set(e.peerId, e)
     }
     return this.freshest([...byId.values()], this.now())
   }
 
-  /** whether the file holds every peer we remember (as recent as ours or newer) and none we forgot */
-  private isReflectedIn (onDisk: CacheEntry[]): boolean {
+  /** whether the file holds every peer of ours (as recent as ours or newer) and none we forgot */
+  private isReflectedIn (onDisk: CacheEntry[], ours: Map<string, CacheEntry>): boolean {
     const byId = new Map(onDisk.map(e => [e.peerId, e]))
     const now = this.now()
-    const kept = new Set(this.freshest([...this.remembered.values()], now).map(e => e.peerId))
-    for (const e of this.remembered.values()) {
+    const kept = new Set(this.freshest([...ours.values()], now).map(e => e.peerId))
+    for (const e of ours.values()) {
       // an entry the cap or expiry pushed out is not a lost race
       if (!kept.has(e.peerId)) continue
       const found = byId.get(e.peerId)

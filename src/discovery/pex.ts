@@ -28,7 +28,10 @@ interface Entry { peer: PeerAddress, lastSeen: number }
 
 /**
  * A bounded partial view of the swarm, as in gossip-based overlays: enough peers to hand a few
- * to each neighbour, never the whole swarm, and biased to those seen recently.
+ * to each neighbour, never the whole swarm, and biased to those seen recently. It is what we
+ * vouch for to others (the swarm fills it with peers it had sessions with, at the addresses they
+ * announced themselves), not the registry of the peers we know of: that is the peer book
+ * (peer-book.ts), where what others tell us goes.
  */
 export class PexView {
   private readonly entries = new Map<string, Entry>()

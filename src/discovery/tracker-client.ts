@@ -37,9 +37,6 @@ export interface AnnounceParams {
   numwant?: number
 }
 
-/** A peer from the tracker's answer. */
-export type AnnouncedPeer = PeerAddress
-
 export interface AnnounceResult {
   /** seconds */
   interval: number
@@ -47,7 +44,7 @@ export interface AnnounceResult {
   minInterval?: number
   complete: number
   incomplete: number
-  peers: AnnouncedPeer[]
+  peers: PeerAddress[]
 }
 
 export interface TrackerRequestOptions {
@@ -72,7 +69,7 @@ export async function announce (announceUrl: string, params: AnnounceParams, opt
   q.set('left', String(params.left))
   if (params.numwant !== undefined) q.set('numwant', String(params.numwant))
   const body = await getJson(url, options)
-  return parseAnnounceAnswer(body, params.peerId)
+  return parseAnnounceAnswer(body)
 }
 
 export { MAX_ANNOUNCE_ADDRS }
@@ -190,18 +187,19 @@ async function readCapped (res: Response): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
-function parseAnnounceAnswer (body: unknown, selfPeerId: string): AnnounceResult {
+function parseAnnounceAnswer (body: unknown): AnnounceResult {
   if (!isObject(body)) throw new TrackerError('bad announce answer: not an object')
   if (typeof body.failure === 'string') throw new TrackerError(`tracker failure: ${body.failure.slice(0, 200)}`)
   const interval = body.interval
   if (typeof interval !== 'number' || !Number.isFinite(interval) || interval <= 0) throw new TrackerError('bad announce answer: no valid interval')
   if (body.peers !== undefined && !Array.isArray(body.peers)) throw new TrackerError('bad announce answer: peers is not a list')
-  const peers: AnnouncedPeer[] = []
+  const peers: PeerAddress[] = []
   const seen = new Set<string>()
   for (const entry of (body.peers ?? []) as unknown[]) {
     const peer = parsePeer(entry)
-    // drop malformed entries, duplicates and ourselves rather than failing the whole answer
-    if (peer == null || peer.peerId === selfPeerId || seen.has(peer.peerId)) continue
+    // drop malformed entries and duplicates rather than failing the whole answer (our own id,
+    // should a tracker send it back, is the peer book's to refuse)
+    if (peer == null || seen.has(peer.peerId)) continue
     seen.add(peer.peerId)
     peers.push(peer)
   }
@@ -216,7 +214,7 @@ function parseAnnounceAnswer (body: unknown, selfPeerId: string): AnnounceResult
   return result
 }
 
-function parsePeer (entry: unknown): AnnouncedPeer | undefined {
+function parsePeer (entry: unknown): PeerAddress | undefined {
   if (!isObject(entry) || typeof entry.peerId !== 'string' || !Array.isArray(entry.multiaddrs)) return undefined
   let peerId: string
   try {
@@ -274,7 +272,7 @@ export interface TrackerAnnouncerInit {
 
 export interface TrackerAnnouncerEvents {
   /** every successful answer */
-  peers: CustomEvent<AnnouncedPeer[]>
+  peers: CustomEvent<PeerAddress[]>
   /** when reachability changes */
   status: CustomEvent<'ok' | 'down'>
 }

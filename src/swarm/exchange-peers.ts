@@ -5,9 +5,13 @@
  * (filled from the listen addresses identify reports for connected peers), when each session is
  * due its next `peers` message, and how often each peer may be listened to. The swarm tells it of
  * sessions and messages, and acts on its outcomes through a PeerExchangeDelegate (send a `peers`
- * message, dial what was learned). No sockets, no timers and no libp2p types: the clock and
- * randomness are injected, so tests drive it with a fake clock.
+ * message, dial what was learned). What a `peers` message tells us goes into the peer book as
+ * `pex` (the book refuses our own id); the view stays apart from the book: it holds only peers we
+ * had a session with, at the addresses they announced themselves, so what others tell us is
+ * never passed on unchecked. No sockets, no timers and no libp2p types: the clock and randomness
+ * are injected, so tests drive it with a fake clock.
  */
+import type { PeerBook } from '../discovery/peer-book.js'
 import { fromWirePeers, PexView, PEX_MAX_PEERS, toWirePeers } from '../discovery/pex.js'
 import type { PeerAddress } from '../discovery/types.js'
 import { withoutPeerId } from '../net/addr.js'
@@ -26,13 +30,13 @@ export interface ExchangeSession {
 export interface PeerExchangeDelegate {
   /** send `peers` to the session with `peerId` (an empty list sends nothing) */
   send: (peerId: string, peers: WirePeer[]) => void
-  /** peers a `peers` message told us of (not us, each once): dial those we are not talking to */
+  /** peers a `peers` message told us of, as the peer book passed them on (not us, each once): dial those we are not talking to */
   discovered: (peers: PeerAddress[]) => void
 }
 
 export interface PeerExchangeInit {
-  /** our own peer id: never passed on, never handed back to dial */
-  self: string
+  /** the peers we know of: what we hear goes in as `pex`; its `self` is never passed on */
+  book: PeerBook
   delegate: PeerExchangeDelegate
   /** ms between `peers` messages to each session (default 30_000; the first goes after min(1 s, this)) */
   interval?: number
@@ -44,7 +48,7 @@ export interface PeerExchangeInit {
 }
 
 export class PeerExchange {
-  private readonly self: string
+  private readonly book: PeerBook
   private readonly delegate: PeerExchangeDelegate
   private readonly interval: number
   private readonly view: PexView
@@ -56,7 +60,7 @@ export class PeerExchange {
   private readonly listenFrom = new Map<string, number>()
 
   constructor (init: PeerExchangeInit) {
-    this.self = init.self
+    this.book = init.book
     this.delegate = init.delegate
     this.interval = init.interval ?? 30_000
     this.log = init.log ?? (() => {})
@@ -86,11 +90,11 @@ export class PeerExchange {
     for (const s of due) {
       if (s.closed) continue
       this.due.set(s.remotePeer, now + this.interval)
-      this.delegate.send(s.remotePeer, toWirePeers(this.view.sample(PEX_MAX_PEERS, new Set([s.remotePeer, this.self]))))
+      this.delegate.send(s.remotePeer, toWirePeers(this.view.sample(PEX_MAX_PEERS, new Set([s.remotePeer, this.book.self]))))
     }
   }
 
-  /** A `peers` message from `from`: what is new in it goes to `discovered`. */
+  /** A `peers` message from `from`: written to the book, and what it passes on goes to `discovered`. */
   received (from: string, raw: WirePeer[]): void {
     const due = this.listenFrom.get(from) ?? 0
     const now = this.now()
@@ -100,14 +104,8 @@ export class PeerExchange {
     // the codec already refuses more than PEX_MAX_PEERS entries; this keeps the module honest alone
     const { peers, dropped } = fromWirePeers(raw.slice(0, PEX_MAX_PEERS))
     if (dropped > 0) this.log(`peer exchange from ${shortId(from)}: dropped ${dropped} malformed entries`)
-    const seen = new Set<string>([this.self])
-    const fresh: PeerAddress[] = []
-    for (const p of peers) {
-      if (seen.has(p.peerId)) continue
-      seen.add(p.peerId)
-      fresh.push(p)
-    }
-    if (fresh.length > 0) this.delegate.discovered(fresh)
+    const passed = this.book.add(peers, 'pex')
+    if (passed.length > 0) this.delegate.discovered(passed)
   }
 
   /**

@@ -9,7 +9,9 @@
  * - exchange-peers.ts (PeerExchange): peer exchange;
  * - sessions.ts (SessionRegistry): the open sessions, one per peer;
  * - slots.ts (SessionSlots, over admission.ts's policy): who may hold a session slot;
- * - stats.ts: the counters and the SwarmStats snapshot.
+ * - stats.ts: the counters and the SwarmStats snapshot;
+ * - discovery/peer-book.ts (PeerBook, shared with discovery): the peers we are told of, by
+ *   addPeers and by peer exchange.
  * What needs libp2p itself (the protocol handler, dials, identify, remote addresses) stays here;
  * bytes on the wire are session/ and wire/'s business.
  */
@@ -21,6 +23,7 @@ import type { Uint8ArrayList } from 'uint8arraylist'
 import { Bitfield } from '../bitfield.js'
 import { DialGuard } from '../discovery/dial-guard.js'
 import { DialRefusedError, dialGuarded } from '../discovery/guarded-dial.js'
+import { PeerBook } from '../discovery/peer-book.js'
 import type { PeerAddress, PeerSource } from '../discovery/types.js'
 import type { ChokerInit } from '../choker/choker.js'
 import { manifestLayout, pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
@@ -61,6 +64,8 @@ export interface SwarmInit {
   admission?: Omit<AdmissionInit, 'maxPeers'>
   /** which told-of addresses may be dialled (per-address backoff, peer ids per address); default a new one */
   dialGuard?: DialGuard
+  /** the peers we know of: addPeers and peer exchange write to it (default a new one of the node's id) */
+  book?: PeerBook
   /** a request not answered within this many ms is given to another peer (default 30_000) */
   requestTimeout?: number
   /** upload cap in bytes/s for all sessions together (default: none) */
@@ -105,6 +110,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly sessions: SessionRegistry<PeerSession>
   private readonly dialing = new Set<string>()
   private readonly dialGuard: DialGuard
+  /** the peers we know of (shared with discovery when the Peer runs us) */
+  private readonly book: PeerBook
   /** peer exchange: what we gossip, to whom and when, and what we hear */
   private readonly exchange: PeerExchange
   /** piece buffers, hash checks, and strikes and bans for bad data */
@@ -143,15 +150,17 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.throttle = new Throttle({ rate: init.maxUploadRate ?? 0 })
     this.downloadThrottle = new Throttle({ rate: init.maxDownloadRate ?? 0 })
     this.transfer = new TransferCounters({ now: this.now })
+    this.book = init.book ?? new PeerBook({ self: init.node.peerId.toString(), now: this.now })
     this.exchange = new PeerExchange({
-      self: init.node.peerId.toString(),
+      book: this.book,
       interval: init.pexInterval,
       log: this.log,
       now: this.now,
       random: init.random,
       delegate: {
         send: (peer, peers) => { this.sessions.get(peer)?.sendPeers(peers) },
-        discovered: (peers) => { this.addPeers(peers, 'pex') }
+        // already in the book (the exchange wrote them there)
+        discovered: (peers) => { this.dialPeers(peers, 'pex') }
       }
     })
     this.dialGuard = init.dialGuard ?? new DialGuard({ now: this.now })
@@ -271,12 +280,19 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     await this.store.close()
   }
 
-  /** Dials peers we are not yet talking to, remembering where we heard of them. */
+  /**
+   * `source` told us of `peers`: the peer book keeps them (a peer known already keeps its first
+   * source), and we dial those it passes on that we are not yet talking to.
+   */
   addPeers (peers: PeerAddress[], source: PeerSource): void {
-    const self = this.node.peerId.toString()
+    this.dialPeers(this.book.add(peers, source), source)
+  }
+
+  /** Dials peers the book passed on that we are not yet talking to. */
+  private dialPeers (peers: PeerAddress[], source: PeerSource): void {
     for (const p of peers) {
       if (!this.running) return
-      if (p.peerId === self || this.sessions.has(p.peerId) || this.dialing.has(p.peerId) || this.assembly.banned.has(p.peerId)) continue
+      if (this.sessions.has(p.peerId) || this.dialing.has(p.peerId) || this.assembly.banned.has(p.peerId)) continue
       if (!this.slots.mayDial(this.dialing.size)) return
       void this.dial(p, source)
     }

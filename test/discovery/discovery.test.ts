@@ -22,8 +22,10 @@ import { TypedEventEmitter } from 'main-event'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Discovery } from '../../src/discovery/discovery.js'
 import type { DiscoveryAnnouncer, DiscoveryCache, DiscoveryComponents, DiscoveryDht, DiscoveryInit } from '../../src/discovery/discovery.js'
+import { PeerBook } from '../../src/discovery/peer-book.js'
 import { PeerCache } from '../../src/discovery/peer-cache.js'
 import type { TrackerAnnouncerEvents } from '../../src/discovery/tracker-client.js'
+import type { ReachedPeer } from '../../src/discovery/peer-book.js'
 import type { PeerAddress, PeerSource } from '../../src/discovery/types.js'
 import type { BitswarmNode } from '../../src/node.js'
 import { createTrackerServer } from '../../tracker/server.js'
@@ -141,6 +143,11 @@ function make (node: FakeNode, init: Partial<DiscoveryInit> = {}, components: Pa
   d.addEventListener('peers', evt => { seen.push(evt.detail) })
   discoveries.push(d)
   return { d, seen, logs }
+}
+
+/** A peer cache file in `dir` holding `peers`, as an earlier run that reached them would leave it. */
+async function cacheFile (dir: string, peers: PeerAddress[]): Promise<void> {
+  await new PeerCache({ dir }).save(peers.map(p => ({ ...p, lastSeen: Date.now() })))
 }
 
 async function stateDir (): Promise<string> {
@@ -392,10 +399,8 @@ describe('Discovery: sources', () => {
 
   it('dials cached peers (at most 20, 2 addresses each) and emits those that answer as cache', async () => {
     const dir = await stateDir()
-    const cache = new PeerCache({ dir })
     const peers = others.slice(0, 22).map((k, i) => ({ peerId: k.id.toString(), multiaddrs: [`/ip4/10.1.${i}.1/tcp/4001`, `/ip4/10.1.${i}.2/tcp/4001`, `/ip4/10.1.${i}.3/tcp/4001`] }))
-    cache.remember(peers)
-    await cache.save()
+    await cacheFile(dir, peers)
     const node = new FakeNode(self)
     node.reachable.add(full('/ip4/10.1.0.2/tcp/4001', others[0]!))
     const { d, seen } = make(node, { stateDir: dir, dht: false })
@@ -411,9 +416,7 @@ describe('Discovery: sources', () => {
 
   it('never emits our own id, from any source, nor a peer without addresses', async () => {
     const dir = await stateDir()
-    const cache = new PeerCache({ dir })
-    cache.remember([{ peerId: self.id.toString(), multiaddrs: ['/ip4/10.2.0.1/tcp/4001'] }])
-    await cache.save()
+    await cacheFile(dir, [{ peerId: self.id.toString(), multiaddrs: ['/ip4/10.2.0.1/tcp/4001'] }])
     // the announcer signs with another key than the node's, so the tracker client's own filter
     // does not drop the node's id: Discovery's must
     const ft = await fakeTracker(() => [
@@ -490,9 +493,7 @@ describe('Discovery: lifecycle', () => {
 
   it('stop while start reads the cache: nothing is dialled', async () => {
     const dir = await stateDir()
-    const cache = new PeerCache({ dir })
-    cache.remember([{ peerId: others[0]!.id.toString(), multiaddrs: ['/ip4/10.0.0.1/tcp/4001'] }])
-    await cache.save()
+    await cacheFile(dir, [{ peerId: others[0]!.id.toString(), multiaddrs: ['/ip4/10.0.0.1/tcp/4001'] }])
     const node = new FakeNode(self)
     const { d } = make(node, { stateDir: dir, bootstrap: [full('/ip4/10.0.0.2/tcp/4001', others[1]!)], dht: false })
     const starting = d.start()
@@ -585,11 +586,10 @@ class FakeDht implements DiscoveryDht {
 
 class FakeCache implements DiscoveryCache {
   stored: PeerAddress[] = []
-  readonly remembered: PeerAddress[] = []
-  saves = 0
+  /** what each save was given (the peer book's reached peers), without the times */
+  readonly saves: PeerAddress[][] = []
   async load (): Promise<PeerAddress[]> { return this.stored }
-  remember (peers: PeerAddress[]): void { this.remembered.push(...peers) }
-  async save (): Promise<void> { this.saves++ }
+  async save (reached: ReachedPeer[] = []): Promise<void> { this.saves.push(reached.map(({ peerId, multiaddrs }) => ({ peerId, multiaddrs }))) }
 }
 
 const at = (k: Key, ...addrs: string[]): PeerAddress => ({ peerId: k.id.toString(), multiaddrs: addrs })
@@ -662,21 +662,23 @@ describe('Discovery: components passed in', () => {
     const c = clock()
     const dht = new FakeDht()
     const cache = new FakeCache()
+    const book = new PeerBook({ self: self.id.toString(), now: c.now })
     const cached = at(others[4]!, '/ip4/10.4.0.1/tcp/4001', '/ip4/10.4.0.2/tcp/4001', '/ip4/10.4.0.3/tcp/4001')
     cache.stored = [cached]
     dht.reachable = [at(others[4]!, '/ip4/10.4.0.1/tcp/4001')]
-    const { d, seen } = make(new FakeNode(self), { wantPeers: () => false }, { dht, cache, now: c.now })
+    const { d, seen } = make(new FakeNode(self), { wantPeers: () => false }, { dht, cache, book, now: c.now })
     expect(await d.cachedPeers()).toEqual([cached])
     await d.start()
     await c.advance(0)
     expect(dht.bootstraps).toEqual([[full('/ip4/10.4.0.1/tcp/4001', others[4]!), full('/ip4/10.4.0.2/tcp/4001', others[4]!)]])
     expect(seen).toEqual([{ source: 'cache', peers: dht.reachable }])
-    // only bootstrap peers are remembered by Discovery itself; the peer remembers the others it reached
-    expect(cache.remembered).toEqual([])
-    d.remember([cached])
-    expect(cache.remembered).toEqual([cached])
+    // in the book as heard of from the cache, at the address that answered
+    expect(book.get(others[4]!.id.toString())).toMatchObject({ source: 'cache', multiaddrs: ['/ip4/10.4.0.1/tcp/4001'], reachedAt: undefined })
+    // only bootstrap peers are marked reached by Discovery itself; the peer marks the others it reached
+    expect(book.reachedPeers()).toEqual([])
+    book.reached(others[4]!.id.toString())
     await d.stop()
-    expect(cache.saves).toBe(1)
+    expect(cache.saves).toEqual([dht.reachable])
   })
 
   it('bootstrap peers that answer come out as bootstrap, are remembered in the cache, and a lookup follows at once', async () => {
@@ -686,11 +688,16 @@ describe('Discovery: components passed in', () => {
     const boot = full('/ip4/10.5.0.1/tcp/4001', others[5]!)
     dht.reachable = [at(others[5]!, '/ip4/10.5.0.1/tcp/4001')]
     dht.providers = [at(others[6]!, '/ip4/10.5.0.2/tcp/4001')]
-    const { d, seen } = make(new FakeNode(self), { bootstrap: [boot] }, { dht, cache, now: c.now })
+    const book = new PeerBook({ self: self.id.toString(), now: c.now })
+    const { d, seen } = make(new FakeNode(self), { bootstrap: [boot] }, { dht, cache, book, now: c.now })
     await d.start()
     await c.advance(0)
     expect(dht.bootstraps).toEqual([[boot]])
-    expect(cache.remembered).toEqual(dht.reachable)
+    expect(book.reachedPeers()).toEqual(dht.reachable.map(p => ({ ...p, lastSeen: c.now() })))
     expect(seen).toEqual([{ source: 'bootstrap', peers: dht.reachable }, { source: 'dht', peers: dht.providers }])
+    // the DHT's providers are known, not reached
+    expect(book.get(others[6]!.id.toString())).toMatchObject({ source: 'dht', reachedAt: undefined })
+    await d.stop()
+    expect(cache.saves).toEqual([dht.reachable])
   })
 })

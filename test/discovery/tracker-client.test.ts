@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net'
 import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { announce, nextRecordSeq, scrape, signPeerRecord, TrackerAnnouncer, TrackerError } from '../../src/discovery/tracker-client.js'
-import type { AnnouncedPeer, AnnounceParams, TrackerAnnouncerInit } from '../../src/discovery/tracker-client.js'
+import type { AnnounceParams, TrackerAnnouncerInit } from '../../src/discovery/tracker-client.js'
+import type { PeerAddress } from '../../src/discovery/types.js'
 import { createTrackerServer } from '../../tracker/server.js'
 import type { TrackerServer, TrackerServerInit } from '../../tracker/server.js'
 import { closeServer, makeCid, makePeer } from '../tracker/helpers.js'
@@ -206,7 +207,7 @@ describe('announce / scrape', () => {
       })
     }
 
-    it('drops malformed peers entries, bad addresses, duplicates and ourselves', async () => {
+    it('drops malformed peers entries, bad addresses and duplicates; leaves our own id to the peer book', async () => {
       const body = {
         interval: 30,
         complete: 'many', // bad counts read as 0
@@ -223,7 +224,8 @@ describe('announce / scrape', () => {
       }
       const url = await startFake(answer(200, JSON.stringify(body)))
       const r = await announce(url, await params(0))
-      expect(r).toEqual({ interval: 30, complete: 0, incomplete: 3, peers: [{ peerId: ids[1], multiaddrs: ['/ip4/1.2.3.4/tcp/1'] }] })
+      // ids[0] is ours (params(0)): refused by the peer book, the one place that refuses our id
+      expect(r).toEqual({ interval: 30, complete: 0, incomplete: 3, peers: [{ peerId: ids[1], multiaddrs: ['/ip4/1.2.3.4/tcp/1'] }, { peerId: ids[0], multiaddrs: ['/ip4/1.2.3.4/tcp/2'] }] })
     })
 
     it('refuses an oversized answer', async () => {
@@ -244,8 +246,8 @@ describe('announce / scrape', () => {
 })
 
 describe('TrackerAnnouncer', () => {
-  function makeAnnouncer (announceUrl: string, i: number, over: Partial<TrackerAnnouncerInit> = {}): { a: TrackerAnnouncer, peers: AnnouncedPeer[][], statuses: string[], logs: string[] } {
-    const peers: AnnouncedPeer[][] = []
+  function makeAnnouncer (announceUrl: string, i: number, over: Partial<TrackerAnnouncerInit> = {}): { a: TrackerAnnouncer, peers: PeerAddress[][], statuses: string[], logs: string[] } {
+    const peers: PeerAddress[][] = []
     const statuses: string[] = []
     const logs: string[] = []
     const a = new TrackerAnnouncer({

@@ -1,10 +1,12 @@
 /**
  * PeerExchange with a fake clock and no network: when each session is sent a sample of the
- * view, what a `peers` message hands on to be dialled, and what identify teaches the view.
+ * view, what a `peers` message writes to the peer book and hands on to be dialled, and what
+ * identify teaches the view.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { PeerBook } from '../../src/discovery/peer-book.js'
 import { fromWirePeers, PEX_MAX_PEERS, PexView, toWirePeers } from '../../src/discovery/pex.js'
 import type { PeerAddress } from '../../src/discovery/types.js'
 import { shortId } from '../../src/session/session.js'
@@ -27,6 +29,7 @@ const peer = (i: number): PeerAddress => ({ peerId: ids[i], multiaddrs: [addr(i)
 interface Harness {
   pex: PeerExchange
   view: PexView
+  book: PeerBook
   /** each `peers` message sent, decoded: to whom, and whom it named */
   sent: Array<{ to: string, peers: PeerAddress[] }>
   /** each list handed to the swarm to dial */
@@ -39,11 +42,12 @@ function setup (init: Partial<Pick<PeerExchangeInit, 'interval'>> = {}): Harness
   let t = 1_000_000
   const now = (): number => t
   const view = new PexView({ now, random: prng(7) })
+  const book = new PeerBook({ self, now })
   const sent: Harness['sent'] = []
   const discovered: PeerAddress[][] = []
   const logs: string[] = []
   const pex = new PeerExchange({
-    self,
+    book,
     view,
     now,
     log: (m) => logs.push(m),
@@ -53,7 +57,7 @@ function setup (init: Partial<Pick<PeerExchangeInit, 'interval'>> = {}): Harness
       discovered: (peers) => { discovered.push(peers) }
     }
   })
-  return { pex, view, sent, discovered, logs, advance: (ms) => { t += ms } }
+  return { pex, view, book, sent, discovered, logs, advance: (ms) => { t += ms } }
 }
 
 /** A session as the swarm's: its have-state arrived unless said otherwise. */
@@ -161,6 +165,16 @@ describe('PeerExchange: receiving', () => {
     h.pex.received(ids[0], raw)
     expect(h.discovered).toEqual([[peer(1), peer(2)]])
     expect(h.logs).toEqual([`peer exchange from ${shortId(ids[0])}: dropped 2 malformed entries`])
+    // the book keeps them as heard of by peer exchange, at the first addresses given
+    expect(h.book.all().map(p => [p.peerId, p.source, p.multiaddrs])).toEqual([[ids[1], 'pex', [addr(1)]], [ids[2], 'pex', [addr(2)]]])
+  })
+
+  it('a peer the book knew already is still handed on (to dial again), and keeps its first source', () => {
+    const h = setup()
+    h.book.add([peer(1)], 'tracker')
+    h.pex.received(ids[0], toWirePeers([{ peerId: ids[1], multiaddrs: [addr(61)] }]))
+    expect(h.discovered).toEqual([[{ peerId: ids[1], multiaddrs: [addr(61)] }]])
+    expect(h.book.get(ids[1])).toMatchObject({ source: 'tracker', multiaddrs: [addr(1)] })
   })
 
   it('nothing new: nothing handed on', () => {
