@@ -6,38 +6,66 @@
  * Seeding reads `<dir>/<path…>`. A download writes nothing at the final names until finalize():
  *
  *   <out>/.bitswarm-<cid>.parts/          the staging folder (mode 0700), ours alone
- *   <out>/.bitswarm-<cid>.parts/<index>   one part file per file of the manifest, made on its
- *                                         first write, sparse, at the file's full size
+ *   <out>/.bitswarm-<cid>.parts/pack      the pack: every small file's bytes (see below), one
+ *                                         file opened once and kept open for the download
+ *   <out>/.bitswarm-<cid>.parts/<index>   one part file per larger file of the manifest, made on
+ *                                         its first write, sparse, at the file's full size
  *   <out>/.bitswarm-<cid>.resume          the resume record (resume.ts), beside it
  *   <out>/<name>/<path…>                  where finalize() puts each selected file: a hard link
  *                                         (never replacing anything), then the part name goes
  *
+ * Small files (1 byte to `packFilesUpTo`, 64 KiB by default) do not get a part file while they
+ * download: a file of its own cost a dozen file-system calls (make, stat, reopen, sync, link…),
+ * each a thread-pool round trip, which for a folder of 10,000 files of 4 KiB took six times the
+ * time of the same bytes as one file. Their pieces go to a slot each in the pack instead, one
+ * positional write or read per piece on a descriptor that stays open. finalize() copies each out
+ * into a part file of its own (made, written, synced, linked to its final name, unlinked: seven
+ * calls), from the end of the pack down, cutting the pack short behind it, so the copies never
+ * need much more room than the files. The copy costs a second write of the file's bytes, which is
+ * why only small files take this path: above 64 KiB that write costs more than the calls it saves,
+ * and a large file is linked from its part file, never copied.
+ *
+ * The pack starts with a header: a magic string, the number of slots, the manifest's number of
+ * files, and each slot's file index (its top bit set once the slot is given up), with room for
+ * every file of the manifest; the slots' bytes follow, end to end, in the order they were given.
+ * Slots are only added at the end, so an earlier run's bytes stay where they were whatever this
+ * run selects; the pack holds at most 2 GiB of files (FAT32's limit is 4), later ones get part
+ * files. It is part of the staging state like any part file: the resume record's digest covers
+ * it, and what it held is hashed again on resume.
+ *
  * Writes never leave `out`. Node has no openat(), so every folder under `out` that we enter or
  * make is lstat()ed first: a symlink at a user-visible name (`<out>/<name>`, a folder on the way,
  * a final file name) is refused with a StorageError naming it, and never followed; a symlink in
- * our reserved names (the staging folder, a part file) is removed (the link, not what it points
- * at) and replaced by a folder or file of our own. Part files are opened O_NOFOLLOW, created
- * O_CREAT|O_EXCL, and checked against the inode we made before every reopen and at finalize.
- * What remains is the race no path-based API can close: a folder swapped for a link between our
- * lstat() and the next call, by someone who can write into `out` at that very moment.
+ * our reserved names (the staging folder, a part file, the pack) is removed (the link, not what it
+ * points at) and replaced by a folder or file of our own. Part files and the pack are opened
+ * O_NOFOLLOW, created O_CREAT|O_EXCL, and checked against the inode we made before every reopen
+ * and at finalize. What remains is the race no path-based API can close: a folder swapped for a
+ * link between our lstat() and the next call, by someone who can write into `out` at that very
+ * moment.
  *
  * A selection (file indexes) limits what is written and placed: pieces of other files are refused,
- * and their names never appear. Part files of files not selected now (an earlier run's) are kept
- * in the staging folder for a later run, which is then removed only once empty. Existing files at
- * selected final names (an earlier selection's) are merged with, read-only, never replaced.
+ * and their names never appear. Part files and pack slots of files not selected now (an earlier
+ * run's) are kept in the staging folder for a later run, which is then removed only once empty.
+ * Existing files at selected final names (an earlier selection's) are merged with, read-only,
+ * never replaced.
  *
- * File handles are opened lazily and kept in a small LRU (a folder may hold 100,000 files).
+ * File handles of part and final files are opened lazily and kept in an LRU (a folder may hold
+ * 100,000 files). The calls on small files (the pack's reads and writes, a small file's open, read
+ * and close, the copies out of the pack but their fsync) are made inline, on the main thread, while
+ * they take microseconds (InlineCalls): a thread-pool round trip costs more than such a call.
  */
 import { createHash } from 'node:crypto'
-import { constants as fsConstants, type Stats } from 'node:fs'
-import { lstat, mkdir, open, readdir, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises'
+import * as fsCallbacks from 'node:fs'
+import { closeSync, constants as fsConstants, fstatSync, linkSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs'
+import { link, lstat, mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { basename, join } from 'node:path'
+import { promisify } from 'node:util'
 import { Bitfield } from '../bitfield.js'
 import type { FileSpan, Layout } from '../manifest/layout.js'
 import { manifestLayout, pieceHash, type FolderManifest } from '../manifest/manifest.js'
 import {
-  ensureDir, errno, hashMatches, openPartFile, placeFile, readFully, reservedName, sameFile, stagingPathOf,
-  StorageError, storeChecks, TEMP_PREFIX, writeFully, type DownloadStore, type PartState
+  ensureDir, errno, hashMatches, NO_HARD_LINKS, openPartFile, placeFile, readFully, readFullySync, reservedName, sameFile,
+  stagingPathOf, StorageError, storeChecks, TEMP_PREFIX, writeFully, writeFullySync, type DownloadStore, type PartState
 } from './storage.js'
 
 /** What a folder store needs of a manifest, without depending on the manifest's shape. */
@@ -62,8 +90,21 @@ export interface FolderStoreOptions {
    * opens only these (a partial seeder); a download store writes and places only these.
    */
   selected?: Iterable<number>
-  /** File handles kept open at most (default 64), besides those in use at that moment. */
+  /**
+   * File handles kept open at most (default 512), besides those in use at that moment: a peer
+   * asks for pieces in no particular order, so with fewer handles than files serving a block
+   * mostly costs an open, a stat and a close around its read. 512 keeps a folder of a few hundred
+   * files open whole and stays well inside the usual RLIMIT_NOFILE (Node raises its soft limit to
+   * the hard one, typically 2^19 or more on Linux, 10,240 on macOS; 1,024 only where it cannot),
+   * beside a swarm's sockets. A download's pack takes one more.
+   */
   maxOpenFiles?: number
+  /**
+   * Small files' calls (a pack slot's read or write, a small file's open, read and close, a copy
+   * out of the pack) made on the main thread while they take microseconds (see InlineCalls);
+   * default true. False: every call on libuv's thread pool (a file system known to be slow).
+   */
+  inlineCalls?: boolean
 }
 
 export interface FolderDownloadOptions extends FolderStoreOptions {
@@ -72,6 +113,11 @@ export interface FolderDownloadOptions extends FolderStoreOptions {
    * one (which empty folders a selection takes is the caller's rule, e.g. its globs).
    */
   emptyFolders?: ReadonlyArray<readonly string[]>
+  /**
+   * Files of 1 to this many bytes download into the staging folder's pack instead of part files
+   * of their own (see the module header); default 64 KiB, 0 for none.
+   */
+  packFilesUpTo?: number
 }
 
 export interface FolderStore extends DownloadStore {
@@ -101,7 +147,30 @@ export function wantedPieces (layout: Layout, selected?: Iterable<number>): Bitf
   return wanted
 }
 
-const DEFAULT_MAX_OPEN_FILES = 64
+const DEFAULT_MAX_OPEN_FILES = 512
+/** the default of packFilesUpTo: see the module header */
+const DEFAULT_PACK_FILES_UP_TO = 64 * 1024
+/** bytes of files one pack holds at most (the header aside): a FAT32 file ends at 4 GiB */
+const PACK_MAX_BYTES = 2 * 1024 * 1024 * 1024
+/** the pack's name in the staging folder */
+const PACK_NAME = 'pack'
+/** the pack's first bytes */
+const PACK_MAGIC = Buffer.from('BSWPACK1', 'latin1')
+/** magic, number of slots, number of files of the manifest */
+const PACK_HEADER_BYTES = 16
+/** a slot's entry in the header with this bit set: given up, its bytes no longer any file's */
+const PACK_DEAD = 0x80000000
+/** the slots start on a page after the header */
+const PACK_ALIGN = 4096
+/** finalize reads neighbouring slots from the pack this many bytes at a time, at most */
+const COPY_BATCH_BYTES = 256 * 1024
+/**
+ * finalize cuts the pack short behind the files it copied out in about this many steps (each once
+ * at least PACK_CUT_MIN_BYTES are behind it): the copies never take more than a sixteenth of the
+ * pack besides it, for a handful of calls
+ */
+const PACK_CUT_STEPS = 16
+const PACK_CUT_MIN_BYTES = 1024 * 1024
 /** file-system calls in flight at once when a pass touches every file (stat, fsync, link) */
 const FS_CONCURRENCY = 16
 /** a part file's name in the staging folder: the file's index, in decimal */
@@ -118,6 +187,8 @@ type Where =
   | { at: 'nowhere' }
   /** in its part file `<staging>/<index>`, the very inode we made or kept */
   | { at: 'part', stamp: Stamp }
+  /** in its slot of the pack (a small file of a download); where a slot was never written, zeros */
+  | { at: 'pack' }
   /** at its final name: placed by us (`stamp`, checked on every reopen), or found there */
   | { at: 'final', stamp: Stamp | undefined, mtimeMs: number }
 
@@ -128,6 +199,8 @@ interface FileState {
   dirty: boolean
   /** its data may not be on disk yet (written, or kept from an earlier run, and not fsynced) */
   unflushed: boolean
+  /** a piece of it was written, or verified, by this store: for a pack slot, worth keeping */
+  held: boolean
 }
 
 /** The folders from `root` down to the one holding `path` (root included). */
@@ -176,36 +249,156 @@ async function forEachLimit<T> (items: readonly T[], limit: number, fn: (item: T
 const ownUid = (): number | undefined => process.getuid?.()
 
 /**
- * The digest of a staging folder's part files, each as index, size, mtime and inode: what a
- * folder's resume record keeps in place of a single part file's size and mtime. The store and
- * stagingDigest compute it the same way, from fstat and lstat of the same files.
+ * The few file-system calls a copy out of the pack makes, on a descriptor of its own: on libuv's
+ * thread pool (POOL), or inline (InlineCalls).
  */
-function digestOf (parts: Array<{ index: number, stamp: Stamp }>): string {
+interface FsCalls {
+  open: (path: string, flags: number, mode?: number) => Promise<number>
+  write: (fd: number, buf: Uint8Array, offset: number, length: number, position: number) => Promise<number>
+  fstat: (fd: number) => Promise<Stats>
+  close: (fd: number) => Promise<void>
+  link: (from: string, to: string) => Promise<void>
+  lstat: (path: string) => Promise<Stats>
+  unlink: (path: string) => Promise<void>
+  rename: (from: string, to: string) => Promise<void>
+}
+
+const openOnPool = promisify(fsCallbacks.open)
+const writeOnPool = promisify(fsCallbacks.write)
+const fstatOnPool = promisify(fsCallbacks.fstat)
+const closeOnPool = promisify(fsCallbacks.close)
+/** On libuv's thread pool. */
+const POOL: FsCalls = {
+  open: async (path, flags, mode) => await openOnPool(path, flags, mode),
+  write: async (fd, buf, offset, length, position) => (await writeOnPool(fd, buf, offset, length, position)).bytesWritten,
+  fstat: async (fd) => await fstatOnPool(fd),
+  close: async (fd) => { await closeOnPool(fd) },
+  link,
+  lstat,
+  unlink,
+  rename
+}
+const fdatasyncOnPool = promisify(fsCallbacks.fdatasync)
+
+/** files up to this size (the default of packFilesUpTo) are read with inline calls once placed, or when seeded */
+const INLINE_FILE_BYTES = DEFAULT_PACK_FILES_UP_TO
+/** a call that takes longer than this waited for a disk or a network (a cached one takes µs) */
+const INLINE_SLOW_MS = 5
+/** inline calls stop after this many slow ones, if they are more than 1 in INLINE_SLOW_SHARE */
+const INLINE_SLOW_CALLS = 8
+const INLINE_SLOW_SHARE = 64
+/** inline calls (and what runs between them) hold the event loop this long at most before it gets a turn */
+const INLINE_SLICE_MS = 10
+
+/**
+ * File-system calls on small files made inline, on the main thread. A call handed to libuv's
+ * thread pool costs a round trip (a worker woken, its result queued back): ~100 µs of the main
+ * thread on a busy two-core machine, for a call that takes 2 to 25 µs on a small file in the page
+ * cache. A folder of 10,000 files of 4 KiB spent most of its time there. As sha256() hashes small
+ * pieces on the main thread, the calls on small files are made inline: a pack slot's write and
+ * read, a small file's open, stat, read and close, and a copy out of the pack (all but its fsync,
+ * which waits for the disk and stays on the pool). Each call is timed: on a file system where they
+ * are not fast (a cold disk, NFS: more than 8 calls and 1 in 64 over 5 ms) the store goes back to
+ * the thread pool for good, so the main thread is never held for long. And as a call awaited
+ * inline resolves without the event loop turning, a loop of reads (verifyStore) would hold it
+ * until done: pace() gives it a turn every INLINE_SLICE_MS.
+ */
+export class InlineCalls implements FsCalls {
+  private calls = 0
+  private slow = 0
+  private off: boolean
+  /** when the event loop last had a turn, as far as we know, and whether we are waiting for the next */
+  private sliceStart = 0
+  private ticking = false
+
+  constructor (on = true) {
+    this.off = !on
+  }
+
+  /** Are calls still made inline? */
+  get on (): boolean {
+    return !this.off
+  }
+
+  /** Makes the call `fn` now, timed. */
+  run<T> (fn: () => T): T {
+    const t0 = performance.now()
+    try {
+      return fn()
+    } finally {
+      this.calls++
+      if (performance.now() - t0 > INLINE_SLOW_MS) {
+        this.slow++
+        if (this.slow > INLINE_SLOW_CALLS && this.slow * INLINE_SLOW_SHARE > this.calls) this.off = true
+      }
+    }
+  }
+
+  /**
+   * Awaited before inline calls: resolves at once, unless the event loop has not had a turn for
+   * INLINE_SLICE_MS, then after it had one (I/O callbacks and timers run).
+   */
+  async pace (): Promise<void> {
+    if (!this.ticking) {
+      this.ticking = true
+      this.sliceStart = performance.now()
+      setImmediate(() => { this.ticking = false })
+      return
+    }
+    if (performance.now() - this.sliceStart < INLINE_SLICE_MS) return
+    await new Promise<void>(resolve => { setImmediate(resolve) })
+  }
+
+  /** These calls, inline if still on, else on the pool. */
+  get io (): FsCalls {
+    return this.off ? POOL : this
+  }
+
+  open = async (path: string, flags: number, mode?: number): Promise<number> => this.run(() => openSync(path, flags, mode))
+  write = async (fd: number, buf: Uint8Array, offset: number, length: number, position: number): Promise<number> => this.run(() => writeSync(fd, buf, offset, length, position))
+  fstat = async (fd: number): Promise<Stats> => this.run(() => fstatSync(fd))
+  close = async (fd: number): Promise<void> => { this.run(() => { closeSync(fd) }) }
+  link = async (from: string, to: string): Promise<void> => { this.run(() => { linkSync(from, to) }) }
+  lstat = async (path: string): Promise<Stats> => this.run(() => lstatSync(path))
+  unlink = async (path: string): Promise<void> => { this.run(() => { unlinkSync(path) }) }
+  rename = async (from: string, to: string): Promise<void> => { this.run(() => { renameSync(from, to) }) }
+}
+
+/**
+ * The digest of a staging folder's part files, each as index, size, mtime and inode, and of its
+ * pack the same way: what a folder's resume record keeps in place of a single part file's size and
+ * mtime. The store and stagingDigest compute it the same way, from fstat and lstat of the same
+ * files. Without a pack it is what it was before there were packs.
+ */
+function digestOf (parts: Array<{ index: number, stamp: Stamp }>, pack: Stamp | undefined): string {
   const hash = createHash('sha256')
   for (const { index, stamp } of parts.sort((a, b) => a.index - b.index)) {
     hash.update(`${index} ${stamp.size} ${stamp.mtimeMs} ${stamp.ino}\n`)
   }
+  if (pack !== undefined) hash.update(`${PACK_NAME} ${pack.size} ${pack.mtimeMs} ${pack.ino}\n`)
   return hash.digest('hex')
 }
 
 /**
- * The digest of the part files in the staging folder `dir` as they are on disk now, or undefined
- * if `dir` is not a real folder or holds something other than regular files at part names (the
- * store removes those when it opens, so a record can only match a cleaned-up folder).
+ * The digest of the part files and the pack in the staging folder `dir` as they are on disk now,
+ * or undefined if `dir` is not a real folder or holds something other than regular files at their
+ * names (the store removes those when it opens, so a record can only match a cleaned-up folder).
  */
 export async function stagingDigest (dir: string): Promise<string | undefined> {
   const st = await lstatOrUndefined(dir)
   if (st === undefined || !st.isDirectory()) return undefined
-  const names = (await readdir(dir)).filter(name => PART_NAME.test(name))
+  const names = (await readdir(dir)).filter(name => PART_NAME.test(name) || name === PACK_NAME)
   const parts: Array<{ index: number, stamp: Stamp }> = []
+  let pack: Stamp | undefined
   let odd = false
   await forEachLimit(names, FS_CONCURRENCY, async (name) => {
     const part = await lstatOrUndefined(join(dir, name))
     if (part === undefined) return
     if (!part.isFile()) odd = true
+    else if (name === PACK_NAME) pack = stampOf(part)
     else parts.push({ index: Number(name), stamp: stampOf(part) })
   })
-  return odd ? undefined : digestOf(parts)
+  return odd ? undefined : digestOf(parts, pack)
 }
 
 /**
@@ -333,6 +526,341 @@ class FolderWalk {
   }
 }
 
+/** `n` rounded up to a multiple of `to` */
+const roundUp = (n: number, to: number): number => Math.ceil(n / to) * to
+
+/** A file's slot in the pack. */
+interface PackSlot {
+  /** where its bytes start in the pack */
+  offset: number
+  /** given up: its bytes are no file's any more (placed, or never held) */
+  dead: boolean
+  /** given in this run: nothing was ever written to it before */
+  fresh: boolean
+}
+
+/**
+ * The slots' entries of an earlier run's pack (file indexes, PACK_DEAD set on given-up ones), or
+ * undefined if its header is not one of this manifest's.
+ */
+async function readPackHeader (fh: FileHandle, layout: Layout): Promise<number[] | undefined> {
+  const head = Buffer.alloc(PACK_HEADER_BYTES)
+  if ((await fh.read(head, 0, head.length, 0)).bytesRead < head.length || !head.subarray(0, PACK_MAGIC.length).equals(PACK_MAGIC)) return undefined
+  const count = head.readUInt32LE(8)
+  if (head.readUInt32LE(12) !== layout.files.length || count > layout.files.length) return undefined
+  const raw = Buffer.alloc(4 * count)
+  for (let done = 0; done < raw.length;) {
+    const { bytesRead } = await fh.read(raw, done, raw.length - done, PACK_HEADER_BYTES + done)
+    if (bytesRead === 0) return undefined
+    done += bytesRead
+  }
+  const seen = new Set<number>()
+  const entries: number[] = []
+  let bytes = 0
+  for (let k = 0; k < count; k++) {
+    const entry = raw.readUInt32LE(4 * k)
+    const index = entry & ~PACK_DEAD
+    const span = layout.files[index]
+    if (span === undefined || span.length === 0 || seen.has(index)) return undefined
+    seen.add(index)
+    entries.push(entry)
+    bytes += span.length
+  }
+  return bytes <= PACK_MAX_BYTES ? entries : undefined
+}
+
+/**
+ * A download's pack (see the module header): the small files' bytes, in slots of one file opened
+ * once, each read or write one positional call. Past its end it reads as zeros (a slot not written
+ * yet), as a part file's holes do.
+ */
+class PackFile {
+  /** the slots' files, in the order of their slots */
+  private readonly order: number[] = []
+  /** by file index */
+  private readonly slots = new Map<number, PackSlot>()
+  private readonly dataStart: number
+  /** where the next slot goes */
+  private end: number
+  /** the header on disk does not say what `order` and `slots` do */
+  private changed: boolean
+  private fh: FileHandle | undefined
+  /** who it is, and how it was when last looked at */
+  stamp: Stamp
+  /** written since `stamp` was taken */
+  private dirty = false
+
+  private constructor (readonly path: string, fh: FileHandle, private readonly layout: Layout, private readonly inline: InlineCalls, entries: number[], stamp: Stamp, changed: boolean) {
+    this.fh = fh
+    this.stamp = stamp
+    this.changed = changed
+    this.dataStart = roundUp(PACK_HEADER_BYTES + 4 * layout.files.length, PACK_ALIGN)
+    this.end = this.dataStart
+    for (const entry of entries) {
+      const index = entry & ~PACK_DEAD
+      this.slots.set(index, { offset: this.end, dead: (entry & PACK_DEAD) !== 0, fresh: false })
+      this.order.push(index)
+      this.end += layout.files[index].length
+    }
+  }
+
+  /**
+   * Opens the pack at `path`, made if missing: a link or a file not ours at the name is removed,
+   * never followed (openPartFile). An earlier run's pack keeps its slots if its header is one of
+   * this manifest's, and starts afresh otherwise.
+   */
+  static async open (path: string, layout: Layout, inline: InlineCalls): Promise<PackFile> {
+    const { fh, existed } = await openPartFile(path)
+    try {
+      const entries = existed ? await readPackHeader(fh, layout) : undefined
+      if (existed && entries === undefined) await fh.truncate(0)
+      return new PackFile(path, fh, layout, inline, entries ?? [], stampOf(await fh.stat()), entries === undefined)
+    } catch (err) {
+      await fh.close().catch(() => {})
+      throw err
+    }
+  }
+
+  /** the files whose slots are live */
+  liveFiles (): number[] {
+    return this.order.filter(i => this.slots.get(i)?.dead === false)
+  }
+
+  get liveCount (): number {
+    let n = 0
+    for (const slot of this.slots.values()) if (!slot.dead) n++
+    return n
+  }
+
+  /** Gives file `index` a slot (back its own if it had one); false if the pack is full. */
+  add (index: number): boolean {
+    const slot = this.slots.get(index)
+    if (slot !== undefined) {
+      if (slot.dead) {
+        slot.dead = false
+        this.changed = true
+      }
+      return true
+    }
+    const length = this.layout.files[index].length
+    if (this.end + length > this.dataStart + PACK_MAX_BYTES) return false
+    this.slots.set(index, { offset: this.end, dead: false, fresh: true })
+    this.order.push(index)
+    this.end += length
+    this.changed = true
+    return true
+  }
+
+  /** Gives up file `index`'s slot: its bytes are no longer taken for the file's. */
+  drop (index: number): void {
+    const slot = this.slots.get(index)
+    if (slot === undefined || slot.dead) return
+    slot.dead = true
+    this.changed = true
+  }
+
+  /** where file `index`'s slot starts */
+  offsetOf (index: number): number {
+    const slot = this.slots.get(index)
+    if (slot === undefined) throw new StorageError(`${this.path}: no slot for file ${index}`)
+    return slot.offset
+  }
+
+  /** Was file `index`'s slot given in this run (so nothing was written to it before)? */
+  isFresh (index: number): boolean {
+    return this.slots.get(index)?.fresh === true
+  }
+
+  private handle (): FileHandle {
+    if (this.fh === undefined) throw new StorageError(`${this.path} is closed`)
+    return this.fh
+  }
+
+  /**
+   * Reads `length` bytes at `position` of file `index`'s slot into `buf`; past the pack's end,
+   * zeros. Inline (see InlineCalls) while those are on; else through the FileHandle, which close()
+   * waits for (a raw descriptor's call on the pool could outlive it, and land in another file).
+   */
+  async read (index: number, position: number, length: number, buf: Uint8Array): Promise<void> {
+    if (this.inline.on) await this.inline.pace()
+    const fh = this.handle()
+    const at = this.offsetOf(index) + position
+    for (let done = 0; done < length;) {
+      let bytesRead: number
+      try {
+        bytesRead = this.inline.on
+          ? this.inline.run(() => readSync(fh.fd, buf, done, length - done, at + done))
+          : (await fh.read(buf, done, length - done, at + done)).bytesRead
+      } catch (err) {
+        throw new StorageError(`cannot read ${this.path}: ${errno(err)}`)
+      }
+      if (bytesRead === 0) {
+        buf.fill(0, done, length)
+        return
+      }
+      done += bytesRead
+    }
+  }
+
+  /** `length` bytes at `offset`, every one of them there (see readFully). */
+  async readExact (offset: number, length: number): Promise<Uint8Array> {
+    if (this.inline.on) await this.inline.pace()
+    const fh = this.handle()
+    if (this.inline.on) return this.inline.run(() => readFullySync(fh.fd, this.path, offset, length))
+    return await readFully(fh, this.path, offset, length)
+  }
+
+  /** Writes a piece (`chunks`, `total` bytes) at `position` of file `index`'s slot: see read. */
+  async write (index: number, position: number, chunks: Uint8Array[], total: number): Promise<void> {
+    if (this.inline.on) await this.inline.pace()
+    const fh = this.handle()
+    const at = this.offsetOf(index) + position
+    this.dirty = true
+    if (this.inline.on) this.inline.run(() => { writeFullySync(fh.fd, this.path, at, chunks, total) })
+    else await writeFully(fh, this.path, at, chunks, total)
+  }
+
+  /** Writes the header if the slots changed since it was last written. */
+  async commit (): Promise<void> {
+    if (!this.changed) return
+    const head = Buffer.alloc(PACK_HEADER_BYTES + 4 * this.order.length)
+    PACK_MAGIC.copy(head, 0)
+    head.writeUInt32LE(this.order.length, 8)
+    head.writeUInt32LE(this.layout.files.length, 12)
+    for (const [k, index] of this.order.entries()) {
+      head.writeUInt32LE(this.slots.get(index)?.dead === true ? (index | PACK_DEAD) >>> 0 : index, PACK_HEADER_BYTES + 4 * k)
+    }
+    const fh = this.handle()
+    this.changed = false
+    this.dirty = true
+    try {
+      await writeFully(fh, this.path, 0, [head], head.length)
+    } catch (err) {
+      this.changed = true
+      throw err
+    }
+  }
+
+  /** Takes the stamp anew if the pack was written since. */
+  async restamp (): Promise<void> {
+    if (!this.dirty) return
+    const fh = this.handle()
+    this.dirty = false
+    try {
+      this.stamp = stampOf(await fh.stat())
+    } catch (err) {
+      this.dirty = true
+      throw new StorageError(`cannot sync ${this.path}: ${errno(err)}`)
+    }
+  }
+
+  /** The pack's name still holds our pack, not a link or another file put in its place. */
+  async check (): Promise<void> {
+    const st = await lstatOrUndefined(this.path)
+    if (st === undefined || !st.isFile() || !isStamp(st, this.stamp)) {
+      throw new StorageError(`${this.path} was replaced during the download: not taking files out of it`)
+    }
+  }
+
+  /** Cuts the pack at `size` (the slots after it go), header included. */
+  async cut (size: number): Promise<void> {
+    const fh = this.handle()
+    this.dirty = true
+    await fh.truncate(Math.max(size, this.dataStart))
+  }
+
+  /** Drops the dead slots at the end, writes the header and cuts the pack after its last live slot. */
+  async trim (): Promise<void> {
+    while (this.order.length > 0) {
+      const last = this.order[this.order.length - 1]
+      if (this.slots.get(last)?.dead !== true) break
+      this.order.pop()
+      this.slots.delete(last)
+      this.end -= this.layout.files[last].length
+      this.changed = true
+    }
+    await this.commit()
+    await this.cut(this.end)
+  }
+
+  async close (): Promise<void> {
+    const fh = this.fh
+    this.fh = undefined
+    // FileHandle.close() waits for the reads and writes under way
+    await fh?.close().catch(() => {})
+  }
+
+  /** Closes it and removes its name (ours: the staging folder's). */
+  async remove (): Promise<void> {
+    await this.close()
+    await unlink(this.path).catch(() => {})
+  }
+}
+
+/**
+ * A file just opened where `where` says its bytes are: the inode we wrote and verified, or (a file
+ * we did not write) a regular file of the manifest's size. A swapped file is never read or written
+ * as ours.
+ */
+function checkOpened (st: Stats, where: Where & { at: 'part' | 'final' }, span: FileSpan, path: string): void {
+  if (where.stamp !== undefined) {
+    if (!isStamp(st, where.stamp)) throw new StorageError(`${path} was replaced by another file`)
+  } else if (!st.isFile() || st.size !== span.length) {
+    throw new StorageError(`${path} changed: it is not the file of ${span.length} bytes the manifest says`)
+  }
+}
+
+/** Makes the file `path` anew (O_CREAT|O_EXCL, never through a link); a leftover at our reserved name is removed first. */
+async function createFresh (io: FsCalls, path: string): Promise<number> {
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await io.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err
+    }
+    await io.unlink(path)
+  }
+}
+
+/**
+ * Gives `temp`, a part file open as `fd` (just made, written and synced), the name `final` without
+ * replacing anything there, and returns its stats: link(2) never replaces a name, not even a
+ * dangling link. Our file then has two names, or `temp` was swapped for another file before the
+ * link: then `final` is taken back and nothing is placed. Removing `temp` is the caller's part.
+ */
+async function linkCopy (io: FsCalls, fd: number, temp: string, final: string, appeared: (path: string) => StorageError): Promise<Stats> {
+  const swapped = (): StorageError => new StorageError(`cannot finalize ${final}: ${temp} was replaced during the download by a file that was not verified`)
+  const there = async (): Promise<Stats | undefined> => await io.lstat(final).catch((err) => { if (absent(err)) return undefined; throw err })
+  try {
+    await io.link(temp, final)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? ''
+    if (code === 'EEXIST') throw appeared(final)
+    if (!NO_HARD_LINKS.has(code)) throw err
+    // no hard links here (FAT, exFAT): check the name is free, then rename (a narrow race remains)
+    if (await there() !== undefined) throw appeared(final)
+    await io.rename(temp, final)
+    const st = await io.fstat(fd)
+    const now = await there()
+    if (now === undefined || !sameFile(now, st)) {
+      if (now !== undefined) await io.unlink(final).catch(() => {})
+      throw swapped()
+    }
+    return st
+  }
+  const st = await io.fstat(fd)
+  if (st.nlink !== 2) {
+    // not just `temp` and `final`: look at what `final` names
+    const now = await there()
+    if (now === undefined || !sameFile(now, st)) {
+      if (now !== undefined) await io.unlink(final).catch(() => {})
+      throw swapped()
+    }
+  }
+  return st
+}
+
 class FolderPieceStore implements FolderStore {
   readonly path: string
   readonly layout: Layout
@@ -344,6 +872,10 @@ class FolderPieceStore implements FolderStore {
   private readonly handles: Handles
   /** downloads: the staging folder and its inode; undefined for seed stores */
   private readonly staging: { path: string, stamp: Stamp } | undefined
+  /** downloads: the pack, while it holds any file's bytes */
+  private pack: PackFile | undefined
+  /** small files' calls, made inline while they are fast */
+  private readonly inline: InlineCalls
   private readonly emptyFolders: ReadonlyArray<readonly string[]>
   private readonly wantedBytes: number
   private writable: boolean
@@ -358,9 +890,11 @@ class FolderPieceStore implements FolderStore {
     selected: Set<number>
     existing: Set<number>
     staging: { path: string, stamp: Stamp } | undefined
+    pack: PackFile | undefined
     emptyFolders: ReadonlyArray<readonly string[]>
     maxOpenFiles: number
     reusedPart: boolean
+    inline: InlineCalls
   }) {
     this.path = init.path
     this.layout = init.spec.layout
@@ -369,10 +903,12 @@ class FolderPieceStore implements FolderStore {
     this.selected = init.selected
     this.existingFiles = init.existing
     this.staging = init.staging
+    this.pack = init.pack
     this.emptyFolders = init.emptyFolders
     this.reusedPart = init.reusedPart
     this.writable = init.staging !== undefined
     this.handles = new Handles(init.maxOpenFiles, init.path)
+    this.inline = init.inline
     let wanted = 0
     for (const i of init.selected) wanted += this.layout.files[i].length
     this.wantedBytes = wanted
@@ -413,6 +949,8 @@ class FolderPieceStore implements FolderStore {
       if (!create) throw new StorageError(`${this.path}: ${showPath(f.span.path)} is not here`)
       return await this.createPart(f)
     }
+    // a small file's bytes in the pack are read and written through the pack's own descriptor
+    if (where.at === 'pack') throw new StorageError(`${this.path}: ${showPath(f.span.path)} is in the pack`)
     const path = this.nameOf(f)
     // O_NONBLOCK: a FIFO put in a file's place must not hang the open
     const flags = (where.at === 'part' ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK
@@ -423,18 +961,41 @@ class FolderPieceStore implements FolderStore {
       throw new StorageError(`cannot read ${path}: ${errno(err)}`)
     }
     try {
-      const st = await fh.stat()
-      if (where.stamp !== undefined) {
-        // the inode we wrote and verified, or nothing: a swapped file is never read or written as ours
-        if (!isStamp(st, where.stamp)) throw new StorageError(`${path} was replaced by another file`)
-      } else if (!st.isFile() || st.size !== f.span.length) {
-        throw new StorageError(`${path} changed: it is not the file of ${f.span.length} bytes the manifest says`)
-      }
+      checkOpened(await fh.stat(), where, f.span, path)
       return fh
     } catch (err) {
       await fh.close().catch(() => {})
       if (err instanceof StorageError) throw err
       throw new StorageError(`cannot read ${path}: ${errno(err)}`)
+    }
+  }
+
+  /**
+   * Reads `length` bytes at `position` of the small file `f` at its final name into `buf` with
+   * inline calls (see InlineCalls): open, stat, read, close, each a few µs, where the LRU of
+   * handles would mostly miss (peers ask in no particular order) and cost four thread-pool round
+   * trips. The same checks as openFile.
+   */
+  private readSmallFile (f: FileState, where: Where & { at: 'final' }, position: number, length: number, buf: Uint8Array): Uint8Array {
+    const path = this.finalPath(f.span)
+    const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fsConstants
+    const inline = this.inline
+    let fd: number
+    try {
+      fd = inline.run(() => openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK))
+    } catch (err) {
+      throw new StorageError(`cannot read ${path}: ${errno(err)}`)
+    }
+    try {
+      checkOpened(inline.run(() => fstatSync(fd)), where, f.span, path)
+      return inline.run(() => readFullySync(fd, path, position, length, buf))
+    } catch (err) {
+      if (err instanceof StorageError) throw err
+      throw new StorageError(`cannot read ${path}: ${errno(err)}`)
+    } finally {
+      try {
+        inline.run(() => { closeSync(fd) })
+      } catch {}
     }
   }
 
@@ -477,17 +1038,38 @@ class FolderPieceStore implements FolderStore {
 
   /** Reads `length` bytes at `offset` of `piece` into `buf`; a download's unwritten file reads as zeros. */
   private async readRange (piece: number, offset: number, length: number, buf: Uint8Array): Promise<Uint8Array> {
-    this.checkOpen()
     const span = this.layout.fileOf(piece)
     const f = this.files[span.index]
-    if (f.where.at === 'nowhere') {
-      if (this.staging === undefined) throw new StorageError(`${this.path}: piece ${piece} is in ${showPath(span.path)}, which this store does not hold`)
-      buf.fill(0, 0, length) // a hole, as in a sparse part file
-      return buf
-    }
     const position = this.layout.offsetInFile(piece) + offset
-    return await this.handles.use(span.index, async () => await this.openFile(span.index, false),
-      async (fh) => await readFully(fh, this.nameOf(f), position, length, buf))
+    for (;;) {
+      this.checkOpen()
+      const where = f.where
+      if (where.at === 'nowhere') {
+        if (this.staging === undefined) throw new StorageError(`${this.path}: piece ${piece} is in ${showPath(span.path)}, which this store does not hold`)
+        buf.fill(0, 0, length) // a hole, as in a sparse part file
+        return buf
+      }
+      if (where.at === 'final' && span.length <= INLINE_FILE_BYTES && this.inline.on) {
+        await this.inline.pace()
+        // placed or closed meanwhile: look again
+        if (f.where !== where || this.closed) continue
+        return this.readSmallFile(f, where, position, length, buf)
+      }
+      if (where.at !== 'pack') {
+        return await this.handles.use(span.index, async () => await this.openFile(span.index, false),
+          async (fh) => await readFully(fh, this.nameOf(f), position, length, buf))
+      }
+      const pack = this.pack
+      if (pack === undefined) throw new StorageError(`${this.path}: ${showPath(span.path)} is not here`)
+      try {
+        await pack.read(span.index, position, length, buf)
+      } catch (err) {
+        // placed meanwhile (finalize copies the files out, then cuts the pack short): read it there
+        if (f.where !== where) continue
+        throw err
+      }
+      if (f.where === where) return buf
+    }
   }
 
   async readBlock (piece: number, offset: number, length: number): Promise<Uint8Array> {
@@ -512,9 +1094,15 @@ class FolderPieceStore implements FolderStore {
     this.checkPiece(piece)
     this.checkOpen()
     // a file with no bytes anywhere cannot verify: no need to hash its zeros (verifyStore of a
-    // big selection would otherwise hash every unselected piece)
-    if (this.files[this.layout.fileOf(piece).index].where.at === 'nowhere') return false
-    return await hashMatches(this.pieceHash(piece), await this.readPiece(piece))
+    // big selection would otherwise hash every unselected piece); nor can a pack slot given in
+    // this run and not written since
+    const f = this.files[this.layout.fileOf(piece).index]
+    if (f.where.at === 'nowhere') return false
+    if (f.where.at === 'pack' && !f.held && this.pack?.isFresh(f.span.index) === true) return false
+    const matches = await hashMatches(this.pieceHash(piece), await this.readPiece(piece))
+    // a slot with verified bytes of a file not placed now is kept for a later run (see copyOut)
+    if (matches) f.held = true
+    return matches
   }
 
   async writePiece (piece: number, data: Uint8Array | Uint8Array[]): Promise<void> {
@@ -528,6 +1116,13 @@ class FolderPieceStore implements FolderStore {
     if (f.where.at === 'final') throw new StorageError(`${this.finalPath(span)} is already there: it is read, never written over`)
     const chunks = Array.isArray(data) ? data : [data]
     const total = storeChecks.write(this.path, piece, size, chunks)
+    if (f.where.at === 'pack' && this.pack !== undefined) {
+      // one positional write on a descriptor open for the whole download: no stat, no stamp
+      // per write (sync() takes the pack's once)
+      await this.pack.write(span.index, this.layout.offsetInFile(piece), chunks, total)
+      f.held = true
+      return
+    }
     await this.handles.use(span.index, async () => await this.openFile(span.index, true), async (fh) => {
       await writeFully(fh, this.partFile(span.index), this.layout.offsetInFile(piece), chunks, total)
       f.unflushed = true
@@ -537,17 +1132,18 @@ class FolderPieceStore implements FolderStore {
       if (f.where.at === 'part') f.where = { at: 'part', stamp: stampOf(st) }
     })
     f.dirty = true
+    f.held = true
   }
 
-  /** The part files' digest (see digestOf), from what this store knows of them. */
+  /** The part files' and the pack's digest (see digestOf), from what this store knows of them. */
   private digest (): string {
     const parts: Array<{ index: number, stamp: Stamp }> = []
     for (const f of this.files) if (f.where.at === 'part') parts.push({ index: f.span.index, stamp: f.where.stamp })
-    return digestOf(parts)
+    return digestOf(parts, this.pack?.stamp)
   }
 
   private newestMtime (): number {
-    let newest = 0
+    let newest = this.pack?.stamp.mtimeMs ?? 0
     for (const f of this.files) {
       const w = f.where
       const m = w.at === 'part' ? w.stamp.mtimeMs : w.at === 'final' ? (w.stamp?.mtimeMs ?? w.mtimeMs) : 0
@@ -588,6 +1184,8 @@ class FolderPieceStore implements FolderStore {
     // again, never trusted. Reopening and syncing each written file for every record cost a
     // 10,000-file download seven seconds of system time. finalize() syncs before it names a file.
     for (const f of this.files) if (f.dirty && f.where.at === 'part') f.dirty = false
+    // the pack's stamp: one fstat for all the small files written since the last record
+    await this.pack?.restamp()
     return { size: this.wantedBytes, mtimeMs: this.newestMtime(), parts: this.digest() }
   }
 
@@ -601,14 +1199,17 @@ class FolderPieceStore implements FolderStore {
 
   /**
    * Puts every selected file at its final name: checks all names first (a conflict places
-   * nothing), then makes the folders on the way and links each part file there.
+   * nothing), then makes the folders on the way and links each part file there, and copies each
+   * small file out of the pack (copyOut).
    */
   private async place (): Promise<void> {
     const staging = this.staging
     if (staging === undefined) return
     const chosen = [...this.selected].sort((a, b) => a - b).map(i => this.files[i])
     const toPlace = chosen.filter(f => f.where.at === 'part')
-    const unwritten = chosen.find(f => f.span.length > 0 && f.where.at === 'nowhere')
+    const toCopy = chosen.filter(f => f.where.at === 'pack')
+    // (a slot given in this run and never written is as empty as no part file)
+    const unwritten = chosen.find(f => f.span.length > 0 && (f.where.at === 'nowhere' || (f.where.at === 'pack' && !f.held && this.pack?.isFresh(f.span.index) === true)))
     if (unwritten !== undefined) throw new StorageError(`cannot finalize ${this.path}: ${showPath(unwritten.span.path)} was never written`)
 
     // data on disk before the name says the file is complete; and each part still the inode we wrote
@@ -618,7 +1219,8 @@ class FolderPieceStore implements FolderStore {
     const walk = new FolderWalk()
     const appeared = (path: string): StorageError =>
       new StorageError(`cannot finalize ${path}: something by that name appeared during the download (the verified data is left in ${staging.path})`)
-    // every name first: a link or a file in the way is found before anything is placed
+    // every name first: a link or a file in the way is found before anything is placed (a
+    // fresh download's folder is not there yet: nothing to look at but that)
     for (const f of chosen) {
       if (f.where.at === 'final') continue
       if (!(await walk.probeAll(this.foldersOf(f.span.path)))) continue
@@ -631,10 +1233,15 @@ class FolderPieceStore implements FolderStore {
     }
     for (const folder of this.emptyFolders) await walk.probeAll([...this.foldersOf(folder), join(this.path, ...folder)])
     // the part names are linked from: the staging folder must still be ours, not a link to elsewhere
-    if (toPlace.length > 0) await this.checkStaging()
+    // (once for the pass, not once a file)
+    if (toPlace.length > 0 || toCopy.length > 0) await this.checkStaging()
+    // the small files come out of the pack through our descriptor: its name swapped for something
+    // else means someone is at work in our staging folder, and nothing is taken out
+    const pack = this.pack
+    if (toCopy.length > 0) await pack?.check()
 
     await forEachLimit(chosen, FS_CONCURRENCY, async (f) => {
-      if (f.where.at === 'final') return
+      if (f.where.at === 'final' || f.where.at === 'pack') return
       const final = this.finalPath(f.span)
       await walk.make(this.foldersOf(f.span.path))
       if (f.where.at === 'part') {
@@ -653,6 +1260,7 @@ class FolderPieceStore implements FolderStore {
       await makeEmptyFile(final, appeared)
       f.where = { at: 'final', stamp: undefined, mtimeMs: Date.now() }
     })
+    if (pack !== undefined) await this.copyOut(pack, toCopy, walk, appeared)
     for (const folder of this.emptyFolders) await walk.make([...this.foldersOf(folder), join(this.path, ...folder)])
 
     // the staging folder goes once empty; parts of files not selected stay for a later run
@@ -660,6 +1268,117 @@ class FolderPieceStore implements FolderStore {
     this.finalized = true
     // a finished download goes on seeding what it has, read-only
     this.writable = false
+  }
+
+  /**
+   * Copies each of `files` (small files with a slot in `pack`) out into a part file of its own and
+   * gives it its final name (copyFile), FS_CONCURRENCY at once, reading neighbouring slots in one
+   * call. From the end of the pack down, cutting the pack short behind the files placed, so the
+   * copies and the pack together never take much more room than the files. Then the pack goes,
+   * unless it holds bytes of files not placed now (an earlier run's files, not selected now):
+   * those stay for a later run, and every other slot is given up.
+   */
+  private async copyOut (pack: PackFile, files: FileState[], walk: FolderWalk, appeared: (path: string) => StorageError): Promise<void> {
+    interface Batch { lo: number, hi: number, left: number, bytes: Promise<Uint8Array> | undefined }
+    interface Item { f: FileState, at: number, batch: Batch, done: boolean }
+    const order: Item[] = []
+    let batch: Batch | undefined
+    for (const [f, at] of files.map(f => [f, pack.offsetOf(f.span.index)] as const).sort((a, b) => b[1] - a[1])) {
+      if (batch === undefined || batch.hi - at > COPY_BATCH_BYTES) batch = { lo: at, hi: at + f.span.length, left: 0, bytes: undefined }
+      batch.lo = at
+      batch.left++
+      order.push({ f, at, batch, done: false })
+    }
+    // slots of files not placed now that hold bytes: kept, and the pack never cut below their end
+    const keep = pack.liveFiles().filter(i => !this.selected.has(i) && this.files[i].held)
+    let floor = 0
+    for (const i of keep) floor = Math.max(floor, pack.offsetOf(i) + this.layout.files[i].length)
+    let cutAt = order.length > 0 ? order[0].at + order[0].f.span.length : 0
+    const step = Math.max(PACK_CUT_MIN_BYTES, Math.ceil((cutAt - (order.at(-1)?.at ?? 0)) / PACK_CUT_STEPS))
+    let cutting: Promise<void> | undefined
+    let placed = 0
+    const cutBehind = (): void => {
+      while (placed < order.length && order[placed].done) placed++
+      if (placed === 0 || cutting !== undefined) return
+      // every slot from here up is placed (or no file's): its bytes are on disk under their names
+      const below = Math.max(order[placed - 1].at, floor)
+      if (cutAt - below < step) return
+      cutAt = below
+      // a pack that cannot be cut short just stays longer until it goes
+      cutting = pack.cut(below).catch(() => {}).finally(() => { cutting = undefined })
+    }
+    try {
+      await forEachLimit(order, FS_CONCURRENCY, async (item) => {
+        const b = item.batch
+        b.bytes ??= pack.readExact(b.lo, b.hi - b.lo)
+        let bytes: Uint8Array
+        try {
+          const all = await b.bytes
+          bytes = all.subarray(item.at - b.lo, item.at - b.lo + item.f.span.length)
+        } finally {
+          if (--b.left === 0) b.bytes = undefined
+        }
+        await this.copyFile(item.f, bytes, walk, appeared)
+        item.done = true
+        cutBehind()
+      })
+    } finally {
+      await cutting
+    }
+    for (const i of pack.liveFiles()) {
+      if (keep.includes(i)) continue
+      pack.drop(i)
+      const f = this.files[i]
+      if (f.where.at === 'pack') f.where = { at: 'nowhere' }
+    }
+    if (pack.liveCount > 0) {
+      try {
+        await pack.trim()
+      } catch (err) {
+        throw new StorageError(`cannot write to ${pack.path}: ${errno(err)}`)
+      }
+      return
+    }
+    this.pack = undefined
+    await pack.remove()
+  }
+
+  /**
+   * Gives the small file `f` its final name holding `bytes` (its verified bytes, from the pack):
+   * a part file of its own is made (exclusively, never through a link), written, synced, linked
+   * to the final name (never replacing anything), and its part name removed. Seven calls, with
+   * the check that the name went to the file we wrote (linkCopy).
+   */
+  private async copyFile (f: FileState, bytes: Uint8Array, walk: FolderWalk, appeared: (path: string) => StorageError): Promise<void> {
+    const final = this.finalPath(f.span)
+    await walk.make(this.foldersOf(f.span.path))
+    const part = this.partFile(f.span.index)
+    if (this.inline.on) await this.inline.pace()
+    const io = this.inline.io
+    let fd: number
+    try {
+      fd = await createFresh(io, part)
+    } catch (err) {
+      throw new StorageError(`cannot write to ${part}: ${errno(err)}`)
+    }
+    let st: Stats
+    try {
+      for (let done = 0; done < bytes.length;) {
+        const n = await io.write(fd, bytes, done, bytes.length - done, done)
+        if (n === 0) throw new Error('wrote 0 bytes')
+        done += n
+      }
+      // data on disk before the name says the file is complete (on the pool: it waits for the disk)
+      await fdatasyncOnPool(fd)
+      st = await linkCopy(io, fd, part, final, appeared)
+    } catch (err) {
+      if (err instanceof StorageError) throw err
+      throw new StorageError(`cannot finalize ${final}: ${errno(err)}`)
+    } finally {
+      await io.close(fd).catch(() => {})
+    }
+    f.where = { at: 'final', stamp: stampOf(st), mtimeMs: st.mtimeMs }
+    await io.unlink(part).catch(() => {})
   }
 
   get partPath (): string | undefined {
@@ -670,6 +1389,7 @@ class FolderPieceStore implements FolderStore {
     this.closed = true
     this.writable = false
     await this.handles.closeAll()
+    await this.pack?.close()
   }
 }
 
@@ -686,7 +1406,7 @@ async function makeEmptyFile (path: string, appeared: (path: string) => StorageE
 }
 
 function freshStates (layout: Layout): FileState[] {
-  return layout.files.map(span => ({ span, where: { at: 'nowhere' }, dirty: false, unflushed: false }))
+  return layout.files.map(span => ({ span, where: { at: 'nowhere' }, dirty: false, unflushed: false, held: false }))
 }
 
 /**
@@ -707,12 +1427,14 @@ export async function openFolderSeedStore (dir: string, spec: FolderSpec, option
   }
   if (!st.isDirectory()) throw new StorageError(`${dir} is not a folder`)
   const files = freshStates(spec.layout)
+  const inline = new InlineCalls(options.inlineCalls ?? true)
   await forEachLimit([...selected], FS_CONCURRENCY, async (i) => {
     const span = spec.layout.files[i]
     const path = join(dir, ...span.path)
     let fst: Stats
     try {
-      fst = await lstat(path)
+      if (inline.on) await inline.pace()
+      fst = await inline.io.lstat(path)
     } catch (err) {
       if (absent(err)) throw new StorageError(`${path} is missing`)
       throw new StorageError(`cannot read ${path}: ${errno(err)}`)
@@ -724,8 +1446,8 @@ export async function openFolderSeedStore (dir: string, spec: FolderSpec, option
     files[i].where = { at: 'final', stamp: undefined, mtimeMs: fst.mtimeMs }
   })
   return new FolderPieceStore({
-    path: dir, spec, files, selected, existing: new Set(), staging: undefined, emptyFolders: [],
-    maxOpenFiles: maxOpenOf(options), reusedPart: false
+    path: dir, spec, files, selected, existing: new Set(), staging: undefined, pack: undefined, emptyFolders: [],
+    maxOpenFiles: maxOpenOf(options), reusedPart: false, inline
   })
 }
 
@@ -765,21 +1487,22 @@ async function prepareStaging (outDir: string, path: string): Promise<Stamp> {
 }
 
 /**
- * Finds an earlier run's part files in the staging folder and keeps those that are ours; removes
- * names that are not (a symlink, a file with other hard links or another owner, a part of no file
- * of this manifest): the names only, never what they point at.
+ * Finds an earlier run's part files among the staging folder's `names` and keeps those that are
+ * ours; removes names that are not (a symlink, a file with other hard links or another owner, a
+ * part of no file of this manifest): the names only, never what they point at. A part file of a
+ * file with a slot in the pack is what an interrupted finalize left while copying the file out:
+ * the pack still has its bytes, and the part goes.
  */
-async function scanStaging (staging: string, layout: Layout, files: FileState[]): Promise<number> {
-  const names = (await readdir(staging)).filter(name => PART_NAME.test(name))
+async function scanStaging (staging: string, names: string[], layout: Layout, files: FileState[]): Promise<number> {
   let kept = 0
-  await forEachLimit(names, FS_CONCURRENCY, async (name) => {
+  await forEachLimit(names.filter(name => PART_NAME.test(name)), FS_CONCURRENCY, async (name) => {
     const path = join(staging, name)
     const span = layout.files[Number(name)]
     const st = await lstatOrUndefined(path)
     if (st === undefined) return
     const uid = ownUid()
     const foreign = st.isSymbolicLink() || (st.isFile() && (st.nlink !== 1 || (uid !== undefined && st.uid !== uid)))
-    if (span === undefined || span.length === 0 || foreign) {
+    if (span === undefined || span.length === 0 || foreign || files[span.index].where.at === 'pack') {
       await unlink(path)
       return
     }
@@ -824,7 +1547,10 @@ export async function openFolderDownloadStore (outDir: string, spec: FolderSpec,
     for (const c of folder) if (componentProblem(c) !== undefined || folder.length === 0) throw new StorageError(`${spec.name}: unsafe folder ${JSON.stringify(showPath(folder))}`)
   }
   const maxOpenFiles = maxOpenOf(options)
+  const packUpTo = options.packFilesUpTo ?? DEFAULT_PACK_FILES_UP_TO
+  if (!Number.isSafeInteger(packUpTo) || packUpTo < 0) throw new StorageError(`packFilesUpTo must be a whole number >= 0, got ${packUpTo}`)
   const stagingPath = stagingPathOf(outDir, key)
+  const packPath = join(stagingPath, PACK_NAME)
   try {
     await ensureDir(outDir)
     if (!(await stat(outDir)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' })
@@ -842,41 +1568,81 @@ export async function openFolderDownloadStore (outDir: string, spec: FolderSpec,
   const files = freshStates(spec.layout)
   let kept: number
   let stagingStamp: Stamp
+  let pack: PackFile | undefined
+  let packed = 0
+  const inline = new InlineCalls(options.inlineCalls ?? true)
   try {
     stagingStamp = await prepareStaging(outDir, stagingPath)
-    kept = await scanStaging(stagingPath, spec.layout, files)
+    const names = await readdir(stagingPath)
+    if (names.includes(PACK_NAME)) {
+      pack = await PackFile.open(packPath, spec.layout, inline)
+      for (const i of pack.liveFiles()) files[i].where = { at: 'pack' }
+      packed = pack.liveCount
+    }
+    kept = await scanStaging(stagingPath, names, spec.layout, files)
   } catch (err) {
+    await pack?.close()
     if (err instanceof StorageError) throw err
     throw new StorageError(`cannot write to ${outDir}: ${errno(err)}`)
   }
 
-  // an earlier partial selection may have left files in the folder: merge, never replace
-  const existing = new Set<number>()
-  if (rootThere) {
-    const chosen = [...selected]
-    for (const i of chosen) {
-      const f = files[i]
-      if (!(await walk.probeAll(foldersOn(root, f.span.path)))) continue
-      const final = join(root, ...f.span.path)
-      const there = await lstatOrUndefined(final)
-      if (there === undefined) continue
-      if (f.where.at === 'nowhere' && there.isFile() && there.size === f.span.length) {
-        f.where = { at: 'final', stamp: undefined, mtimeMs: there.mtimeMs }
-        existing.add(i)
-        continue
+  try {
+    // an earlier partial selection may have left files in the folder: merge, never replace
+    const existing = new Set<number>()
+    if (rootThere) {
+      const chosen = [...selected]
+      for (const i of chosen) {
+        const f = files[i]
+        if (!(await walk.probeAll(foldersOn(root, f.span.path)))) continue
+        const final = join(root, ...f.span.path)
+        const there = await lstatOrUndefined(final)
+        if (there === undefined) continue
+        // a slot in the pack is only a copy: a finalize cut short may have placed the file already
+        if ((f.where.at === 'nowhere' || f.where.at === 'pack') && there.isFile() && there.size === f.span.length) {
+          f.where = { at: 'final', stamp: undefined, mtimeMs: there.mtimeMs }
+          pack?.drop(i)
+          existing.add(i)
+          continue
+        }
+        throw new StorageError(`${final} already exists: move it away first`)
       }
-      throw new StorageError(`${final} already exists: move it away first`)
     }
+
+    // the selected small files with nowhere else to be get a slot in the pack
+    const toPack = [...selected].sort((a, b) => a - b).filter(i => {
+      const f = files[i]
+      return f.where.at === 'nowhere' && f.span.length > 0 && f.span.length <= packUpTo
+    })
+    try {
+      if (toPack.length > 0) pack ??= await PackFile.open(packPath, spec.layout, inline)
+      if (pack !== undefined) {
+        for (const i of toPack) if (pack.add(i)) files[i].where = { at: 'pack' }
+        if (pack.liveCount > 0) {
+          await pack.commit()
+        } else {
+          await pack.remove()
+          pack = undefined
+        }
+      }
+    } catch (err) {
+      throw new StorageError(`cannot write to ${packPath}: ${errno(err)}`)
+    }
+
+    return new FolderPieceStore({
+      path: root,
+      spec,
+      files,
+      selected,
+      existing,
+      staging: { path: stagingPath, stamp: stagingStamp },
+      pack,
+      emptyFolders,
+      maxOpenFiles,
+      reusedPart: kept > 0 || existing.size > 0 || packed > 0,
+      inline
+    })
+  } catch (err) {
+    await pack?.close()
+    throw err
   }
-  return new FolderPieceStore({
-    path: root,
-    spec,
-    files,
-    selected,
-    existing,
-    staging: { path: stagingPath, stamp: stagingStamp },
-    emptyFolders,
-    maxOpenFiles,
-    reusedPart: kept > 0 || existing.size > 0
-  })
 }

@@ -1,5 +1,5 @@
 import { createHash, webcrypto } from 'node:crypto'
-import { constants as fsConstants, type Stats } from 'node:fs'
+import { constants as fsConstants, readSync, writeSync, writevSync, type Stats } from 'node:fs'
 import { link, lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { pieceCount, pieceHash, pieceSize, type Manifest } from '../manifest/manifest.js'
@@ -271,10 +271,43 @@ export async function writeFully (fh: FileHandle, name: string, position: number
   }
 }
 
+/** readFully, made inline (see the folder store's InlineCalls): on a descriptor, for small reads. */
+export function readFullySync (fd: number, name: string, position: number, length: number, buf: Uint8Array = new Uint8Array(length)): Uint8Array {
+  let done = 0
+  while (done < length) {
+    let bytesRead: number
+    try {
+      bytesRead = readSync(fd, buf, done, length - done, position + done)
+    } catch (err) {
+      throw new StorageError(`cannot read ${name}: ${errno(err)}`)
+    }
+    if (bytesRead === 0) throw new StorageError(`${name}: unexpected end of file at ${position + done}`)
+    done += bytesRead
+  }
+  return buf
+}
+
+/** writeFully, made inline (see the folder store's InlineCalls): on a descriptor, for small writes. */
+export function writeFullySync (fd: number, name: string, position: number, chunks: Uint8Array[], total: number): void {
+  let done = 0
+  try {
+    while (done < total) {
+      const bytesWritten = chunks.length === 1
+        ? writeSync(fd, chunks[0], 0, chunks[0].length, position + done)
+        : writevSync(fd, chunks, position + done)
+      if (bytesWritten === 0) throw new Error('wrote 0 bytes')
+      done += bytesWritten
+      chunks = skipBytes(chunks, bytesWritten)
+    }
+  } catch (err) {
+    throw new StorageError(`cannot write to ${name}: ${errno(err)}`)
+  }
+}
+
 export const sameFile = (a: Stats, b: Stats): boolean => a.dev === b.dev && a.ino === b.ino
 
 // file systems without hard links (FAT, exFAT, some FUSE) say one of these to link(2)
-const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EXDEV'])
+export const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK', 'EXDEV'])
 
 /**
  * Gives the finished part file its final name without replacing anything already there: link(2)

@@ -54,12 +54,20 @@ async function folderBytes (store: FolderStore): Promise<Uint8Array> {
   return new Uint8Array(Buffer.concat(parts))
 }
 
-for (const maxOpenFiles of [64, 1]) {
-  describeStoreConformance<FolderStore>(`folder store (${maxOpenFiles === 1 ? 'one open file at a time' : 'files of 1 to 3 pieces'})`, {
+// files of 1 to 3 pieces: small ones download into the pack, larger ones (64 KiB pieces) into part
+// files, small files' calls made inline; the same with every call on the thread pool; and every
+// file in a part file of its own, with one open file at a time
+const FOLDER_VARIANTS = [
+  { title: 'files of 1 to 3 pieces', maxOpenFiles: 64 },
+  { title: 'files of 1 to 3 pieces, calls on the thread pool', maxOpenFiles: 64, inlineCalls: false },
+  { title: 'part files only, one open file at a time', maxOpenFiles: 1, packFilesUpTo: 0, inlineCalls: false }
+]
+for (const { title, maxOpenFiles, packFilesUpTo, inlineCalls } of FOLDER_VARIANTS) {
+  describeStoreConformance<FolderStore>(`folder store (${title})`, {
     async openDownload (manifest) {
       const dir = await mkdtemp(join(root, 'folder-download-'))
       dirs.push(dir)
-      return await openFolderDownloadStore(dir, folderSpecOf(manifest), 'conformancekey', { maxOpenFiles })
+      return await openFolderDownloadStore(dir, folderSpecOf(manifest), 'conformancekey', { maxOpenFiles, packFilesUpTo, inlineCalls })
     },
     async openSeed (manifest, data) {
       const dir = await mkdtemp(join(root, 'folder-seed-'))
@@ -71,7 +79,7 @@ for (const maxOpenFiles of [64, 1]) {
         await writeFile(join(dir, ...f.path), data.subarray(at, at + f.length))
         at += f.length
       }
-      return await openFolderSeedStore(dir, spec, { maxOpenFiles })
+      return await openFolderSeedStore(dir, spec, { maxOpenFiles, inlineCalls })
     },
     finished: folderBytes,
     async cleanup () {

@@ -1,7 +1,8 @@
 /**
- * Resuming a folder download: the staging folder's part files are found again and reused, and the
- * resume record (a digest of every part file's index, size, mtime and inode) is trusted only while
- * the staging folder is exactly as it described.
+ * Resuming a folder download: the staging folder's part files and pack are found again and reused,
+ * and the resume record (a digest of every part file's and the pack's size, mtime and inode) is
+ * trusted only while the staging folder is exactly as it described. Every case runs with the small
+ * files in the pack (the default) and with part files for all (packFilesUpTo 0).
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -39,8 +40,11 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
+/** the case's layout of the staging folder: packFilesUpTo 0 (part files), or the default (the pack) */
+let packFilesUpTo: number | undefined
+
 async function openStore (options: Parameters<typeof openFolderDownloadStore>[3] = {}): Promise<FolderStore> {
-  const store = await openFolderDownloadStore(out, fx.spec, CID, options)
+  const store = await openFolderDownloadStore(out, fx.spec, CID, { packFilesUpTo, ...options })
   opened.push(store)
   return store
 }
@@ -56,7 +60,10 @@ async function killedRun (pieces: number[]): Promise<FolderStore> {
   return store
 }
 
-describe('folder resume', () => {
+for (const mode of ['pack', 'part files'] as const) describe(`folder resume (${mode})`, () => {
+  const packed = mode === 'pack'
+  beforeEach(() => { packFilesUpTo = packed ? undefined : 0 })
+
   it('a restarted download finds its part files, and the record\'s fast path vouches for what it wrote', async () => {
     const first = await killedRun([0, 2, 5])
     const partPath = first.partPath as string
@@ -80,12 +87,13 @@ describe('folder resume', () => {
     expect(existsSync(partPath)).toBe(false)
   })
 
-  it('writes after the record (a new part file, a touched one, a removed one) send a restart down the slow path', async () => {
+  it(`writes after the record (${packed ? 'the pack grown, touched, removed' : 'a new part file, a touched one, a removed one'}) send a restart down the slow path`, async () => {
     const first = await killedRun([0, 4])
     const partPath = first.partPath as string
     expect(list(await readResume(partPath, CID, N()))).toEqual([0, 4])
 
-    // killed after writing piece 6 (its file's first write: a new part file) without a record
+    // killed after writing piece 6 (its file's first write: a new part file, or the pack's last
+    // slot, which makes the pack longer) without a record
     await first.writePiece(6, fx.pieceOf(6))
     expect(await readResume(partPath, CID, N())).toBeUndefined()
     const second = await openStore()
@@ -94,7 +102,7 @@ describe('folder resume', () => {
 
     await writeResume(second, CID, await verifyStore(second, N()))
     expect(list(await readResume(partPath, CID, N()))).toEqual([0, 4, 6])
-    await utimes(join(partPath, '2'), new Date(), new Date(Date.now() + 5000))
+    await utimes(join(partPath, packed ? 'pack' : '2'), new Date(), new Date(Date.now() + 5000))
     expect(await readResume(partPath, CID, N())).toBeUndefined()
 
     // a change this store did not make stays distrusted by its later records (sync() re-stats only
@@ -104,19 +112,22 @@ describe('folder resume', () => {
     const third = await openStore()
     await writeResume(third, CID, await verifyStore(third, N()))
     expect(list(await readResume(partPath, CID, N()))).toEqual([0, 4, 6])
-    await rm(join(partPath, '3'))
+    await rm(join(partPath, packed ? 'pack' : '3'))
     expect(await readResume(partPath, CID, N())).toBeUndefined()
   })
 
   it('a record is only a claim: a tampered piece with its mtime put back is hashed and dropped', async () => {
     const first = await killedRun([0, 1, 4])
     await first.close()
-    const part = join(first.partPath as string, '0')
+    const part = join(first.partPath as string, packed ? 'pack' : '0')
+    // piece 1 in the part file of a.bin, or wherever its slot put it in the pack
+    const at = packed ? (await readFile(part)).indexOf(Buffer.from(fx.pieceOf(1))) : PL
+    expect(at).toBeGreaterThan(0)
     const stamp = join(dir, 'stamp')
     await writeFile(stamp, '')
     execFileSync('touch', ['-r', part, stamp])
     const fh = await open(part, 'r+')
-    await fh.write(new Uint8Array([0xff, 0xff]), 0, 2, PL + 7) // inside piece 1
+    await fh.write(new Uint8Array([0xff, 0xff]), 0, 2, at + 7) // inside piece 1
     await fh.close()
     execFileSync('touch', ['-r', stamp, part])
     const second = await openStore()
@@ -151,12 +162,15 @@ describe('folder resume', () => {
     const first = await openStore()
     for (let p = 0; p < N(); p++) await first.writePiece(p, fx.pieceOf(p))
     const staging = first.partPath as string
-    // as if killed inside finalize: a.bin linked to its name, its part name not yet removed
+    // as if killed inside finalize: a.bin linked to its name, its part name not yet removed (a
+    // small file's part made there by the copy out of the pack)
     await mkdir(join(out, 'folder'), { recursive: true })
+    if (packed) await writeFile(join(staging, '0'), fx.files[0].data)
     await link(join(staging, '0'), join(out, 'folder', 'a.bin'))
     const second = await openStore()
     expect([...second.existingFiles]).toEqual([0])
-    expect((await readdir(staging)).sort()).toEqual(['2', '3']) // the hard-linked part name is dropped, not the file
+    // the hard-linked part name is dropped, not the file
+    expect((await readdir(staging)).sort()).toEqual(packed ? ['pack'] : ['2', '3'])
     expect((await verifyStore(second, N())).isComplete()).toBe(true)
     await second.finalize()
     for (const f of fx.files) expect(Buffer.from(await readFile(join(out, 'folder', ...f.path))).equals(Buffer.from(f.data))).toBe(true)
@@ -173,7 +187,7 @@ describe('folder resume', () => {
     for (const p of [4, 5]) await second.writePiece(p, fx.pieceOf(p))
     await second.finalize()
     expect(await readdir(join(out, 'folder'))).toEqual(['d'])
-    expect(await readdir(second.partPath ?? join(out, `.bitswarm-${CID}.parts`))).toEqual(['0'])
+    expect(await readdir(second.partPath ?? join(out, `.bitswarm-${CID}.parts`))).toEqual([packed ? 'pack' : '0'])
     await second.close()
     // and a third run for a.bin picks it up (d/b.bin, placed but not selected now, is not looked at)
     const third = await openStore({ selected: [0] })

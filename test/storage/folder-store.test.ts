@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { comparePaths, folderManifest } from '../../src/manifest/manifest.js'
 import { verifyStore } from '../../src/storage/resume.js'
-import { folderSpecOf, openFolderDownloadStore, openFolderSeedStore, wantedPieces, type FolderStore } from '../../src/storage/folder-store.js'
+import { folderSpecOf, InlineCalls, openFolderDownloadStore, openFolderSeedStore, wantedPieces, type FolderStore } from '../../src/storage/folder-store.js'
 import { StorageError, type PieceStore } from '../../src/storage/storage.js'
 import { testBytes } from './conformance.js'
 import { folderFixture, snapshot, writeFolder, type FolderFixture } from './folder-fixture.js'
@@ -68,16 +68,23 @@ async function download (fx: FolderFixture, options: Parameters<typeof openFolde
 const eq = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b))
 
 describe('folder download', () => {
-  it('lands nested folders, an empty file, empty folders and Unicode names in <out>/<name>/, nothing before finalize', async () => {
+  // the sample's files are all small: they go to the pack, or (packFilesUpTo 0) part files of their own
+  for (const [packFilesUpTo, staged] of [[undefined, ['pack']], [0, ['0', '2', '3', '4', '5']]] as const) {
+    it(`lands nested folders, an empty file, empty folders and Unicode names in <out>/<name>/, nothing before finalize (staged: ${staged.join(', ')})`, async () => {
+      await landsWhole(packFilesUpTo, [...staged])
+    })
+  }
+
+  async function landsWhole (packFilesUpTo: number | undefined, staged: string[]): Promise<void> {
     const fx = sample()
-    const store = await download(fx)
+    const store = await download(fx, { packFilesUpTo })
     expect(store.path).toBe(join(out, 'folder'))
     expect(store.partPath).toBe(join(out, STAGING))
     expect(store.reusedPart).toBe(false)
     await writeAll(store, fx)
-    // written so far: part files in the staging folder, one per file with bytes, named by index
+    // written so far: the pack, or part files named by index, one per file with bytes
     expect((await readdir(out)).sort()).toEqual([STAGING])
-    expect((await readdir(join(out, STAGING))).sort()).toEqual(['0', '2', '3', '4', '5'])
+    expect((await readdir(join(out, STAGING))).sort()).toEqual(staged)
     expect((await stat(join(out, STAGING))).mode & 0o777).toBe(0o700)
     expect((await verifyStore(store, fx.layout.pieceCount)).isComplete()).toBe(true)
     await store.finalize()
@@ -95,14 +102,66 @@ describe('folder download', () => {
     // and a seed store of the result serves the same
     const seed = track(await openFolderSeedStore(join(out, 'folder'), fx.spec))
     expect((await verifyStore(seed, fx.layout.pieceCount)).isComplete()).toBe(true)
+  }
+
+  it('small files go to the pack and larger ones to part files of their own; finalize places both and removes the staging folder', async () => {
+    const files = [
+      { path: ['big', 'one.bin'], data: testBytes(5 * PL + 3, 20) }, // 80 KiB: a part file
+      { path: ['a.txt'], data: testBytes(700, 21) },
+      { path: ['big', 'edge.bin'], data: testBytes(4 * PL, 22) }, // exactly 64 KiB: packed
+      { path: ['big', 'over.bin'], data: testBytes(4 * PL + 1, 23) }, // one byte more: a part file
+      { path: ['z', 'tiny'], data: testBytes(1, 24) }
+    ]
+    const fx = folderFixture(files, PL)
+    const store = await download(fx)
+    // last file first: slots go by file, not by the order pieces arrive in
+    for (let p = fx.layout.pieceCount - 1; p >= 0; p--) await store.writePiece(p, fx.pieceOf(p))
+    expect((await readdir(join(out, STAGING))).sort()).toEqual(['0', '3', 'pack'])
+    expect((await verifyStore(store, fx.layout.pieceCount)).isComplete()).toBe(true)
+    for (let p = 0; p < fx.layout.pieceCount; p++) expect(eq(await store.readBlock(p, 0, fx.layout.pieceSize(p)), fx.pieceOf(p))).toBe(true)
+    await store.finalize()
+    expect(await readdir(out)).toEqual(['folder'])
+    expect(await snapshot(out)).toEqual(await snapshotOf(fx, [0, 1, 2, 3, 4]))
+    // each a file of its own: one name each, not hard-linked to anything else
+    for (const f of files) expect((await stat(join(out, 'folder', ...f.path))).nlink).toBe(1)
+    // goes on serving from the placed files
+    expect((await verifyStore(store, fx.layout.pieceCount)).isComplete()).toBe(true)
   })
 
-  it('keeps the open file handles bounded over many small files', async () => {
+  it('reads during finalize are served whole while the files move out of the pack and the pack is cut short', async () => {
+    // 192 files of 40,000 bytes: 7.3 MiB in the pack, cut short in steps as finalize goes
+    const files = Array.from({ length: 192 }, (_, i) => ({ path: [`d${i % 5}`, `f${i}`], data: testBytes(40_000, 100 + i) }))
+    const fx = folderFixture(files, PL)
+    const store = await download(fx)
+    for (let p = 0; p < fx.layout.pieceCount; p++) await store.writePiece(p, fx.pieceOf(p))
+    let finalized = false
+    const finalizing = store.finalize().finally(() => { finalized = true })
+    let reads = 0
+    const reader = async (seed: number): Promise<void> => {
+      for (let k = seed; !finalized || reads < 200; k += 7) {
+        const p = (k * 7919) % fx.layout.pieceCount
+        expect(eq(await store.readPiece(p), fx.pieceOf(p))).toBe(true)
+        reads++
+      }
+    }
+    await Promise.all([finalizing, reader(1), reader(2), reader(3)])
+    expect(await snapshot(out)).toEqual(await snapshotOf(fx, files.map((_, i) => i)))
+  })
+
+  // with the pack and inline calls, small files hold no handle but the pack; with part files and
+  // every call on the thread pool, the LRU of handles keeps them bounded
+  for (const options of [{}, { packFilesUpTo: 0, inlineCalls: false }]) {
+    it(`keeps the open file handles bounded over many small files (${JSON.stringify(options)})`, async () => {
+      await boundedHandles(options)
+    })
+  }
+
+  async function boundedHandles (options: { packFilesUpTo?: number, inlineCalls?: boolean }): Promise<void> {
     // 1,500 files of a few hundred bytes, 4 handles at most while idle
     const files = Array.from({ length: 1500 }, (_, i) => ({ path: [`d${i % 7}`, `file-${i}.txt`], data: testBytes(100 + (i % 300), i + 10) }))
     const fx = folderFixture(files, PL)
     const max = 4
-    const store = await download(fx, { maxOpenFiles: max })
+    const store = await download(fx, { maxOpenFiles: max, ...options })
     // handles this process has open on files under `dir` (Linux: /proc/self/fd)
     const fdsHere = async (): Promise<number> => {
       let n = 0
@@ -129,10 +188,10 @@ describe('folder download', () => {
       expect(peak).toBeLessThanOrEqual(max + 4)
     }
     expect((await readdir(join(out, 'folder', 'd3'))).length).toBe(files.filter(f => f.path[0] === 'd3').length)
-    const seed = track(await openFolderSeedStore(join(out, 'folder'), fx.spec, { maxOpenFiles: max }))
+    const seed = track(await openFolderSeedStore(join(out, 'folder'), fx.spec, { maxOpenFiles: max, inlineCalls: options.inlineCalls }))
     expect((await verifyStore(seed, fx.layout.pieceCount)).isComplete()).toBe(true)
     if (canCount) expect(await fdsHere()).toBeLessThanOrEqual(2 * max)
-  })
+  }
 
   it('writes only selected files: the others are refused and never appear on disk', async () => {
     const fx = sample()
@@ -219,13 +278,14 @@ describe('folder download', () => {
     const fx = sample()
     const store = await download(fx)
     await writeAll(store, fx)
+    const staged = await snapshot(join(out, STAGING))
     await mkdir(join(out, 'folder', 'sub', 'deeper'), { recursive: true })
     await writeFile(join(out, 'folder', 'sub', 'deeper', 'f1.bin'), 'mine')
     await expect(store.finalize()).rejects.toThrow(/f1\.bin: something by that name appeared during the download/)
     expect(await readFile(join(out, 'folder', 'sub', 'deeper', 'f1.bin'), 'utf8')).toBe('mine')
-    // checked before anything was placed: no other file is there, every part is still staged
+    // checked before anything was placed: no other file is there, everything is still staged
     expect(await snapshot(join(out, 'folder'))).toEqual(['dir sub', 'dir sub/deeper', `file sub/deeper/f1.bin ${sha('mine')}`])
-    expect((await readdir(join(out, STAGING))).length).toBe(5)
+    expect(await snapshot(join(out, STAGING))).toEqual(staged)
     // moved away, finalize goes through
     await rm(join(out, 'folder', 'sub', 'deeper', 'f1.bin'))
     await store.finalize()
@@ -234,7 +294,7 @@ describe('folder download', () => {
 
   it('a part file swapped for another file is neither read as ours nor finalized', async () => {
     const fx = sample()
-    const store = await download(fx, { maxOpenFiles: 1 })
+    const store = await download(fx, { maxOpenFiles: 1, packFilesUpTo: 0 })
     await writeAll(store, fx)
     await writeFile(join(dir, 'evil'), new Uint8Array(fx.files[2].data.length).fill(9))
     await rename(join(dir, 'evil'), join(out, STAGING, '2'))
@@ -244,11 +304,27 @@ describe('folder download', () => {
     expect(existsSync(join(out, 'folder', 'sub', 'f0.bin'))).toBe(false)
   })
 
+  it('the pack swapped for another file is not finalized: nothing is placed', async () => {
+    const fx = sample()
+    const store = await download(fx)
+    await writeAll(store, fx)
+    const evil = join(dir, 'evil')
+    await writeFile(evil, new Uint8Array(64 * 1024).fill(9))
+    await rename(evil, join(out, STAGING, 'pack'))
+    // read and written through the descriptor opened at the start: still our own bytes
+    expect(eq(await store.readPiece(0), fx.pieceOf(0))).toBe(true)
+    await expect(store.finalize()).rejects.toThrow(/pack was replaced during the download/)
+    expect(existsSync(join(out, 'folder'))).toBe(false)
+  })
+
   it('a part file hard-linked to another file is not written through', async () => {
     const fx = sample()
     await mkdir(join(out, STAGING), { recursive: true, mode: 0o700 })
     await writeFile(join(outside, 'big'), new Uint8Array(fx.files[2].data.length).fill(1))
     await link(join(outside, 'big'), join(out, STAGING, '2'))
+    // and the pack, as an earlier run's pack would start (a valid header: only its links make it not ours)
+    await writeFile(join(outside, 'pack'), Buffer.concat([Buffer.from('BSWPACK1', 'latin1'), Buffer.from([1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0])]))
+    await link(join(outside, 'pack'), join(out, STAGING, 'pack'))
     const before = await snapshot(outside)
     const store = await download(fx)
     expect(store.reusedPart).toBe(false)
@@ -331,7 +407,7 @@ describe('planted symlinks: writes never leave the out folder', () => {
 
   it('(a) at the staging folder, during the download: refused, not followed', async () => {
     const fx = sample()
-    const store = await download(fx)
+    const store = await download(fx, { packFilesUpTo: 0 })
     await store.writePiece(0, fx.pieceOf(0))
     await rename(join(out, STAGING), join(dir, 'moved-away'))
     await symlink(outside, join(out, STAGING))
@@ -340,22 +416,52 @@ describe('planted symlinks: writes never leave the out folder', () => {
     expect(existsSync(join(out, 'folder'))).toBe(false)
   })
 
-  it('(b) at a part file, before the download: the link is removed, never followed', async () => {
+  it('(a) at the staging folder, during a download into the pack: not followed, and finalize refuses', async () => {
+    const fx = sample()
+    const store = await download(fx)
+    await store.writePiece(0, fx.pieceOf(0))
+    await rename(join(out, STAGING), join(dir, 'moved-away'))
+    await symlink(outside, join(out, STAGING))
+    // a small file's piece goes through the pack's descriptor: into our own pack, moved away
+    // with its folder, never through the link (the afterEach finds `outside` unchanged)
+    await writeAll(store, fx)
+    await expect(store.finalize()).rejects.toThrow(/\.parts was replaced during the download/)
+    expect(existsSync(join(out, 'folder'))).toBe(false)
+  })
+
+  it('(b) at a part file or the pack, before the download: the link is removed, never followed', async () => {
     await mkdir(join(out, STAGING), { recursive: true, mode: 0o700 })
     await symlink(join(outside, 'sub', 'f0.bin'), join(out, STAGING, '2'))
     await symlink(join(outside, 'nowhere'), join(out, STAGING, '3')) // dangling: O_CREAT would create its target
+    await symlink(join(outside, 'victim.txt'), join(out, STAGING, 'pack'))
+    await completes(sample())
+    expect(existsSync(join(outside, 'nowhere'))).toBe(false)
+    // and with a dangling link at the pack
+    await rm(out, { recursive: true })
+    await mkdir(join(out, STAGING), { recursive: true, mode: 0o700 })
+    await symlink(join(outside, 'nowhere'), join(out, STAGING, 'pack'))
     await completes(sample())
     expect(existsSync(join(outside, 'nowhere'))).toBe(false)
   })
 
   it('(b) at a part file, during the download: not placed, the final name stays free', async () => {
     const fx = sample()
-    const store = await download(fx)
+    const store = await download(fx, { packFilesUpTo: 0 })
     await writeAll(store, fx)
     await rm(join(out, STAGING, '2'))
     await symlink(join(outside, 'sub', 'f0.bin'), join(out, STAGING, '2'))
     await expect(store.finalize()).rejects.toThrow(/sub\/f0\.bin: .*was replaced during the download/)
     expect(existsSync(join(out, 'folder', 'sub', 'f0.bin'))).toBe(false)
+  })
+
+  it('(b) at the pack, during the download: refused, nothing placed, the final names stay free', async () => {
+    const fx = sample()
+    const store = await download(fx)
+    await writeAll(store, fx)
+    await rm(join(out, STAGING, 'pack'))
+    await symlink(join(outside, 'victim.txt'), join(out, STAGING, 'pack'))
+    await expect(store.finalize()).rejects.toThrow(/pack was replaced during the download/)
+    expect(existsSync(join(out, 'folder'))).toBe(false)
   })
 
   it('(c) at <out>/<name>: refused with an error naming it, nothing made', async () => {
@@ -369,9 +475,10 @@ describe('planted symlinks: writes never leave the out folder', () => {
     const fx = sample()
     const store = await download(fx)
     await writeAll(store, fx)
+    const staged = await snapshot(join(out, STAGING))
     await symlink(outside, join(out, 'folder'))
     await expect(store.finalize()).rejects.toThrow(`${join(out, 'folder')} is a symbolic link`)
-    expect((await readdir(join(out, STAGING))).length).toBe(5)
+    expect(await snapshot(join(out, STAGING))).toEqual(staged)
   })
 
   it('(d) at a folder on the way to a file: refused up front, and at finalize', async () => {
@@ -424,6 +531,38 @@ describe('planted symlinks: writes never leave the out folder', () => {
     await symlink(join(outside, 'victim.txt'), join(out, 'folder', 'README'))
     await store.readPiece(fx.layout.files[2].firstPiece) // the one handle goes to another file
     await expect(store.readPiece(0)).rejects.toThrow(StorageError)
+  })
+})
+
+describe('inline calls on small files', () => {
+  const busy = (ms: number): void => { const end = performance.now() + ms; while (performance.now() < end) {} }
+
+  it('go back to the thread pool for good once calls are slow, not for a few slow ones among many', () => {
+    const inline = new InlineCalls()
+    expect(inline.on).toBe(true)
+    for (let i = 0; i < 1000; i++) expect(inline.run(() => i)).toBe(i)
+    // 9 calls over 5 ms among 1,009: a busy machine, not a slow file system
+    for (let i = 0; i < 9; i++) inline.run(() => { busy(6) })
+    expect(inline.on).toBe(true)
+    expect(inline.io).toBe(inline)
+    // more than 1 in 64 slow: the file system is slow
+    for (let i = 0; i < 8 && inline.on; i++) inline.run(() => { busy(6) })
+    expect(inline.on).toBe(false)
+    expect(inline.io).not.toBe(inline)
+    // a call that throws is counted and its error passed on
+    expect(() => inline.run(() => { throw new Error('boom') })).toThrow('boom')
+    expect(new InlineCalls(false).on).toBe(false)
+  })
+
+  it('let the event loop turn while a loop of them never waits for anything', async () => {
+    const inline = new InlineCalls()
+    let turned = false
+    setImmediate(() => { turned = true })
+    const t0 = performance.now()
+    // each pace() resolves at once for a while, as an inline read would: the immediate still runs
+    while (!turned && performance.now() - t0 < 2000) await inline.pace()
+    expect(turned).toBe(true)
+    expect(performance.now() - t0).toBeLessThan(500)
   })
 })
 
