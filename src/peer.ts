@@ -446,12 +446,18 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       const failed = recorded == null ? 0 : recorded.count() - have.count()
       this.log(`resuming: ${have.count()} of ${n} pieces already here (${recorded == null ? 'hashed again' : failed === 0 ? 'resume record, its pieces hashed again' : `resume record; ${failed} of its pieces did not verify and will be fetched again`})`)
     }
+    await this.startDownload(manifest, bytes, store, have)
+  }
+
+  /** Starts the swarm on a download store, its resume record kept as pieces arrive and dropped at the end. */
+  private async startDownload (manifest: Manifest, bytes: Uint8Array, store: PieceStore, have: Bitfield, wanted?: Bitfield): Promise<void> {
+    const partPath = store.partPath as string
     const resume = new ResumeWriter({ store, cid: this.cid.toString(), have: () => this.swarm?.have ?? have, log: this.log })
     this.resume = resume
     await this.startSwarm(manifest, bytes, store, have, false, (swarm) => {
       swarm.addEventListener('piece', () => { resume.touch() })
       swarm.addEventListener('complete', () => { this.resume = undefined; void resume.done(partPath) })
-    })
+    }, wanted)
   }
 
   /**
@@ -495,12 +501,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       }
       this.log(`resuming: ${have.count()} of ${layout.pieceCount} pieces already here`)
     }
-    const resume = new ResumeWriter({ store, cid: this.cid.toString(), have: () => this.swarm?.have ?? have, log: this.log })
-    this.resume = resume
-    await this.startSwarm(manifest, bytes, store, have, false, (swarm) => {
-      swarm.addEventListener('piece', () => { resume.touch() })
-      swarm.addEventListener('complete', () => { this.resume = undefined; void resume.done(partPath) })
-    }, wantedPieces(layout, selected))
+    await this.startDownload(manifest, bytes, store, have, wantedPieces(layout, selected))
   }
 
   private async startSwarm (manifest: Manifest, bytes: Uint8Array, store: PieceStore, have: Bitfield, seeding: boolean, wire?: (swarm: Swarm) => void, wanted?: Bitfield): Promise<void> {

@@ -1,5 +1,6 @@
 // `bitswarm create` and `bitswarm info`: a manifest made or shown without joining a swarm (info
 // of a CID or a link asks the swarm for the manifest, as `get` does, and stops there).
+import { stat } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
 import { formatLink, looksLikeLink, parseLink } from '../link/link.js'
@@ -141,6 +142,5 @@ export async function infoCommand (argv: string[], out: Output, lookup: Manifest
 }
 
 async function exists (path: string): Promise<boolean> {
-  const { stat } = await import('node:fs/promises')
   return await stat(path).then(() => true, () => false)
 }
