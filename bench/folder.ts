@@ -24,6 +24,8 @@
  *
  * Peak RSS: VmRSS of /proc/<pid>/status every 50 ms while the process runs (as bench/memory.ts);
  * a peak shorter than 50 ms can be missed. 250 MB = 250·10⁶ bytes.
+ * Each swarm starts after a `sync` (the last run's writes reach the disk before, not during, the
+ * timing), and its directory is removed only at the end (see withRun's keepDir).
  * Ctrl-C, a failure or the end stop every process we started and remove the temporary directory.
  */
 import '../src/polyfill.js'
@@ -178,6 +180,8 @@ interface SwarmTimes { last: number, first: number, transfer: number, seedStart:
 /** One seeder and three `get --seed` leechers spawned together on `source`; checks every download. */
 async function swarmOnce (run: Run, d: Data, kind: 'folder' | 'file'): Promise<SwarmTimes> {
   const source = kind === 'folder' ? d.tree : d.treeBin
+  // the last run's writes go to disk now, not during this run's timing
+  await timed(['sync'], 300_000)
   const announce = await run.tracker()
   const seeder = await run.seeder(source, announce)
   const seeding = seeder.proc.last('seeding')
@@ -310,7 +314,7 @@ function scenario3 (d: Data): Scenario {
     ],
     notes: ['Each leecher\'s DIR/tree was checked with `diff -r` against the source folder and each tree.bin by SHA-256, after the timing; a mismatch fails the run.'],
     once: async (n) => {
-      const one = async (kind: 'folder' | 'file'): Promise<SwarmTimes> => await withRun(timeoutMs, async (run) => await swarmOnce(run, d, kind))
+      const one = async (kind: 'folder' | 'file'): Promise<SwarmTimes> => await withRun(timeoutMs, async (run) => await swarmOnce(run, d, kind), { keepDir: true })
       const [f, s] = await alternately(n, async () => await one('folder'), async () => await one('file'))
       return {
         ratio: f.last / s.last,

@@ -19,9 +19,9 @@
  * each a thread-pool round trip, which for a folder of 10,000 files of 4 KiB took six times the
  * time of the same bytes as one file. Their pieces go to a slot each in the pack instead, one
  * positional write or read per piece on a descriptor that stays open. finalize() copies each out
- * into a part file of its own (made, written, synced, linked to its final name, unlinked: seven
- * calls), from the end of the pack down, cutting the pack short behind it, so the copies never
- * need much more room than the files. The copy costs a second write of the file's bytes, which is
+ * into a part file of its own (made, written, stat()ed, closed; then, once all of them are on disk
+ * by one syncfs, linked to its final name, checked and unlinked), from the end of the pack down,
+ * cutting the pack short behind it, so the copies never need much more room than the files. The copy costs a second write of the file's bytes, which is
  * why only small files take this path: above 64 KiB that write costs more than the calls it saves,
  * and a large file is linked from its part file, never copied.
  *
@@ -67,6 +67,7 @@ import {
   ensureDir, errno, hashMatches, NO_HARD_LINKS, openPartFile, placeFile, readFully, readFullySync, reservedName, sameFile,
   stagingPathOf, StorageError, storeChecks, TEMP_PREFIX, writeFully, writeFullySync, type DownloadStore, type PartState
 } from './storage.js'
+import { fileSystemSyncUsable, syncFileSystem } from './sync-fs.js'
 
 /** What a folder store needs of a manifest, without depending on the manifest's shape. */
 export interface FolderSpec {
@@ -118,6 +119,11 @@ export interface FolderDownloadOptions extends FolderStoreOptions {
    * of their own (see the module header); default 64 KiB, 0 for none.
    */
   packFilesUpTo?: number
+  /**
+   * finalize makes many small files durable with one syncfs of their file system where it can
+   * (see sync-fs.ts), instead of an fdatasync each; default true. False: an fdatasync each.
+   */
+  fileSystemSync?: boolean
 }
 
 export interface FolderStore extends DownloadStore {
@@ -824,13 +830,12 @@ async function createFresh (io: FsCalls, path: string): Promise<number> {
 }
 
 /**
- * Gives `temp`, a part file open as `fd` (just made, written and synced), the name `final` without
- * replacing anything there, and returns its stats: link(2) never replaces a name, not even a
- * dangling link. Our file then has two names, or `temp` was swapped for another file before the
- * link: then `final` is taken back and nothing is placed. Removing `temp` is the caller's part.
+ * Gives `temp`, a part file we made and wrote (`own`, its stats), the name `final` without
+ * replacing anything there: link(2) never replaces a name, not even a dangling link. Then checks
+ * the name holds our inode: `temp` swapped for another file before the link means `final` is
+ * taken back and nothing is placed. Removing `temp` is the caller's part.
  */
-async function linkCopy (io: FsCalls, fd: number, temp: string, final: string, appeared: (path: string) => StorageError): Promise<Stats> {
-  const swapped = (): StorageError => new StorageError(`cannot finalize ${final}: ${temp} was replaced during the download by a file that was not verified`)
+async function linkCopy (io: FsCalls, temp: string, final: string, own: Stats, appeared: (path: string) => StorageError): Promise<void> {
   const there = async (): Promise<Stats | undefined> => await io.lstat(final).catch((err) => { if (absent(err)) return undefined; throw err })
   try {
     await io.link(temp, final)
@@ -841,24 +846,12 @@ async function linkCopy (io: FsCalls, fd: number, temp: string, final: string, a
     // no hard links here (FAT, exFAT): check the name is free, then rename (a narrow race remains)
     if (await there() !== undefined) throw appeared(final)
     await io.rename(temp, final)
-    const st = await io.fstat(fd)
-    const now = await there()
-    if (now === undefined || !sameFile(now, st)) {
-      if (now !== undefined) await io.unlink(final).catch(() => {})
-      throw swapped()
-    }
-    return st
   }
-  const st = await io.fstat(fd)
-  if (st.nlink !== 2) {
-    // not just `temp` and `final`: look at what `final` names
-    const now = await there()
-    if (now === undefined || !sameFile(now, st)) {
-      if (now !== undefined) await io.unlink(final).catch(() => {})
-      throw swapped()
-    }
+  const now = await there()
+  if (now === undefined || !sameFile(now, own)) {
+    if (now !== undefined) await io.unlink(final).catch(() => {})
+    throw new StorageError(`cannot finalize ${final}: ${temp} was replaced during the download by a file that was not verified`)
   }
-  return st
 }
 
 class FolderPieceStore implements FolderStore {
@@ -876,6 +869,8 @@ class FolderPieceStore implements FolderStore {
   private pack: PackFile | undefined
   /** small files' calls, made inline while they are fast */
   private readonly inline: InlineCalls
+  /** finalize: one syncfs for many files where it can (sync-fs.ts) */
+  private readonly fileSystemSync: boolean
   private readonly emptyFolders: ReadonlyArray<readonly string[]>
   private readonly wantedBytes: number
   private writable: boolean
@@ -895,6 +890,7 @@ class FolderPieceStore implements FolderStore {
     maxOpenFiles: number
     reusedPart: boolean
     inline: InlineCalls
+    fileSystemSync: boolean
   }) {
     this.path = init.path
     this.layout = init.spec.layout
@@ -909,6 +905,7 @@ class FolderPieceStore implements FolderStore {
     this.writable = init.staging !== undefined
     this.handles = new Handles(init.maxOpenFiles, init.path)
     this.inline = init.inline
+    this.fileSystemSync = init.fileSystemSync
     let wanted = 0
     for (const i of init.selected) wanted += this.layout.files[i].length
     this.wantedBytes = wanted
@@ -1056,8 +1053,14 @@ class FolderPieceStore implements FolderStore {
         return this.readSmallFile(f, where, position, length, buf)
       }
       if (where.at !== 'pack') {
-        return await this.handles.use(span.index, async () => await this.openFile(span.index, false),
-          async (fh) => await readFully(fh, this.nameOf(f), position, length, buf))
+        try {
+          return await this.handles.use(span.index, async () => await this.openFile(span.index, false),
+            async (fh) => await readFully(fh, this.nameOf(f), position, length, buf))
+        } catch (err) {
+          // placed meanwhile (finalize names a copy, then removes its part name): read it there
+          if (f.where !== where) continue
+          throw err
+        }
       }
       const pack = this.pack
       if (pack === undefined) throw new StorageError(`${this.path}: ${showPath(span.path)} is not here`)
@@ -1152,8 +1155,11 @@ class FolderPieceStore implements FolderStore {
     return newest
   }
 
-  /** fdatasync()s `f` and takes its stamp anew; flags are cleared first so a write meanwhile sets them again. */
-  private async flush (f: FileState): Promise<Stats> {
+  /**
+   * fdatasync()s `f` (unless `datasync` is false: its file system was just synced) and takes its
+   * stamp anew; flags are cleared first so a write meanwhile sets them again.
+   */
+  private async flush (f: FileState, datasync = true): Promise<Stats> {
     const index = f.span.index
     f.dirty = false
     const wasUnflushed = f.unflushed
@@ -1163,7 +1169,7 @@ class FolderPieceStore implements FolderStore {
         const st = await fh.stat()
         const where = f.where
         if (where.at === 'part' && !isStamp(st, where.stamp)) throw new StorageError(`${this.partFile(index)} was replaced during the download`)
-        if (wasUnflushed) await fh.datasync()
+        if (wasUnflushed && datasync) await fh.datasync()
         const after = await fh.stat()
         if (f.where.at === 'part') f.where = { at: 'part', stamp: stampOf(after) }
         return after
@@ -1212,9 +1218,12 @@ class FolderPieceStore implements FolderStore {
     const unwritten = chosen.find(f => f.span.length > 0 && (f.where.at === 'nowhere' || (f.where.at === 'pack' && !f.held && this.pack?.isFresh(f.span.index) === true)))
     if (unwritten !== undefined) throw new StorageError(`cannot finalize ${this.path}: ${showPath(unwritten.span.path)} was never written`)
 
-    // data on disk before the name says the file is complete; and each part still the inode we wrote
+    // data on disk before the name says the file is complete (one syncfs for them all where it
+    // can, see sync-fs.ts); and each part still the inode we wrote
     const own = new Map<number, Stats>()
-    await forEachLimit(toPlace, FS_CONCURRENCY, async (f) => { own.set(f.span.index, await this.flush(f)) })
+    const unflushed = toPlace.filter(f => f.unflushed).length
+    const synced = unflushed > 1 && this.fileSystemSync && fileSystemSyncUsable() && await syncFileSystem(staging.path)
+    await forEachLimit(toPlace, FS_CONCURRENCY, async (f) => { own.set(f.span.index, await this.flush(f, !synced)) })
 
     const walk = new FolderWalk()
     const appeared = (path: string): StorageError =>
@@ -1272,22 +1281,26 @@ class FolderPieceStore implements FolderStore {
 
   /**
    * Copies each of `files` (small files with a slot in `pack`) out into a part file of its own and
-   * gives it its final name (copyFile), FS_CONCURRENCY at once, reading neighbouring slots in one
-   * call. From the end of the pack down, cutting the pack short behind the files placed, so the
-   * copies and the pack together never take much more room than the files. Then the pack goes,
-   * unless it holds bytes of files not placed now (an earlier run's files, not selected now):
-   * those stay for a later run, and every other slot is given up.
+   * gives it its final name, reading neighbouring slots in one call. First every file is written
+   * (writeCopy), from the end of the pack down, cutting the pack short behind them as it goes, so
+   * the copies and the pack together never take much more room than the files (and the pack's
+   * pages, cut while still in memory, are never written to disk). Then the copies are made durable
+   * together (one syncfs, see sync-fs.ts; one fdatasync each where that is not available), and
+   * only then named (nameCopy). A crash before the names leaves part files the resume record
+   * does not vouch for: they are fetched again, never trusted. Then the pack goes, unless it
+   * holds bytes of files not placed now (an earlier run's files, not selected now): those stay
+   * for a later run, and every other slot is given up.
    */
   private async copyOut (pack: PackFile, files: FileState[], walk: FolderWalk, appeared: (path: string) => StorageError): Promise<void> {
     interface Batch { lo: number, hi: number, left: number, bytes: Promise<Uint8Array> | undefined }
-    interface Item { f: FileState, at: number, batch: Batch, done: boolean }
+    interface Item { f: FileState, at: number, batch: Batch, own: Stats | undefined }
     const order: Item[] = []
     let batch: Batch | undefined
     for (const [f, at] of files.map(f => [f, pack.offsetOf(f.span.index)] as const).sort((a, b) => b[1] - a[1])) {
       if (batch === undefined || batch.hi - at > COPY_BATCH_BYTES) batch = { lo: at, hi: at + f.span.length, left: 0, bytes: undefined }
       batch.lo = at
       batch.left++
-      order.push({ f, at, batch, done: false })
+      order.push({ f, at, batch, own: undefined })
     }
     // slots of files not placed now that hold bytes: kept, and the pack never cut below their end
     const keep = pack.liveFiles().filter(i => !this.selected.has(i) && this.files[i].held)
@@ -1296,17 +1309,18 @@ class FolderPieceStore implements FolderStore {
     let cutAt = order.length > 0 ? order[0].at + order[0].f.span.length : 0
     const step = Math.max(PACK_CUT_MIN_BYTES, Math.ceil((cutAt - (order.at(-1)?.at ?? 0)) / PACK_CUT_STEPS))
     let cutting: Promise<void> | undefined
-    let placed = 0
+    let written = 0
     const cutBehind = (): void => {
-      while (placed < order.length && order[placed].done) placed++
-      if (placed === 0 || cutting !== undefined) return
-      // every slot from here up is placed (or no file's): its bytes are on disk under their names
-      const below = Math.max(order[placed - 1].at, floor)
+      while (written < order.length && order[written].own !== undefined) written++
+      if (written === 0 || cutting !== undefined) return
+      // every slot from here up is copied (or no file's)
+      const below = Math.max(order[written - 1].at, floor)
       if (cutAt - below < step) return
       cutAt = below
       // a pack that cannot be cut short just stays longer until it goes
       cutting = pack.cut(below).catch(() => {}).finally(() => { cutting = undefined })
     }
+    const together = this.fileSystemSync && fileSystemSyncUsable()
     try {
       await forEachLimit(order, FS_CONCURRENCY, async (item) => {
         const b = item.batch
@@ -1318,13 +1332,19 @@ class FolderPieceStore implements FolderStore {
         } finally {
           if (--b.left === 0) b.bytes = undefined
         }
-        await this.copyFile(item.f, bytes, walk, appeared)
-        item.done = true
+        item.own = await this.writeCopy(item.f, bytes, !together)
+        // reads go to the copy from now on: the pack behind it is cut short
+        item.f.where = { at: 'part', stamp: stampOf(item.own) }
         cutBehind()
       })
     } finally {
       await cutting
     }
+    // data on disk before the names say the files are complete
+    if (together && !(await syncFileSystem(this.staging?.path as string))) {
+      await forEachLimit(order, FS_CONCURRENCY, async (item) => { await this.syncCopy(item.f, item.own as Stats) })
+    }
+    await forEachLimit(order, FS_CONCURRENCY, async (item) => { await this.nameCopy(item.f, item.own as Stats, walk, appeared) })
     for (const i of pack.liveFiles()) {
       if (keep.includes(i)) continue
       pack.drop(i)
@@ -1344,14 +1364,10 @@ class FolderPieceStore implements FolderStore {
   }
 
   /**
-   * Gives the small file `f` its final name holding `bytes` (its verified bytes, from the pack):
-   * a part file of its own is made (exclusively, never through a link), written, synced, linked
-   * to the final name (never replacing anything), and its part name removed. Seven calls, with
-   * the check that the name went to the file we wrote (linkCopy).
+   * Writes the small file `f`'s verified `bytes` (from the pack) to a part file of its own, made
+   * exclusively, never through a link, and fdatasync()s it if `sync`; returns its stats.
    */
-  private async copyFile (f: FileState, bytes: Uint8Array, walk: FolderWalk, appeared: (path: string) => StorageError): Promise<void> {
-    const final = this.finalPath(f.span)
-    await walk.make(this.foldersOf(f.span.path))
+  private async writeCopy (f: FileState, bytes: Uint8Array, sync: boolean): Promise<Stats> {
     const part = this.partFile(f.span.index)
     if (this.inline.on) await this.inline.pace()
     const io = this.inline.io
@@ -1361,23 +1377,58 @@ class FolderPieceStore implements FolderStore {
     } catch (err) {
       throw new StorageError(`cannot write to ${part}: ${errno(err)}`)
     }
-    let st: Stats
     try {
       for (let done = 0; done < bytes.length;) {
         const n = await io.write(fd, bytes, done, bytes.length - done, done)
         if (n === 0) throw new Error('wrote 0 bytes')
         done += n
       }
-      // data on disk before the name says the file is complete (on the pool: it waits for the disk)
-      await fdatasyncOnPool(fd)
-      st = await linkCopy(io, fd, part, final, appeared)
+      // (on the pool: it waits for the disk)
+      if (sync) await fdatasyncOnPool(fd)
+      return await io.fstat(fd)
     } catch (err) {
-      if (err instanceof StorageError) throw err
-      throw new StorageError(`cannot finalize ${final}: ${errno(err)}`)
+      throw new StorageError(`cannot write to ${part}: ${errno(err)}`)
     } finally {
       await io.close(fd).catch(() => {})
     }
-    f.where = { at: 'final', stamp: stampOf(st), mtimeMs: st.mtimeMs }
+  }
+
+  /** fdatasync()s the part file writeCopy made for `f` (`own`), when a whole file system could not be synced. */
+  private async syncCopy (f: FileState, own: Stats): Promise<void> {
+    const part = this.partFile(f.span.index)
+    const { O_RDONLY, O_NOFOLLOW } = fsConstants
+    try {
+      const fh = await open(part, O_RDONLY | O_NOFOLLOW)
+      try {
+        if (!sameFile(await fh.stat(), own)) throw new StorageError(`cannot finalize ${this.finalPath(f.span)}: ${part} was replaced during the download by a file that was not verified`)
+        await fh.datasync()
+      } finally {
+        await fh.close()
+      }
+    } catch (err) {
+      if (err instanceof StorageError) throw err
+      throw new StorageError(`cannot sync ${part}: ${errno(err)}`)
+    }
+  }
+
+  /**
+   * Gives the part file writeCopy made for `f` (`own`, its bytes on disk) the final name, never
+   * replacing anything there and checking the name went to the file we wrote (linkCopy), then
+   * removes the part name.
+   */
+  private async nameCopy (f: FileState, own: Stats, walk: FolderWalk, appeared: (path: string) => StorageError): Promise<void> {
+    const final = this.finalPath(f.span)
+    await walk.make(this.foldersOf(f.span.path))
+    const part = this.partFile(f.span.index)
+    if (this.inline.on) await this.inline.pace()
+    const io = this.inline.io
+    try {
+      await linkCopy(io, part, final, own, appeared)
+    } catch (err) {
+      if (err instanceof StorageError) throw err
+      throw new StorageError(`cannot finalize ${final}: ${errno(err)}`)
+    }
+    f.where = { at: 'final', stamp: stampOf(own), mtimeMs: own.mtimeMs }
     await io.unlink(part).catch(() => {})
   }
 
@@ -1447,7 +1498,7 @@ export async function openFolderSeedStore (dir: string, spec: FolderSpec, option
   })
   return new FolderPieceStore({
     path: dir, spec, files, selected, existing: new Set(), staging: undefined, pack: undefined, emptyFolders: [],
-    maxOpenFiles: maxOpenOf(options), reusedPart: false, inline
+    maxOpenFiles: maxOpenOf(options), reusedPart: false, inline, fileSystemSync: false
   })
 }
 
@@ -1639,7 +1690,8 @@ export async function openFolderDownloadStore (outDir: string, spec: FolderSpec,
       emptyFolders,
       maxOpenFiles,
       reusedPart: kept > 0 || existing.size > 0 || packed > 0,
-      inline
+      inline,
+      fileSystemSync: options.fileSystemSync ?? true
     })
   } catch (err) {
     await pack?.close()

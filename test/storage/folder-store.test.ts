@@ -70,14 +70,17 @@ const eq = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buff
 describe('folder download', () => {
   // the sample's files are all small: they go to the pack, or (packFilesUpTo 0) part files of their own
   for (const [packFilesUpTo, staged] of [[undefined, ['pack']], [0, ['0', '2', '3', '4', '5']]] as const) {
-    it(`lands nested folders, an empty file, empty folders and Unicode names in <out>/<name>/, nothing before finalize (staged: ${staged.join(', ')})`, async () => {
-      await landsWhole(packFilesUpTo, [...staged])
-    })
+    // fileSystemSync: one syncfs before the names (sync-fs.ts), or an fdatasync per file
+    for (const fileSystemSync of [true, false]) {
+      it(`lands nested folders, an empty file, empty folders and Unicode names in <out>/<name>/, nothing before finalize (staged: ${staged.join(', ')}; ${fileSystemSync ? 'one syncfs' : 'fdatasync each'})`, async () => {
+        await landsWhole(packFilesUpTo, [...staged], fileSystemSync)
+      })
+    }
   }
 
-  async function landsWhole (packFilesUpTo: number | undefined, staged: string[]): Promise<void> {
+  async function landsWhole (packFilesUpTo: number | undefined, staged: string[], fileSystemSync: boolean): Promise<void> {
     const fx = sample()
-    const store = await download(fx, { packFilesUpTo })
+    const store = await download(fx, { packFilesUpTo, fileSystemSync })
     expect(store.path).toBe(join(out, 'folder'))
     expect(store.partPath).toBe(join(out, STAGING))
     expect(store.reusedPart).toBe(false)
