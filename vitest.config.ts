@@ -6,10 +6,11 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // the slow fault suites run with `npm run test:faults`, the slow attack suites with
-    // `npm run test:hostile`
+    // `npm run test:hostile`, the network-namespace suites (root only) with `npm run test:netns`
     exclude: [
       ...(process.env.BITSWARM_FAULTS === '1' ? [] : ['test/faults/**']),
-      ...(process.env.BITSWARM_HOSTILE === '1' ? [] : ['test/hostile/**'])
+      ...(process.env.BITSWARM_HOSTILE === '1' ? [] : ['test/hostile/**']),
+      ...(process.env.BITSWARM_NETNS === '1' ? [] : ['test/netns/**'])
     ],
     // libp2p v3 calls Promise.withResolvers, which Node 20 lacks
     setupFiles: ['./src/polyfill.ts'],

@@ -20,8 +20,15 @@ export type { PeerSource, SwarmStats } from './swarm/swarm.js'
 export type { ChokerInit } from './choker/choker.js'
 
 // a libp2p node of the program's own (the `libp2p` option)
-export { libp2pDefaults, DHT_PROTOCOL } from './node.js'
-export type { BitswarmServices, NodeInit as Libp2pDefaultsInit } from './node.js'
+export { libp2pDefaults, DHT_PROTOCOL, WAN_DHT_PROTOCOL, wanDhtModeOf } from './node.js'
+export type { BitswarmServices, DhtMode, NodeInit as Libp2pDefaultsInit } from './node.js'
+export { defaultAddressClass, isPrivateAddress, isPublicAddress, withPublicRanges, type AddressClass, type AddressClassifier } from './net/address-class.js'
+export type { WanDhtMode } from './net/dht-mode.js'
+// beyond one LAN: a stable identity, relays (net/relay.ts)
+export { loadOrCreateIdentity, IdentityFileError } from './net/identity.js'
+export { startRelay, carriesData, DEFAULT_RELAY_LIMITS, type RelayLimits, type RelayNodeInit } from './net/relay.js'
+export type { Reachability } from './net/reachability.js'
+export type { PeerVia } from './swarm/sessions.js'
 export type { PendingInboundInit } from './net/pending-inbound.js'
 
 // manifests

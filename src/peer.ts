@@ -25,7 +25,10 @@ import { ManifestRace } from './exchange/race.js'
 import { manifestLayout, parseCid, pieceCount, type FolderManifest, type Manifest } from './manifest/manifest.js'
 import { compileSelection, selectFiles } from './manifest/select.js'
 import { looksLikeLink, parseLink } from './link/link.js'
-import { checkNode, createNode, fullAddrs, type BitswarmNode } from './node.js'
+import { checkNode, createNode, DHT_MODES, dhtModeOf, fullAddrs, type BitswarmNode, type DhtMode } from './node.js'
+import { addressClassFromEnv, defaultAddressClass, isPublicAddress, type AddressClassifier } from './net/address-class.js'
+import { reachabilityOf, UNREACHABLE_WARN_MS, unreachableMessage, type Reachability } from './net/reachability.js'
+import { multiaddr } from '@multiformats/multiaddr'
 import { missingPolyfills } from './polyfills.js'
 import { createManifest, readManifestFile, writeManifestFile } from './storage/manifest-file.js'
 import { readResume, ResumeWriter, verifyStore } from './storage/resume.js'
@@ -33,6 +36,7 @@ import { openDownloadStore, openSeedStore, type PieceStore } from './storage/sto
 import { folderSpecOf, openFolderDownloadStore, openFolderSeedStore, wantedPieces } from './storage/folder-store.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { emptySources, PEER_SOURCES, Swarm, type PeerSource, type SwarmStats } from './swarm/swarm.js'
+import type { PeerVia } from './swarm/sessions.js'
 import { WIRE_PROTOCOL } from './wire/codec.js'
 
 /** Where a peer is: fetching the manifest, downloading pieces, or seeding. */
@@ -41,8 +45,18 @@ export type Phase = 'manifest' | 'downloading' | 'seeding'
 export { UsageError }
 
 export interface PeerOptions {
-  /** listen addresses of the peer's own node (default `/ip4/0.0.0.0/tcp/0`; unused with `libp2p`) */
+  /** listen addresses of the peer's own node (default `/ip4/0.0.0.0/tcp/0` and `/ip6/::/tcp/0`; unused with `libp2p`) */
   listen?: string[]
+  /**
+   * addresses the peer's own node advertises besides its listen addresses, without `/p2p/<id>`
+   * (a port forwarded on the router, a public address; unused with `libp2p`)
+   */
+  announce?: string[]
+  /**
+   * relays (multiaddrs with `/p2p/<id>`) the peer's own node holds a reservation on, so that
+   * peers who cannot dial it reach it through them (see net/relay.ts; unused with `libp2p`)
+   */
+  relays?: string[]
   trackers?: string[]
   /** multiaddrs (with /p2p/<id>) of peers to join the DHT through */
   bootstrap?: string[]
@@ -52,8 +66,17 @@ export interface PeerOptions {
   pexInterval?: number
   /** ms between DHT lookups while the trackers are down (default 5_000) */
   lookupInterval?: number
-  /** provide and look up the manifest on the DHT (default true) */
-  dht?: boolean
+  /**
+   * the Kademlia DHTs to provide and look up the manifest on: `auto` (default; true is the same)
+   * the LAN one and the internet one side by side, `lan`, `wan`, or `off` (false is the same)
+   */
+  dht?: boolean | DhtMode
+  /**
+   * which addresses are public, private or loopback, for the DHTs of the peer's own node (the
+   * internet one keeps public addresses and serves once one of ours is; default: libp2p's
+   * ranges, see src/net/address-class.ts); unused with `libp2p`
+   */
+  addressClass?: AddressClassifier
   choker?: ChokerInit
   log?: (msg: string) => void
   /** tracker retry backoff floor, ms (tests shrink it) */
@@ -67,8 +90,9 @@ export interface PeerOptions {
    * peer registers its two protocols on it (one peer per node at a time), starts it if it is
    * stopped, and on stop unregisters them and leaves the node running: closing it is the
    * program's business. The node needs the identify service, and kad-dht as `services.dht`
-   * unless `dht: false`; `libp2pDefaults()` is bitswarm's own configuration (its connection
-   * gater bounds half-open inbound connections per IP).
+   * (LAN) and/or `services.wanDHT` (internet) unless `dht: false`; `libp2pDefaults()` is
+   * bitswarm's own configuration (its connection gater bounds half-open inbound connections
+   * per IP).
    */
   libp2p?: Libp2p
   /**
@@ -107,8 +131,8 @@ export interface PeerProgress extends SwarmStats {
 }
 
 export interface PeerEvents {
-  /** a session with a remote peer opened; `source` is how we learned of it */
-  'peer:connect': CustomEvent<{ peerId: string, source: PeerSource }>
+  /** a session with a remote peer opened; `source` is how we learned of it, `via` how we reach it */
+  'peer:connect': CustomEvent<{ peerId: string, source: PeerSource, via: PeerVia }>
   'peer:disconnect': CustomEvent<{ peerId: string, reason?: string }>
   /** the manifest is known (at once when seeding or given a manifest file) */
   'manifest': CustomEvent<{ cid: string, manifest: Manifest }>
@@ -138,6 +162,8 @@ const MANIFEST_DEADLINE = 30_000
 
 /** Until the manifest is known we cannot say how much is left; announce "not done yet". */
 const UNKNOWN_LEFT = Number.MAX_SAFE_INTEGER
+/** start() waits this long at most for a relay to answer, and then for a reservation on one */
+const RELAY_WAIT_MS = 5_000
 
 export class Peer extends TypedEventEmitter<PeerEvents> {
   private readonly node: BitswarmNode
@@ -157,6 +183,9 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   private readonly plan: Plan
   /** the manifest race, while we look for the manifest */
   private race: ManifestRace<{ manifest: Manifest, bytes: Uint8Array, from: PeerAddress }> | undefined
+  /** peers asked for the manifest whose dial failed (bounded by the peer book), and the check that says so */
+  private readonly unreachable = new Set<string>()
+  private cutOffTimer: ReturnType<typeof setInterval> | undefined
   /** the peer whose manifest we took: the swarm dials it first (it has at least the manifest) */
   private manifestFrom: PeerAddress | undefined
   /** which addresses we were told of may be dialled: shared by the manifest race and the swarm */
@@ -230,7 +259,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
 
   stats (): SwarmStats {
     if (this.swarm != null) return this.swarm.stats()
-    return { peers: 0, unchoking: 0, unchokedBy: 0, interested: 0, have: 0, pieces: 0, downloaded: 0, uploaded: 0, downloadRate: 0, uploadRate: 0, left: UNKNOWN_LEFT, wasted: 0, hashFailures: 0, sources: emptySources(), downloadedFrom: emptySources(), banned: 0 }
+    return { peers: 0, unchoking: 0, unchokedBy: 0, interested: 0, have: 0, pieces: 0, downloaded: 0, uploaded: 0, downloadRate: 0, uploadRate: 0, left: UNKNOWN_LEFT, wasted: 0, hashFailures: 0, sources: emptySources(), reached: { direct: 0, relayed: 0, 'hole-punched': 0 }, downloadedFrom: emptySources(), banned: 0 }
   }
 
   /**
@@ -295,7 +324,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     }
     await checkWritableDir(outDir)
     // a program's node already connected, with the DHT on, may find the swarm through its DHT
-    const joined = options.libp2p != null && (options.dht ?? true) && options.libp2p.getConnections().length > 0
+    const joined = options.libp2p != null && dhtModeOf(options.dht) !== 'off' && options.libp2p.getConnections().length > 0
     if ((options.trackers ?? []).length === 0 && (options.bootstrap ?? []).length === 0 && !joined) {
       const dir = stateDirOf(options)
       const cached = dir == null ? [] : await new PeerCache({ dir }).load()
@@ -340,6 +369,8 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     // a program's node may be running (or starting) already: libp2p's start() is then a no-op
     if (this.ownsNode || this.node.status === 'stopped') await this.node.start()
     this.throwIfStopped()
+    await this.joinRelays()
+    this.throwIfStopped()
     try {
       await serveManifests(this.node, (c) => c === this.cid.toString() ? this.manifestBytes : undefined, this.log)
     } catch (err) {
@@ -347,6 +378,42 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       throw err
     }
     this.servingManifests = true
+  }
+
+  /**
+   * Dials the relays we were given and waits (a few seconds at most) for a reservation on one:
+   * its circuit address is then among those we announce from the first announce on. A relay
+   * that cannot be reached is a line in the log, not a failure: we may be reachable anyway.
+   */
+  private async joinRelays (): Promise<void> {
+    const relays = this.ownsNode ? this.options.relays ?? [] : []
+    if (relays.length === 0) return
+    const reserved = (): boolean => this.node.getMultiaddrs().some(ma => ma.getComponents().some(c => c.name === 'p2p-circuit'))
+    const got = Promise.withResolvers<void>()
+    const onUpdate = (): void => { if (reserved()) got.resolve() }
+    this.node.addEventListener('self:peer:update', onUpdate)
+    try {
+      const dials = relays.map(async (r) => {
+        try {
+          await this.node.dial(multiaddr(r), { signal: AbortSignal.timeout(RELAY_WAIT_MS) })
+        } catch (err) {
+          this.log(`relay ${r} cannot be reached: ${(err as Error).message}`)
+        }
+      })
+      await Promise.race([got.promise, Promise.all(dials).then(async () => {
+        if (!reserved()) await Promise.race([got.promise, new Promise(resolve => setTimeout(resolve, RELAY_WAIT_MS).unref())])
+      })])
+      if (!reserved()) this.log(`no reservation on ${relays.length === 1 ? 'the relay' : 'any relay'} yet: peers that cannot dial us will not reach us until one is made`)
+    } finally {
+      this.node.removeEventListener('self:peer:update', onUpdate)
+    }
+  }
+
+  /** Whether others can reach us, from the addresses we advertise (see net/reachability.ts). */
+  get reachability (): Reachability {
+    if (this.node.status !== 'started') return 'unknown'
+    const classify = this.options.addressClass ?? addressClassFromEnv() ?? defaultAddressClass
+    return reachabilityOf(this.node.getMultiaddrs(), ma => isPublicAddress(ma, classify))
   }
 
   private throwIfStopped (): void {
@@ -384,7 +451,15 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     if (this.race == null) {
       const race = new ManifestRace<{ manifest: Manifest, bytes: Uint8Array, from: PeerAddress }>({
         ask: async (peer, signal) => {
-          const connection = await dialGuarded(this.node, this.dialGuard, peer, { signal, timeout: MANIFEST_PATIENCE })
+          let connection
+          try {
+            connection = await dialGuarded(this.node, this.dialGuard, peer, { signal, timeout: MANIFEST_PATIENCE })
+          } catch (err) {
+            // (a dial the race gave up on counts: a NAT drops it in silence)
+            if (!this.stopped && this.unreachable.size < 1000) this.unreachable.add(peer.peerId)
+            throw err
+          }
+          this.unreachable.delete(peer.peerId)
           return { ...await fetchManifest(this.node, connection, this.cid, { signal, answerTimeout: MANIFEST_PATIENCE }), from: peer }
         },
         parallel: MANIFEST_PARALLEL,
@@ -392,6 +467,15 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
         log: this.log
       })
       this.race = race
+      // nobody that has the manifest can be reached for a while: say so once, and what to do
+      const since = Date.now()
+      this.cutOffTimer = setInterval(() => {
+        if (this.manifest != null || this.stopped) { clearInterval(this.cutOffTimer); return }
+        if (this.unreachable.size === 0 || Date.now() - since < UNREACHABLE_WARN_MS) return
+        clearInterval(this.cutOffTimer)
+        this.log(unreachableMessage(this.unreachable.size))
+      }, 1000)
+      this.cutOffTimer.unref?.()
       const outDir = this.plan.outDir
       void race.result.then(async ({ manifest, bytes, from }) => {
         if (this.manifest != null || this.stopped) return
@@ -567,6 +651,7 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
     this.stopped = true
     this.options.signal?.removeEventListener('abort', this.onAbort)
     clearInterval(this.progressTimer)
+    clearInterval(this.cutOffTimer)
     this.race?.stop()
     // a handler registered after we unregistered it would stay on a program's node
     await Promise.allSettled([...this.busy])
@@ -614,9 +699,10 @@ function preflight (options: PeerOptions): void {
   const missing = missingPolyfills()
   if (missing.length > 0) throw new MissingPolyfillError(missing)
   options.signal?.throwIfAborted()
+  if (typeof options.dht === 'string' && !DHT_MODES.includes(options.dht)) throw new UsageError(`dht must be one of ${DHT_MODES.join(', ')} (or true / false), got ${String(options.dht)}`)
   const node = options.libp2p
   if (node == null) return
-  checkNode(node, { dht: options.dht ?? true })
+  checkNode(node, { dht: dhtModeOf(options.dht) })
   const protocols = node.getProtocols()
   if (protocols.includes(MANIFEST_PROTOCOL) || protocols.includes(WIRE_PROTOCOL)) throw new Libp2pNodeError('the libp2p node already runs a bitswarm peer: one peer per node at a time')
   if (options.privateKey != null && !peerIdFromPrivateKey(options.privateKey).equals(node.peerId)) throw new Libp2pNodeError(`privateKey is not the key of the libp2p node given (${node.peerId.toString()})`)
@@ -625,10 +711,10 @@ function preflight (options: PeerOptions): void {
 
 /** The program's node, checked; or a node of our own, not started. */
 async function nodeFor (options: PeerOptions): Promise<NodeChoice> {
-  if (options.libp2p != null) return { node: checkNode(options.libp2p, { dht: options.dht ?? true }), privateKey: options.privateKey, owned: false }
+  if (options.libp2p != null) return { node: checkNode(options.libp2p, { dht: dhtModeOf(options.dht) }), privateKey: options.privateKey, owned: false }
   // a new identity each run unless told: several peers started from one account never share one
   const privateKey = options.privateKey ?? await generateKeyPair('Ed25519')
-  return { node: await createNode({ listen: options.listen, privateKey, log: options.log }), privateKey, owned: true }
+  return { node: await createNode({ listen: options.listen, announce: options.announce, relays: options.relays, privateKey, log: options.log, dht: dhtModeOf(options.dht), addressClass: options.addressClass }), privateKey, owned: true }
 }
 
 function stateDirOf (options: PeerOptions): string | undefined {

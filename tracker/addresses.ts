@@ -38,15 +38,23 @@ export function hostOf (ip: string): string {
 
 /**
  * The addresses of `multiaddrs` (normalized, from a verified record) that are on `sourceIp`; an
- * unspecified host (0.0.0.0, ::) means "wherever you see me" and becomes the source IP. Anything
- * else (another IP, a DNS name, a relay) is not listed: the tracker cannot tell it is the
- * announcer's.
+ * unspecified host (0.0.0.0, ::) means "wherever you see me" and becomes the source IP. Besides,
+ * a circuit address through one of `relays` (the tracker's own relay, `tracker --relay`: its
+ * address with `/p2p/<id>`), which can only reach a peer holding a reservation there. Anything
+ * else (another IP, a DNS name, someone else's relay) is not listed: the tracker cannot tell it
+ * is the announcer's.
  */
-export function ownAddrs (multiaddrs: string[], sourceIp: string): string[] {
+export function ownAddrs (multiaddrs: string[], sourceIp: string, relays: readonly string[] = []): string[] {
   if (sourceIp === '') return []
   const proto = sourceIp.includes(':') ? 'ip6' : 'ip4'
   const out = new Set<string>()
   for (const text of multiaddrs) {
+    const circuit = text.indexOf('/p2p-circuit')
+    if (circuit >= 0) {
+      // `<relay>/p2p-circuit`, nothing after it (the peer id travels beside the addresses)
+      if (text.endsWith('/p2p-circuit') && relays.includes(text.slice(0, circuit))) out.add(text)
+      continue
+    }
     // the record's text is canonical (record.ts checks it round-trips): no need to parse again
     const m = /^\/(ip4|ip6)\/([^/]+)(.*)$/.exec(text)
     if (m == null || m[1] !== proto) continue

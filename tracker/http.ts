@@ -154,7 +154,8 @@ export function announceJson (answer: AnnounceResponse): string {
     return text
   })
   const { interval, minInterval, complete, incomplete } = answer
-  return `{"interval":${JSON.stringify(interval)},"minInterval":${JSON.stringify(minInterval)},"complete":${complete},"incomplete":${incomplete},"peers":[${peers.join(',')}]}`
+  const relays = answer.relays != null ? `,"relays":${JSON.stringify(answer.relays)}` : ''
+  return `{"interval":${JSON.stringify(interval)},"minInterval":${JSON.stringify(minInterval)},"complete":${complete},"incomplete":${incomplete},"peers":[${peers.join(',')}]${relays}}`
 }
 
 function writeJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

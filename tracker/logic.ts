@@ -34,6 +34,8 @@ export interface AnnounceResponse {
   complete: number
   incomplete: number
   peers: PeerAddress[]
+  /** the tracker's own relays, if it runs one (peers behind NATs may reserve a slot there) */
+  relays?: readonly string[]
 }
 
 export interface ScrapeResponse { files: Record<string, SwarmCounts> }
@@ -46,6 +48,8 @@ export interface LogicOptions {
   /** seconds a peer lives without announcing */
   peerTtl: number
   random: () => number
+  /** the tracker's own relays (`tracker --relay`), with `/p2p/<id>`: handed out, and circuit addresses through them listed */
+  relays?: readonly string[]
 }
 
 /** Oldest lastSeen (ms) still alive at `now`. */
@@ -73,7 +77,7 @@ export function handleAnnounce (store: PeerStore, req: AnnounceRequest, now: num
     store.putPeer(req.manifest, {
       peerId: req.peerId,
       // a signature proves who announced, not whose addresses these are
-      multiaddrs: ownAddrs(req.multiaddrs, req.ip),
+      multiaddrs: ownAddrs(req.multiaddrs, req.ip, opts.relays),
       left: req.left,
       lastSeen: now,
       countedComplete: countNow || (prev?.countedComplete ?? false),
@@ -93,7 +97,8 @@ export function handleAnnounce (store: PeerStore, req: AnnounceRequest, now: num
     minInterval: opts.minInterval,
     complete: counts.complete,
     incomplete: counts.incomplete,
-    peers
+    peers,
+    ...(opts.relays != null && opts.relays.length > 0 ? { relays: opts.relays } : {})
   }
 }
 

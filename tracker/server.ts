@@ -25,6 +25,8 @@ export interface TrackerServerInit extends MemoryPeerStoreInit {
   host?: string
   /** default 8000; 0 = a free port */
   port?: number
+  /** the tracker's own relays (`tracker --relay`), multiaddrs with `/p2p/<id>`: see ownAddrs */
+  relays?: string[]
   /** seconds between announces, told to clients; default 30 */
   interval?: number
   /** seconds, told to clients; default 5 */
@@ -114,7 +116,7 @@ export class TrackerServer {
     this.keepAliveTimeout = positive('keepAliveTimeout', init.keepAliveTimeout ?? 5000)
     this.ctx = {
       store: init.store ?? new MemoryPeerStore(storeInit),
-      logic: { interval, minInterval, peerTtl, random: init.random ?? Math.random },
+      logic: { interval, minInterval, peerTtl, random: init.random ?? Math.random, relays: init.relays ?? [] },
       now: init.now ?? Date.now,
       log: this.log,
       trustedProxies

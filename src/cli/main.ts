@@ -2,10 +2,12 @@
 // libp2p v3 needs Promise.withResolvers, which Node 20 lacks: load the polyfill first.
 import '../polyfill.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import type { PrivateKey } from '@libp2p/interface'
 import type { Peer } from '../peer.js'
 import { NoSwarmSourcesError, OutputDirError, UsageError } from './errors.js'
-import { checkBootstrap, checkUrls, positiveNumber, rateOption } from './options.js'
+import { checkAnnounce, checkBootstrap, checkUrls, positiveNumber, rateOption } from './options.js'
 import { progressBar, statsEvent, statsLine } from './reporter.js'
+import { addressClassOption, dhtOption } from './dht-option.js'
 import { formatBytes, formatDuration } from './format.js'
 import { formatLink, InvalidLinkError, MAX_LINK_PEERS } from '../link/link.js'
 import type { Manifest } from '../manifest/manifest.js'
@@ -13,29 +15,48 @@ import type { LookupOptions } from './manifest-commands.js'
 import { EmptySelectionError, InvalidGlobError } from '../manifest/select.js'
 import { parseDuration, parseOption, parseRatio } from './units.js'
 import { escapeText, Output, safeText } from './output.js'
+import type { RelayLimits } from '../net/relay.js'
 
 const USAGE = `bitswarm — a peer-to-peer file swarm on libp2p
 
 Usage:
-  bitswarm tracker [--host 127.0.0.1] [--port 8000] [--json]
+  bitswarm tracker [--host 127.0.0.1] [--port 8000] [--relay [--relay-port <port>]] [--json]
   bitswarm seed <file | folder> [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
-               [--listen <multiaddr>]... [--json]
+               [--listen <multiaddr>]... [--announce <multiaddr>]... [--identity <file>]
+               [--json]
   bitswarm get <cid | manifest file | link> --out <dir> [--select <glob>]...
                [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
-               [--listen <multiaddr>]... [--seed] [--json]
+               [--listen <multiaddr>]... [--announce <multiaddr>]... [--identity <file>]
+               [--seed] [--json]
   bitswarm create <file | folder> [--manifest <path>] [--tracker <announce-url>]...
                [--piece-length <size>] [--json]
-  bitswarm info <manifest file | cid | link> [--tracker <announce-url>]... [--json]
+  bitswarm info <manifest file | cid | link> [--tracker <announce-url>]... [--identity <file>]
+               [--json]
+  bitswarm relay [--listen <multiaddr>]... [--announce <multiaddr>]... [--identity <file>]
+               [--max-reservations <n>] [--max-relayed <size>] [--max-relayed-time <duration>]
+               [--max-relayed-connections <n>] [--json]
   bitswarm demo [--size <MiB>] [--leechers <n>]
 
 Options:
   --tracker <url>          announce URL of a tracker (repeatable)
   --bootstrap <multiaddr>  a peer (with /p2p/<id>) to join the DHT through (repeatable)
-  --no-dht                 do not provide or look up the manifest on the DHT (trackers and
-                           peer exchange only)
+  --dht <mode>             the Kademlia DHTs that provide and look up the manifest: auto
+                           (default: a LAN one and an internet one side by side), lan, wan,
+                           or off (trackers, bootstrap peers and peer exchange only)
+  --no-dht                 the same as --dht off
   --state-dir <dir>        where to remember peers between runs
                            (default $XDG_STATE_HOME/bitswarm or ~/.local/state/bitswarm)
-  --listen <multiaddr>     address to listen on (repeatable; default /ip4/0.0.0.0/tcp/0)
+  --listen <multiaddr>     address to listen on (repeatable; default /ip4/0.0.0.0/tcp/0 and
+                           /ip6/::/tcp/0, IPv6 skipped where the host has none)
+  --announce <multiaddr>   an address to advertise besides the listen addresses, without
+                           /p2p/ (repeatable; e.g. a port forwarded on the router:
+                           /ip4/203.0.113.7/tcp/4001 with --listen /ip4/0.0.0.0/tcp/4001)
+  --identity <file>        the peer's private key: loaded if the file exists, else a new one
+                           is written there (mode 0600), so the peer id stays the same from
+                           run to run (default: a new peer id each run)
+  --relay <multiaddr>      a relay (with /p2p/<id>) to hold a reservation on, so that peers
+                           behind other NATs reach this one through it (repeatable; run one
+                           with \`bitswarm relay\` or \`bitswarm tracker --relay\`)
   --out <dir>              where \`get\` writes the file (a folder goes to <dir>/<name>/)
   --select <glob>          (get) only the folder's files whose path matches (repeatable;
                            '/'-separated, * within a name, ** any folders, ? one character)
@@ -60,7 +81,11 @@ const PEER_OPTIONS = {
   bootstrap: { type: 'string', multiple: true },
   'state-dir': { type: 'string' },
   'no-dht': { type: 'boolean' },
+  dht: { type: 'string' },
   listen: { type: 'string', multiple: true },
+  announce: { type: 'string', multiple: true },
+  identity: { type: 'string' },
+  relay: { type: 'string', multiple: true },
   out: { type: 'string' },
   seed: { type: 'boolean' },
   json: { type: 'boolean' },
@@ -78,24 +103,106 @@ const PEER_OPTIONS = {
   help: { type: 'boolean', short: 'h' }
 } satisfies ParseArgsConfig['options']
 
+const RELAY_OPTIONS = {
+  listen: { type: 'string', multiple: true },
+  announce: { type: 'string', multiple: true },
+  identity: { type: 'string' },
+  'max-reservations': { type: 'string' },
+  'max-relayed': { type: 'string' },
+  'max-relayed-time': { type: 'string' },
+  'max-relayed-connections': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' }
+} satisfies ParseArgsConfig['options']
+
+type RelayValues = ReturnType<typeof parseArgs<{ options: typeof RELAY_OPTIONS, strict: true }>>['values']
+
+/** A relay's limits from the command line (see net/relay.ts for the defaults). */
+function relayLimitsOf (values: Partial<RelayValues>): RelayLimits {
+  const whole = (flag: string, text: string | undefined): number | undefined => {
+    if (text == null) return undefined
+    const n = Number(text)
+    if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a whole number >= 1, got ${text}`)
+    return n
+  }
+  const time = parseOption('max-relayed-time', values['max-relayed-time'], parseDuration)
+  if (time === 0) throw new UsageError('--max-relayed-time must be more than 0')
+  return {
+    maxReservations: whole('max-reservations', values['max-reservations']),
+    maxBytesPerConnection: rateOption(values['max-relayed'], 'max-relayed'),
+    maxSecondsPerConnection: time == null ? undefined : Math.max(1, Math.round(time / 1000)),
+    maxConnections: whole('max-relayed-connections', values['max-relayed-connections'])
+  }
+}
+
+/** `bitswarm relay`: a circuit relay v2 node that peers behind NATs reserve a slot on (net/relay.ts). */
+async function relayCommand (argv: string[], out: Output): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: RELAY_OPTIONS, strict: true })
+  if (values.help === true) { out.line(USAGE); return }
+  const limits = relayLimitsOf(values)
+  const announce = checkAnnounce(values.announce ?? [])
+  const privateKey = await identity(values.identity)
+  const { startRelay } = await import('../net/relay.js')
+  const { fullAddrs } = await import('../node.js')
+  const node = await startRelay({ listen: values.listen, announce, privateKey, limits })
+  // before the event: a script that stops us as soon as it reads it gets a clean stop
+  const signal = untilSignal()
+  const multiaddrs = fullAddrs(node)
+  out.event({ event: 'relay', peerId: node.peerId.toString(), multiaddrs },
+    [safeText`relay ${node.peerId.toString()}`, ...multiaddrs.map(a => safeText`  listen:   ${a}`)].join('\n'))
+  await signal
+  await node.stop()
+}
+
 async function tracker (argv: string[], out: Output): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { host: { type: 'string' }, port: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true })
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      relay: { type: 'boolean' },
+      'relay-port': { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' }
+    },
+    strict: true
+  })
   if (values.help === true) { out.line(USAGE); return }
   const port = values.port == null ? 8000 : Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, got ${values.port}`)
-  // imported here so that `bitswarm tracker` does not load libp2p
+  const relayPort = values['relay-port'] == null ? 0 : Number(values['relay-port'])
+  if (!Number.isInteger(relayPort) || relayPort < 0 || relayPort > 65535) throw new UsageError(`--relay-port must be 0..65535, got ${values['relay-port']}`)
+  if (values.relay !== true && values['relay-port'] != null) throw new UsageError('--relay-port needs --relay')
+  const host = values.host ?? '127.0.0.1'
+  // a relay beside the tracker, on the same host: peers behind NATs reserve a slot on it, and
+  // the tracker hands out their addresses through it (and its own address to every peer)
+  let relay: Awaited<ReturnType<typeof import('../net/relay.js')['startRelay']>> | undefined
+  let relayAddrs: string[] = []
+  if (values.relay === true) {
+    const { startRelay } = await import('../net/relay.js')
+    const { fullAddrs } = await import('../node.js')
+    const ip = host.includes(':') ? `/ip6/${host}` : `/ip4/${host}`
+    relay = await startRelay({ listen: [`${ip}/tcp/${relayPort}`] })
+    relayAddrs = fullAddrs(relay)
+  }
+  // imported here so that `bitswarm tracker` does not load libp2p (unless --relay)
   const { createTrackerServer } = await import('../../tracker/server.js')
   const server = createTrackerServer({
-    host: values.host ?? '127.0.0.1',
+    host,
     port,
+    relays: relayAddrs,
     // diagnostics and periodic swarm counts go to stderr: with --json, stdout is NDJSON only
     log: (line) => { out.warn(line) }
   })
   await server.start()
+  // before the events: a script that stops us as soon as it reads them gets a clean stop
+  const signal = untilSignal()
   // the server logs its own "listening" line for people; this event is for scripts
-  out.event({ event: 'listening', announce: server.announceUrl })
-  await untilSignal()
+  out.event({ event: 'listening', announce: server.announceUrl, ...(relay != null ? { relay: relayAddrs } : {}) })
+  if (relay != null) out.event({ event: 'relay', peerId: relay.peerId.toString(), multiaddrs: relayAddrs }, relayAddrs.map(a => safeText`relay: ${a}`).join('\n'))
+  await signal
   await server.stop()
+  await relay?.stop()
 }
 
 async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): Promise<void> {
@@ -111,10 +218,14 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   const statsInterval = positiveNumber(values['stats-interval'], 'stats-interval', 1)
   const options = {
     listen: values.listen,
+    announce: checkAnnounce(values.announce ?? []),
+    relays: checkBootstrap(values.relay ?? [], 'relay'),
     trackers: checkUrls(values.tracker ?? []),
     bootstrap: checkBootstrap(values.bootstrap ?? []),
     stateDir: values['state-dir'],
-    dht: values['no-dht'] !== true,
+    dht: dhtOption(values.dht, values['no-dht']),
+    // BITSWARM_PUBLIC_RANGES, for tests only (see dht-option.ts)
+    addressClass: addressClassOption(),
     choker: {
       rechokeInterval: positiveNumber(values['rechoke-interval'], 'rechoke-interval', 10) * 1000,
       optimisticInterval: positiveNumber(values['optimistic-interval'], 'optimistic-interval', 30) * 1000
@@ -127,10 +238,10 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   let peer: Peer
   if (kind === 'seed') {
     if (options.trackers.length === 0 && options.bootstrap.length === 0) out.warn('no --tracker and no --bootstrap: only peers that find this one on their own (DHT, peer exchange) will')
-    peer = await Peer.seed(positionals[0], { ...options, manifestPath: values.manifest, skipVerify: values['skip-verify'] })
+    peer = await Peer.seed(positionals[0], { ...options, privateKey: await identity(values.identity), manifestPath: values.manifest, skipVerify: values['skip-verify'] })
   } else {
     if (values.out == null) throw new UsageError('get needs --out <dir>')
-    peer = await Peer.get(positionals[0], values.out, { ...options, select: values.select })
+    peer = await Peer.get(positionals[0], values.out, { ...options, privateKey: await identity(values.identity), select: values.select })
   }
 
   const done = Promise.withResolvers<number>()
@@ -140,7 +251,7 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
     if (kind === 'get') out.event({ event: 'manifest', cid: evt.detail.cid, name: m.name, bytes: m.length, pieceLength: m.pieceLength, ...files }, safeText`manifest: ${m.name} (${formatBytes(m.length)}${m.version === 2 ? `, ${m.files.length} files` : ''})`)
   })
   peer.addEventListener('peer:connect', (evt) => {
-    out.event({ event: 'peer', peerId: evt.detail.peerId, source: evt.detail.source })
+    out.event({ event: 'peer', peerId: evt.detail.peerId, source: evt.detail.source, via: evt.detail.via })
   })
   let seedingSince: number | undefined
   let seededBytes = 0
@@ -186,11 +297,14 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
     done.resolve(evt.detail instanceof EmptySelectionError || evt.detail.name === 'UsageError' ? 2 : 1)
   })
   const report = (): void => {
-    const e = statsEvent(peer.cid.toString(), peer.phase, peer.stats(), peer.discoveryStatus())
+    const e = statsEvent(peer.cid.toString(), peer.phase, peer.stats(), peer.discoveryStatus(), peer.reachability)
     if (out.json) out.event(e as unknown as { event: string } & Record<string, unknown>)
     else out.status(`${progressBar(e.progress)} ${statsLine(e)}`)
   }
   await peer.start()
+  // before the first event: a script that sends SIGINT as soon as it reads `seeding` or
+  // `started` must meet the handler (stop, announce stopped, exit 0), not Node's default (death)
+  const signal = untilSignal().then(() => 0)
   if (kind === 'seed') {
     const m = peer.manifest
     seedingSince = Date.now()
@@ -204,12 +318,18 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
       [safeText`fetching ${peer.cid.toString()}`, safeText`  peer:     ${peer.peerId}`, ...peer.multiaddrs.map(a => safeText`  listen:   ${a}`)].join('\n'))
   }
   const timer = setInterval(report, statsInterval * 1000)
-  const signal = untilSignal().then(() => 0)
   const code = await Promise.race([done.promise, signal])
   clearInterval(timer)
   clearInterval(limits)
   await peer.stop()
   process.exitCode = code
+}
+
+/** The key of `--identity <file>` (loaded, or made and written), after every usage check. */
+async function identity (file: string | undefined): Promise<PrivateKey | undefined> {
+  if (file == null) return undefined
+  const { loadOrCreateIdentity } = await import('../net/identity.js')
+  return await loadOrCreateIdentity(file)
 }
 
 /**
@@ -245,6 +365,7 @@ async function main (argv: string[]): Promise<void> {
       case 'get': await peerCommand('get', rest, out); break
       case 'create': await (await import('./manifest-commands.js')).createCommand(rest, out); break
       case 'info': await (await import('./manifest-commands.js')).infoCommand(rest, out, lookupManifest); break
+      case 'relay': await relayCommand(rest, out); break
       case 'demo': await (await import('./demo.js')).runDemo(rest, out); break
       case undefined: case '-h': case '--help': case 'help':
         process.stdout.write(USAGE)
@@ -274,7 +395,7 @@ await main(process.argv.slice(2))
 /** `info` of a CID or a link: the manifest, fetched from the swarm as `get` would. */
 async function lookupManifest (cid: string, where: LookupOptions): Promise<Manifest> {
   const { fetchManifestOnly } = await import('../peer.js')
-  return await fetchManifestOnly(cid, { trackers: where.trackers, peers: where.peers }, { listen: where.listen, dht: where.dht, stateDir: where.stateDir, timeout: where.timeout })
+  return await fetchManifestOnly(cid, { trackers: where.trackers, peers: where.peers }, { listen: where.listen, dht: where.dht, addressClass: addressClassOption(), stateDir: where.stateDir, timeout: where.timeout, privateKey: await identity(where.identity) })
 }
 
 /** The library's typed errors, told in the command line's words (its flags). */

@@ -11,10 +11,12 @@ import { UsageError } from './errors.js'
 import { formatBytes } from './format.js'
 import { type Output, safeText } from './output.js'
 import { checkBootstrap, checkUrls } from './options.js'
+import { dhtOption } from './dht-option.js'
+import type { DhtMode } from '../node.js'
 import { parseDuration, parseOption } from './units.js'
 
 export const CREATE_USAGE = '  bitswarm create <file | folder> [--manifest <path>] [--tracker <url>]... [--piece-length <size>] [--json]'
-export const INFO_USAGE = '  bitswarm info <manifest file | cid | link> [--tracker <url>]... [--bootstrap <multiaddr>]... [--listen <multiaddr>]... [--no-dht] [--state-dir <dir>] [--timeout <duration>] [--json]'
+export const INFO_USAGE = '  bitswarm info <manifest file | cid | link> [--tracker <url>]... [--bootstrap <multiaddr>]... [--listen <multiaddr>]... [--identity <file>] [--dht auto|lan|wan|off] [--no-dht] [--state-dir <dir>] [--timeout <duration>] [--json]'
 
 /** A piece length from the command line: bytes or a size (256KiB), a power of two in range. */
 function pieceLengthOption (value: string | undefined): number | undefined {
@@ -76,7 +78,10 @@ export interface LookupOptions {
   /** multiaddrs with /p2p/<id>: the link's peers and --bootstrap */
   peers: string[]
   listen?: string[]
-  dht: boolean
+  /** `--identity <file>`: the key to look up the manifest as (loaded, or made, only for a lookup) */
+  identity?: string
+  /** `--dht` (`--no-dht` is off) */
+  dht: DhtMode
   stateDir?: string
   /** ms */
   timeout?: number
@@ -89,7 +94,9 @@ export async function infoCommand (argv: string[], out: Output, lookup: Manifest
       tracker: { type: 'string', multiple: true },
       bootstrap: { type: 'string', multiple: true },
       listen: { type: 'string', multiple: true },
+      identity: { type: 'string' },
       'no-dht': { type: 'boolean' },
+      dht: { type: 'string' },
       'state-dir': { type: 'string' },
       timeout: { type: 'string' },
       json: { type: 'boolean' },
@@ -103,7 +110,8 @@ export async function infoCommand (argv: string[], out: Output, lookup: Manifest
   const what = positionals[0]
   let trackers = checkUrls(values.tracker ?? [])
   let peers = checkBootstrap(values.bootstrap ?? [])
-  const where = (): LookupOptions => ({ trackers, peers, listen: values.listen, dht: values['no-dht'] !== true, stateDir: values['state-dir'], timeout: parseOption('timeout', values.timeout, parseDuration) })
+  const dht = dhtOption(values.dht, values['no-dht'])
+  const where = (): LookupOptions => ({ trackers, peers, listen: values.listen, identity: values.identity, dht, stateDir: values['state-dir'], timeout: parseOption('timeout', values.timeout, parseDuration) })
   let manifest: Manifest
   let cid: string
   if (looksLikeLink(what)) {

@@ -19,11 +19,11 @@ export function rateOption (value: string | undefined, flag = 'max-upload-rate')
   }
 }
 
-export function checkBootstrap (addrs: string[]): string[] {
+export function checkBootstrap (addrs: string[], flag = 'bootstrap'): string[] {
   for (const a of addrs) {
     let ok = false
     try { ok = multiaddr(a).getComponents().some(c => c.name === 'p2p') } catch {}
-    if (!ok) throw new UsageError(`--bootstrap ${a} must be a multiaddr ending in /p2p/<peer id>`)
+    if (!ok) throw new UsageError(`--${flag} ${a} must be a multiaddr ending in /p2p/<peer id>`)
   }
   return addrs
 }
@@ -35,4 +35,15 @@ export function checkUrls (urls: string[]): string[] {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--tracker ${u} must be an http(s) URL`)
   }
   return urls
+}
+
+/** `--announce` addresses: multiaddrs without /p2p/<id> (the node adds its own). */
+export function checkAnnounce (addrs: string[]): string[] {
+  for (const a of addrs) {
+    let names: string[] = []
+    try { names = multiaddr(a).getComponents().map(c => c.name) } catch {}
+    if (names.length === 0) throw new UsageError(`--announce ${a} is not a multiaddr (e.g. /ip4/203.0.113.7/tcp/4001)`)
+    if (names.includes('p2p')) throw new UsageError(`--announce ${a} must not contain /p2p/<peer id>: the peer adds its own`)
+  }
+  return addrs
 }

@@ -9,6 +9,7 @@ import { formatBytes, formatDuration, formatRate, shortCid } from './format.js'
 /** what a peer is doing: looking for the manifest, downloading, or seeding */
 export type { Phase } from '../peer.js'
 import type { Phase } from '../peer.js'
+import type { Reachability } from '../net/reachability.js'
 
 export interface StatsEvent extends SwarmStats {
   event: 'stats'
@@ -19,9 +20,11 @@ export interface StatsEvent extends SwarmStats {
   /** each tracker's state: ok, down, pending (comma-separated), or none */
   tracker: string
   dht: DiscoveryStatus['dht']
+  /** whether others can reach us (see Peer.reachability); absent when not known */
+  reachability?: Reachability
 }
 
-export function statsEvent (cid: string, phase: Phase, s: SwarmStats, discovery: DiscoveryStatus): StatsEvent {
+export function statsEvent (cid: string, phase: Phase, s: SwarmStats, discovery: DiscoveryStatus, reachability?: Reachability): StatsEvent {
   const progress = phase === 'manifest' ? 0 : s.pieces === 0 ? 1 : s.have / s.pieces
   const eta = phase === 'manifest' ? null : s.left === 0 ? 0 : s.downloadRate > 0 ? Math.round(s.left / s.downloadRate) : null
   return {
@@ -34,7 +37,8 @@ export function statsEvent (cid: string, phase: Phase, s: SwarmStats, discovery:
     progress: Math.round(progress * 10000) / 10000,
     eta,
     tracker: discovery.tracker,
-    dht: discovery.dht
+    dht: discovery.dht,
+    ...(reachability != null ? { reachability } : {})
   }
 }
 
@@ -45,7 +49,24 @@ export function discoveryText (e: StatsEvent): string {
   if (s.bootstrap > 0) parts.push(`bootstrap=${s.bootstrap}`)
   if (s.cache > 0) parts.push(`cache=${s.cache}`)
   if (s.incoming > 0) parts.push(`in=${s.incoming}`)
-  return `${parts.join(' ')} (dht table ${e.dht.routingTable})`
+  // how we reach them, when not all directly
+  const r = e.reached
+  if (r != null && r.relayed > 0) parts.push(`relayed=${r.relayed}`)
+  if (r != null && r['hole-punched'] > 0) parts.push(`punched=${r['hole-punched']}`)
+  if (e.reachability != null && e.reachability !== 'unknown') parts.push(`reachable=${e.reachability}`)
+  return `${parts.join(' ')} (${dhtText(e.dht)})`
+}
+
+/**
+ * The DHTs' state: `dht table 7: lan 5, wan 2 client` (all contacts, then each DHT in use, the
+ * WAN one with its mode), `dht off`, or `dht table 7` for a status without the details.
+ */
+export function dhtText (d: StatsEvent['dht']): string {
+  if (d.mode === 'off') return 'dht off'
+  const tables: string[] = []
+  if (d.lan != null) tables.push(`lan ${d.lan.routingTable}`)
+  if (d.wan != null) tables.push(`wan ${d.wan.routingTable} ${d.wan.mode}`)
+  return tables.length === 0 ? `dht table ${d.routingTable}` : `dht table ${d.routingTable}: ${tables.join(', ')}`
 }
 
 export function statsLine (e: StatsEvent): string {

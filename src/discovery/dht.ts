@@ -1,8 +1,10 @@
 /**
- * Discovery through the LAN Kademlia DHT (kad-dht, see src/node.ts): announce ourselves as a
- * provider of a manifest CID, find other providers, and join the DHT through known addresses.
- * Every DHT call carries a signal: with an empty routing table kad-dht waits for a first peer
- * until its signal fires, so a call without one could wait forever.
+ * Discovery through the Kademlia DHTs (kad-dht, see src/node.ts): the LAN one (`services.dht`),
+ * the internet one (`services.wanDHT`), or both side by side (`auto`, as Helia and kubo run a LAN
+ * and a WAN DHT). Announce ourselves as a provider of a manifest CID on each, find other
+ * providers in each (results merged), and join them through known addresses. Every DHT call
+ * carries a signal: with an empty routing table kad-dht waits for a first peer until its signal
+ * fires, so a call without one could wait forever.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -12,15 +14,40 @@ import type { Libp2p, PeerId, PeerInfo } from '@libp2p/interface'
 import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
 import type { CID } from 'multiformats/cid'
 import { splitPeerAddr } from '../net/addr.js'
+import type { DhtMode } from '../node.js'
+
+/** The node's DHT services, each present when it runs that DHT (see BitswarmServices). */
+export type DhtServices = { dht?: KadDHT, wanDHT?: KadDHT }
 
 export interface DhtDiscoveryInit {
-  node: Libp2p<{ dht: KadDHT }>
+  node: Libp2p<DhtServices>
   cid: CID
+  /**
+   * which of the node's DHTs to use (default `auto`: each one it runs, `services.dht` (LAN) and
+   * `services.wanDHT` (internet); `lan` or `wan` only that one, if it runs; `off` none)
+   */
+  mode?: DhtMode
   /** ms between successful provides, default 5 min */
   reprovideInterval?: number
   /** ms one provide may take, default 30 s */
   provideTimeout?: number
   log?: (msg: string) => void
+}
+
+/** One DHT's state, for `stats`. */
+export interface DhtTableStatus {
+  /** contacts in its routing table */
+  routingTable: number
+  /** the last provide reached at least one peer */
+  provided: boolean
+  /** server: it answers queries and other peers keep it as a contact; client: it only asks */
+  mode: 'client' | 'server'
+}
+
+/** The DHTs in use by name: `lan` (`services.dht`) and `wan` (`services.wanDHT`), each if used. */
+export interface DhtTablesStatus {
+  lan?: DhtTableStatus
+  wan?: DhtTableStatus
 }
 
 export const DEFAULT_REPROVIDE_INTERVAL = 5 * 60_000
@@ -34,93 +61,109 @@ const MAX_PROVIDER_ADDRS = 8
 /** multiaddr protocol code of /p2p */
 
 export class DhtDiscovery {
-  private readonly node: Libp2p<{ dht: KadDHT }>
+  private readonly node: Libp2p<DhtServices>
   private readonly cid: CID
-  private readonly reprovideInterval: number
-  private readonly provideTimeout: number
   private readonly log: (msg: string) => void
-  private controller: AbortController | undefined
-  private timer: ReturnType<typeof setTimeout> | undefined
-  private _provided = false
-  private failing = false
-  private lastProvideAt = 0
-  private sizeAtProvide = 0
-  private growthCheckDelay = FIRST_GROWTH_CHECK
+  /** the DHTs in use: the LAN one first */
+  private readonly tables: DhtTable[]
 
   constructor (init: DhtDiscoveryInit) {
     this.node = init.node
     this.cid = init.cid
-    this.reprovideInterval = Math.max(1_000, init.reprovideInterval ?? DEFAULT_REPROVIDE_INTERVAL)
-    this.provideTimeout = Math.max(100, init.provideTimeout ?? DEFAULT_PROVIDE_TIMEOUT)
     this.log = init.log ?? (() => {})
+    const mode = init.mode ?? 'auto'
+    const services = init.node.services
+    const chosen: Array<{ name: DhtName, dht: KadDHT }> = []
+    if ((mode === 'auto' || mode === 'lan') && services.dht != null) chosen.push({ name: 'lan', dht: services.dht })
+    if ((mode === 'auto' || mode === 'wan') && services.wanDHT != null) chosen.push({ name: 'wan', dht: services.wanDHT })
+    this.tables = chosen.map(({ name, dht }) => new DhtTable({
+      name,
+      dht,
+      cid: init.cid,
+      reprovideInterval: Math.max(1_000, init.reprovideInterval ?? DEFAULT_REPROVIDE_INTERVAL),
+      provideTimeout: Math.max(100, init.provideTimeout ?? DEFAULT_PROVIDE_TIMEOUT),
+      log: this.log,
+      // beside a LAN DHT, an internet one with nobody in it is the normal state of a LAN-only
+      // swarm: its provides time out quietly
+      quietWhileEmpty: name === 'wan' && chosen.length > 1
+    }))
   }
 
   /**
-   * Provide the CID now and every reprovideInterval (earlier while the routing table grows,
-   * see scheduleNext). With an empty routing table a provide waits inside kad-dht for the
-   * first peer (so it goes out as soon as one is added), up to provideTimeout, and is then
-   * renewed; a provide that reached nobody is retried after a few seconds.
+   * Provide the CID on each DHT now and every reprovideInterval (earlier while its routing table
+   * grows, see DhtTable.scheduleNext). With an empty routing table a provide waits inside kad-dht
+   * for the first peer (so it goes out as soon as one is added), up to provideTimeout, and is
+   * then renewed; a provide that reached nobody is retried after a few seconds. Each DHT keeps
+   * its own pace: an empty internet table does not hold up the LAN's provides.
    */
   start (): void {
-    if (this.controller != null) return
-    this.controller = new AbortController()
-    this.growthCheckDelay = FIRST_GROWTH_CHECK
-    this.schedule(0)
+    for (const t of this.tables) t.start()
   }
 
-  /** Abort the provide in flight, clear timers; the local provider record is withdrawn. */
+  /** Abort the provides in flight, clear timers; the local provider records are withdrawn. */
   stop (): void {
-    if (this.controller == null) return
-    this.controller.abort()
-    this.controller = undefined
-    if (this.timer !== undefined) clearTimeout(this.timer)
-    this.timer = undefined
-    this._provided = false
-    // without this, kad-dht itself would re-provide the CID a day later and answer for it meanwhile
-    try {
-      this.node.services.dht.cancelReprovide(this.cid).catch(() => {})
-    } catch {
-      // a stopped node may refuse synchronously: nothing left to withdraw then
-    }
+    for (const t of this.tables) t.stop()
   }
 
+  /** Contacts in the routing tables of the DHTs in use, all together. */
   get routingTableSize (): number {
-    // kad-dht's class has a routing table; the KadDHT interface only promises it on SingleKadDHT
-    // and a program's node used without the DHT (`dht: false`) may have no DHT at all
-    const dht = this.node.services.dht as (KadDHT & Partial<Pick<SingleKadDHT, 'routingTable'>>) | undefined
-    return dht?.routingTable?.size ?? 0
+    return this.tables.reduce((n, t) => n + t.routingTableSize, 0)
   }
 
-  /** The last provide reached at least one peer. */
+  /** The last provide on at least one of the DHTs reached at least one peer. */
   get provided (): boolean {
-    return this._provided
+    return this.tables.some(t => t.provided)
+  }
+
+  /** Each DHT in use: its routing table, provide state and mode. */
+  tablesStatus (): DhtTablesStatus {
+    const out: DhtTablesStatus = {}
+    for (const t of this.tables) out[t.name] = t.status()
+    return out
   }
 
   /**
-   * Providers of the CID with their addresses (without `/p2p`), as the DHT answers (kad-dht
-   * leaves out our own record; should an answer name us anyway, the peer book refuses our id).
-   * Returns what was found when the signal fires (so [] on a timeout with no answer); never throws.
+   * Providers of the CID with their addresses (without `/p2p`), as the DHTs answer, merged,
+   * without us (kad-dht answers from its local store first, where our own record is, and gives
+   * it with our addresses once libp2p has written them to our peer-store entry, about a second
+   * after start). The DHTs with contacts are asked at once. One with an empty routing table would
+   * only wait (kad-dht holds a query until a first peer arrives): it is asked only when every
+   * table is empty, and left as soon as another DHT has answered. Returns what was found when
+   * the signal fires (so [] on a timeout with no answer); never throws.
    */
   async findProviders (options: { signal: AbortSignal, limit?: number }): Promise<PeerAddress[]> {
     const limit = options.limit ?? Infinity
     const found = new Map<string, Set<string>>()
-    if (limit <= 0 || options.signal.aborted) return []
-    try {
-      for await (const event of this.node.services.dht.findProviders(this.cid, { signal: options.signal })) {
-        if (event.name !== 'PROVIDER') continue
-        for (const peer of event.providers) {
-          const addrs = found.get(peer.id.toString()) ?? new Set<string>()
-          // a remote answer can name any address: keep a few that can be dialled at all (the
-          // swarm's dial guard then decides when, and for how many peer ids)
-          for (const a of stripAddrs(peer)) if (addrs.size < MAX_PROVIDER_ADDRS && addressKey(a) != null) addrs.add(a)
-          found.set(peer.id.toString(), addrs)
+    if (limit <= 0 || options.signal.aborted || this.tables.length === 0) return []
+    const withContacts = this.tables.filter(t => t.routingTableSize > 0)
+    const asked = withContacts.length > 0 ? withContacts : this.tables
+    const stops = asked.map(() => new AbortController())
+    const self = this.node.peerId.toString()
+    await Promise.all(asked.map(async (table, i) => {
+      const signal = AbortSignal.any([options.signal, stops[i]!.signal])
+      try {
+        for await (const event of table.dht.findProviders(this.cid, { signal })) {
+          if (event.name !== 'PROVIDER') continue
+          for (const peer of event.providers) {
+            if (peer.id.toString() === self) continue
+            const addrs = found.get(peer.id.toString()) ?? new Set<string>()
+            // a remote answer can name any address: keep a few that can be dialled at all (the
+            // swarm's dial guard then decides when, and for how many peer ids)
+            for (const a of stripAddrs(peer)) if (addrs.size < MAX_PROVIDER_ADDRS && addressKey(a) != null) addrs.add(a)
+            found.set(peer.id.toString(), addrs)
+          }
+          // enough: every query ends (leaving the loop ends this one)
+          if (found.size >= limit) {
+            for (const s of stops) s.abort()
+            break
+          }
         }
-        // leaving the loop ends the query early
-        if (found.size >= limit) break
+      } catch (err) {
+        if (!signal.aborted) this.log(`${table.label}: findProviders failed: ${describe(err)}`)
       }
-    } catch (err) {
-      if (!options.signal.aborted) this.log(`dht: findProviders failed: ${describe(err)}`)
-    }
+      // this DHT is done: one still waiting for its first contact has nothing to add
+      asked.forEach((other, j) => { if (j !== i && other.routingTableSize === 0) stops[j]!.abort() })
+    }))
     const out: PeerAddress[] = []
     for (const [peerId, addrs] of found) {
       // a provider record without addresses gives the swarm nothing to dial
@@ -174,6 +217,86 @@ export class DhtDiscovery {
     })
     return [...connected].map(([peerId, set]) => ({ peerId, multiaddrs: [...set] }))
   }
+}
+
+type DhtName = 'lan' | 'wan'
+
+interface DhtTableInit {
+  name: DhtName
+  dht: KadDHT
+  cid: CID
+  reprovideInterval: number
+  provideTimeout: number
+  log: (msg: string) => void
+  /** no log line for a provide that timed out with nobody in the table */
+  quietWhileEmpty: boolean
+}
+
+/** One DHT's provides: its own timers, retries and growth checks. */
+class DhtTable {
+  readonly name: DhtName
+  readonly dht: KadDHT
+  /** how log lines name it */
+  readonly label: string
+  private readonly cid: CID
+  private readonly reprovideInterval: number
+  private readonly provideTimeout: number
+  private readonly log: (msg: string) => void
+  private readonly quietWhileEmpty: boolean
+  private controller: AbortController | undefined
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private _provided = false
+  private failing = false
+  private lastProvideAt = 0
+  private sizeAtProvide = 0
+  private growthCheckDelay = FIRST_GROWTH_CHECK
+
+  constructor (init: DhtTableInit) {
+    this.name = init.name
+    this.dht = init.dht
+    this.label = init.name === 'lan' ? 'dht' : 'wan dht'
+    this.cid = init.cid
+    this.reprovideInterval = init.reprovideInterval
+    this.provideTimeout = init.provideTimeout
+    this.log = init.log
+    this.quietWhileEmpty = init.quietWhileEmpty
+  }
+
+  start (): void {
+    if (this.controller != null) return
+    this.controller = new AbortController()
+    this.growthCheckDelay = FIRST_GROWTH_CHECK
+    this.schedule(0)
+  }
+
+  stop (): void {
+    if (this.controller == null) return
+    this.controller.abort()
+    this.controller = undefined
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    this._provided = false
+    // without this, kad-dht itself would re-provide the CID a day later and answer for it meanwhile
+    try {
+      this.dht.cancelReprovide(this.cid).catch(() => {})
+    } catch {
+      // a stopped node may refuse synchronously: nothing left to withdraw then
+    }
+  }
+
+  get routingTableSize (): number {
+    // kad-dht's class has a routing table; the KadDHT interface only promises it on SingleKadDHT
+    const dht = this.dht as KadDHT & Partial<Pick<SingleKadDHT, 'routingTable'>>
+    return dht.routingTable?.size ?? 0
+  }
+
+  get provided (): boolean {
+    return this._provided
+  }
+
+  status (): DhtTableStatus {
+    return { routingTable: this.routingTableSize, provided: this._provided, mode: this.dht.getMode() }
+  }
 
   private schedule (ms: number): void {
     if (this.timer !== undefined) clearTimeout(this.timer)
@@ -193,7 +316,7 @@ export class DhtDiscovery {
     const reached = await this.provideOnce(controller.signal)
     if (controller.signal.aborted || this.controller !== controller) return
     const ok = reached > 0
-    if (ok && this.failing) this.log(`dht: provide reached ${reached} peer(s)`)
+    if (ok && this.failing) this.log(`${this.label}: provide reached ${reached} peer(s)`)
     this._provided = ok
     this.failing = !ok
     if (ok) {
@@ -234,19 +357,20 @@ export class DhtDiscovery {
     const emptyAtStart = this.routingTableSize === 0
     let accepted = 0
     try {
-      for await (const event of this.node.services.dht.provide(this.cid, { signal })) {
+      for await (const event of this.dht.provide(this.cid, { signal })) {
         if (event.name === 'PEER_RESPONSE' && event.messageName === 'ADD_PROVIDER') accepted++
       }
     } catch (err) {
       if (stop.aborted) return 0
-      if (!this.failing) {
+      const empty = emptyAtStart && this.routingTableSize === 0
+      if (!this.failing && !(signal.aborted && empty && this.quietWhileEmpty)) {
         this.log(signal.aborted
-          ? `dht: provide timed out after ${this.provideTimeout} ms${emptyAtStart && this.routingTableSize === 0 ? ' (no DHT peers yet)' : ''}`
-          : `dht: provide failed: ${describe(err)}`)
+          ? `${this.label}: provide timed out after ${this.provideTimeout} ms${empty ? ' (no DHT peers yet)' : ''}`
+          : `${this.label}: provide failed: ${describe(err)}`)
       }
       return 0
     }
-    if (accepted === 0 && !this.failing) this.log('dht: provide reached no peer')
+    if (accepted === 0 && !this.failing) this.log(`${this.label}: provide reached no peer`)
     return accepted
   }
 }

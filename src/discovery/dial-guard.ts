@@ -70,7 +70,7 @@ export class DialGuard {
     const admitted: string[] = []
     const refused: Array<{ addr: string, reason: Refusal }> = []
     for (const addr of addrs) {
-      const key = addressKey(addr)
+      const key = guardKey(addr, peerId)
       if (key == null) { refused.push({ addr, reason: 'undialable' }); continue }
       const state = this.touch(key)
       for (const [id, at] of state.ids) if (now - at > this.idWindow) state.ids.delete(id)
@@ -83,10 +83,10 @@ export class DialGuard {
   }
 
   /** A dial to these addresses failed: each backs off, longer per failure in a row. */
-  failed (addrs: string[]): void {
+  failed (addrs: string[], peerId?: string): void {
     const now = this.now()
     for (const addr of addrs) {
-      const key = addressKey(addr)
+      const key = guardKey(addr, peerId)
       if (key == null) continue
       const state = this.touch(key)
       state.failures++
@@ -127,9 +127,22 @@ export class DialGuard {
 }
 
 /**
+ * The guard's key of `addr` dialled as `peerId`: its addressKey, and for a relay route the peer
+ * too. A relay forwards only to peers holding a reservation on it, so naming a relay cannot aim
+ * us at a bystander; many peers behind one relay are many addresses, not one address under many
+ * ids (which the ip:port rule would refuse after two).
+ */
+function guardKey (addr: string, peerId: string | undefined): string | undefined {
+  const key = addressKey(addr)
+  if (key === undefined || !key.startsWith('/') || peerId === undefined || key.endsWith(`/p2p/${peerId}`)) return key
+  return `${key}/p2p/${peerId}`
+}
+
+/**
  * What a dial reaches: `host:port` for a TCP address (ip4, ip6, dns*; trailing /p2p ignored), the
- * whole address for others (a relay route); undefined for one nobody can be reached at (port 0,
- * 0.0.0.0, ::, multicast or broadcast) or that does not parse.
+ * whole address for a relay route (`…/p2p-circuit`, with the peer behind it when named); undefined
+ * for one nobody can be reached at (port 0, 0.0.0.0, ::, multicast or broadcast) or that does not
+ * parse.
  */
 export function addressKey (addr: string | Multiaddr): string | undefined {
   let components
@@ -138,6 +151,8 @@ export function addressKey (addr: string | Multiaddr): string | undefined {
   } catch {
     return undefined
   }
+  // a relay route reaches whoever is behind the relay: the whole route is the address
+  if (components.some(c => c.name === 'p2p-circuit')) return components.map(c => `/${c.name}${c.value != null ? `/${c.value}` : ''}`).join('')
   while (components.length > 0 && components[components.length - 1].name === 'p2p') components = components.slice(0, -1)
   if (components.length === 0) return undefined
   const [host, transport] = components
@@ -150,7 +165,6 @@ export function addressKey (addr: string | Multiaddr): string | undefined {
     if (value === '') return undefined
     return `${host.name === 'ip6' ? `[${value}]` : value}:${port}`
   }
-  if (components.some(c => c.name === 'p2p-circuit')) return components.map(c => `/${c.name}${c.value != null ? `/${c.value}` : ''}`).join('')
   // other transports (udp, ws, unix …): our nodes speak TCP only; nothing to dial
   return undefined
 }

@@ -10,9 +10,9 @@
 import { TypedEventEmitter } from 'main-event'
 import type { PrivateKey } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import { announceAddrs, type BitswarmNode } from '../node.js'
+import { announceAddrs, dhtModeOf, type BitswarmNode, type DhtMode } from '../node.js'
 import type { PeerSource } from './types.js'
-import { DhtDiscovery } from './dht.js'
+import { DhtDiscovery, type DhtTablesStatus } from './dht.js'
 import { PeerBook } from './peer-book.js'
 import { PeerCache } from './peer-cache.js'
 import { TrackerAnnouncer } from './tracker-client.js'
@@ -34,15 +34,18 @@ export interface DiscoveryInit {
   wantPeers: () => boolean
   /** ms between DHT lookups while the trackers are down (default 5_000; 6x that while they answer) */
   lookupInterval?: number
-  /** use the DHT to provide and look up the manifest (default true); bootstrap peers are dialled either way */
-  dht?: boolean
+  /**
+   * the DHTs to provide and look up the manifest on (default `auto`: each one the node runs;
+   * true is `auto`, false `off`); bootstrap peers are dialled either way
+   */
+  dht?: boolean | DhtMode
   reprovideInterval?: number
   trackerMinBackoff?: number
   log?: (msg: string) => void
 }
 
-/** What Discovery uses of the DHT (a DhtDiscovery is one). */
-export type DiscoveryDht = Pick<DhtDiscovery, 'start' | 'stop' | 'bootstrap' | 'findProviders' | 'routingTableSize' | 'provided'>
+/** What Discovery uses of the DHT (a DhtDiscovery is one; `tablesStatus` is optional). */
+export type DiscoveryDht = Pick<DhtDiscovery, 'start' | 'stop' | 'bootstrap' | 'findProviders' | 'routingTableSize' | 'provided'> & Partial<Pick<DhtDiscovery, 'tablesStatus'>>
 /** What Discovery uses of the peer cache (a PeerCache is one). */
 export type DiscoveryCache = Pick<PeerCache, 'load' | 'save'>
 /** What Discovery uses of a tracker announcer (a TrackerAnnouncer is one): its `peers` events. */
@@ -71,7 +74,12 @@ export interface DiscoveryEvents {
 export interface DiscoveryStatus {
   /** `ok`, `down`, `pending` per tracker (comma-separated), or `none` */
   tracker: string
-  dht: { routingTable: number, provided: boolean }
+  /**
+   * `routingTable` and `provided` for the DHTs in use together; `mode` which of them are used
+   * (the `dht` option: auto, lan, wan, off; always set by Discovery); `lan` and `wan` each of
+   * them, when used (the WAN one's `mode` says whether it serves yet)
+   */
+  dht: { routingTable: number, provided: boolean, mode?: DhtMode } & DhtTablesStatus
 }
 
 /** peers asked of a tracker while we want more (the most our tracker gives) */
@@ -90,6 +98,7 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
   private readonly log: (msg: string) => void
   private readonly lookupInterval: number
   private readonly useDht: boolean
+  private readonly dhtMode: DhtMode
   private readonly abort = new AbortController()
   private lookupTimer: ReturnType<typeof setTimeout> | undefined
   private saveTimer: ReturnType<typeof setInterval> | undefined
@@ -106,8 +115,9 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
     this.now = components.now ?? (() => Date.now())
     this.book = components.book ?? new PeerBook({ self: init.node.peerId.toString(), now: this.now })
     this.lookupInterval = init.lookupInterval ?? 5_000
-    this.useDht = init.dht ?? true
-    this.dht = components.dht ?? new DhtDiscovery({ node: init.node, cid: init.cid, reprovideInterval: init.reprovideInterval, log: this.log })
+    this.dhtMode = dhtModeOf(init.dht)
+    this.useDht = this.dhtMode !== 'off'
+    this.dht = components.dht ?? new DhtDiscovery({ node: init.node, cid: init.cid, mode: this.dhtMode, reprovideInterval: init.reprovideInterval, log: this.log })
     this.cache = components.cache ?? (init.stateDir != null ? new PeerCache({ dir: init.stateDir, log: this.log }) : undefined)
     this.announcers = components.announcers ?? this.trackerAnnouncers(init)
     for (const a of this.announcers) a.addEventListener('peers', (evt) => { this.emitPeers(evt.detail, 'tracker') })
@@ -145,7 +155,12 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
   status (): DiscoveryStatus {
     return {
       tracker: this.announcers.length === 0 ? 'none' : this.announcers.map(a => a.status).join(','),
-      dht: { routingTable: this.dht.routingTableSize, provided: this.useDht && this.dht.provided }
+      dht: {
+        routingTable: this.dht.routingTableSize,
+        provided: this.useDht && this.dht.provided,
+        mode: this.dhtMode,
+        ...(this.useDht ? this.dht.tablesStatus?.() : {})
+      }
     }
   }
 

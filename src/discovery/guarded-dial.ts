@@ -41,7 +41,7 @@ export async function dialGuarded (node: Libp2p, guard: DialGuard, peer: PeerAdd
     return conn
   } catch (err) {
     if (options.signal?.aborted === true) throw err
-    guard.failed(admitted)
+    guard.failed(admitted, peer.peerId)
     if (deadline.aborted) throw new DialTimeoutError(`no connection to ${peer.peerId} within ${options.timeout} ms`, { cause: err })
     throw err
   }

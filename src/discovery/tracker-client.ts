@@ -297,6 +297,8 @@ export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> 
   private completedPending = false    // completed() called, not yet acknowledged
   private completedCalled = false
   private failures = 0
+  /** the "others, but no address" line was logged */
+  private saidUnreachable = false
   private timer: ReturnType<typeof setTimeout> | undefined
   private inFlight: AbortController | undefined
 
@@ -408,6 +410,14 @@ export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> 
     if (event === 'completed') this.completedPending = false
     if (this._status === 'down') this.log(`tracker: ${this.init.announceUrl} reachable again`)
     this.setStatus('ok')
+    // others in the swarm, and not one address to dial: they sit behind NATs (the tracker lists
+    // only addresses it can vouch for). Said once: what a user behind a NAT must know
+    const others = result.complete + result.incomplete - 1
+    if (others > 0 && result.peers.length === 0 && !this.saidUnreachable) {
+      this.saidUnreachable = true
+      this.log(`tracker: ${others} other peer${others === 1 ? '' : 's'} in this swarm, none with an address we can dial: they are behind NATs. ` +
+        'One side needs a relay that carries data (`bitswarm relay` or `bitswarm tracker --relay` on a reachable host, then --relay on the peer behind the NAT) or a forwarded port (--announce)')
+    }
     this.safeDispatchEvent('peers', { detail: result.peers })
     if (this.stopping != null) return // a listener may have stopped us
     if (this.completedPending) {

@@ -52,7 +52,7 @@ export async function serveManifests (node: Libp2p, lookup: (cid: string) => Uin
       log(`manifest request failed: ${(err as Error).message}`)
       stream.abort(err as Error)
     }
-  }, { maxInboundStreams: 16 })
+  }, { maxInboundStreams: 16, runOnLimitedConnection: true }) // a manifest crosses a relay that carries no data: see net/relay.ts
 }
 
 export interface FetchManifestOptions {
@@ -70,7 +70,9 @@ export interface FetchManifestOptions {
  */
 export async function fetchManifest (node: Libp2p, peer: PeerId | Connection, cid: CID, options: FetchManifestOptions = {}): Promise<{ manifest: Manifest, bytes: Uint8Array }> {
   const signal = AbortSignal.any([AbortSignal.timeout(30_000), ...(options.signal != null ? [options.signal] : [])])
-  const stream = isConnection(peer) ? await peer.newStream(MANIFEST_PROTOCOL, { signal }) : await node.dialProtocol(peer, MANIFEST_PROTOCOL, { signal })
+  const stream = isConnection(peer)
+    ? await peer.newStream(MANIFEST_PROTOCOL, { signal, runOnLimitedConnection: true })
+    : await node.dialProtocol(peer, MANIFEST_PROTOCOL, { signal, runOnLimitedConnection: true })
   const remote = isConnection(peer) ? peer.remotePeer : peer
   let silence: ReturnType<typeof setTimeout> | undefined
   if (options.answerTimeout != null) {

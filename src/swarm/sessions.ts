@@ -31,7 +31,16 @@ export interface SessionInfo {
   ip?: string
   /** how we learned of the peer */
   source: PeerSource
+  /** how we reach it (default 'direct') */
+  via?: PeerVia
 }
+
+/**
+ * How we reach a peer: over a direct connection, through a relay, or directly after DCUtR
+ * upgraded a relayed connection ('hole-punched').
+ */
+export type PeerVia = 'direct' | 'relayed' | 'hole-punched'
+export const PEER_VIAS: readonly PeerVia[] = ['direct', 'relayed', 'hole-punched']
 
 export interface SessionRegistryInit {
   /** our own peer id (the duplicate-connection tie-break compares it with the remote's) */
@@ -80,7 +89,7 @@ export class SessionRegistry<S extends RegistrySession = RegistrySession> {
 
   /** Registers `session` under its peer id, with what is kept beside it. */
   add (session: S, info: SessionInfo): void {
-    this.entries.set(session.remotePeer, { session, ip: info.ip, source: info.source })
+    this.entries.set(session.remotePeer, { session, ip: info.ip, source: info.source, via: info.via ?? 'direct' })
   }
 
   /**
@@ -108,6 +117,19 @@ export class SessionRegistry<S extends RegistrySession = RegistrySession> {
     const out = emptySources()
     for (const e of this.entries.values()) out[e.source]++
     return out
+  }
+
+  /** Sessions by how we reach their peer. */
+  viaCounts (): Record<PeerVia, number> {
+    const out: Record<PeerVia, number> = { direct: 0, relayed: 0, 'hole-punched': 0 }
+    for (const e of this.entries.values()) out[e.via ?? 'direct']++
+    return out
+  }
+
+  /** How we reach `peerId`, if it has a session. */
+  viaOf (peerId: string): PeerVia | undefined {
+    const e = this.entries.get(peerId)
+    return e === undefined ? undefined : e.via ?? 'direct'
   }
 
   /** What Admission needs to know of each session, in registry order. */

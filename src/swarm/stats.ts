@@ -7,6 +7,7 @@ import type { Bitfield } from '../bitfield.js'
 import { emptySources, type PeerSource } from '../discovery/types.js'
 import { pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
 import { RateMeter } from '../stats/rate.js'
+import type { PeerVia } from './sessions.js'
 
 export interface SwarmStats {
   peers: number
@@ -24,6 +25,8 @@ export interface SwarmStats {
   hashFailures: number
   /** connected peers by how we learned of them */
   sources: Record<PeerSource, number>
+  /** connected peers by how we reach them */
+  reached: Record<PeerVia, number>
   /** bytes downloaded, by how we learned of the peer that sent them */
   downloadedFrom: Record<PeerSource, number>
   /** peers banned for sending data that failed verification */
@@ -85,6 +88,8 @@ export interface SwarmStatsInput {
   sessions: Iterable<StatsSession>
   /** sessions by how we learned of their peer */
   sources: Record<PeerSource, number>
+  /** sessions by how we reach their peer */
+  reached?: Record<PeerVia, number>
   manifest: Manifest
   /** the verified pieces we hold */
   have: Bitfield
@@ -134,6 +139,7 @@ export function swarmStats (input: SwarmStatsInput): SwarmStats {
     wasted: input.assembly.wasted,
     hashFailures: input.assembly.hashFailures,
     sources: input.sources,
+    reached: input.reached ?? { direct: peers, relayed: 0, 'hole-punched': 0 },
     downloadedFrom: transfer.downloadedFrom(),
     banned: input.assembly.banned.size
   }

@@ -31,12 +31,14 @@ import { PiecePicker } from '../picker/picker.js'
 import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
 import { Throttle } from '../throttle.js'
 import { ipOf } from '../net/pending-inbound.js'
+import { carriesData, connectionKind } from '../net/relay.js'
+import { UNREACHABLE_WARN_MS, unreachableMessage } from '../net/reachability.js'
 import type { AdmissionInit } from './admission.js'
 import { PieceAssembly } from './assembly.js'
 import { ChokeRounds, swarmChoker } from './chokes.js'
 import { PeerExchange } from './exchange-peers.js'
 import { RequestLoop } from './requests.js'
-import { SessionRegistry } from './sessions.js'
+import { SessionRegistry, type PeerVia } from './sessions.js'
 import { SessionSlots } from './slots.js'
 import { swarmStats, TransferCounters, type SwarmStats } from './stats.js'
 import { PieceCache } from '../storage/piece-cache.js'
@@ -84,12 +86,15 @@ export interface SwarmInit {
 export interface SwarmEvents {
   'piece': CustomEvent<number>
   'complete': CustomEvent<{ path: string, bytes: number }>
-  'peer:connect': CustomEvent<{ peerId: string, source: PeerSource }>
+  /** a session opened; `source` is how we learned of the peer, `via` how we reach it */
+  'peer:connect': CustomEvent<{ peerId: string, source: PeerSource, via: PeerVia }>
   'peer:disconnect': CustomEvent<{ peerId: string, reason?: string }>
   'error': CustomEvent<Error>
 }
 
 const TICK_MS = 1000
+/** failed dials remembered for that line (a count, not a registry) */
+const MAX_FAILED_DIALS = 1000
 /**
  * Pieces being assembled hold at most this many bytes of buffers (or one piece, if larger): a
  * peer that sends every block of a piece but the last cannot make us start piece after piece.
@@ -109,6 +114,12 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   /** the open session with each peer, with its remote IP and how we learned of the peer */
   private readonly sessions: SessionRegistry<PeerSession>
   private readonly dialing = new Set<string>()
+  /** peers we had a relayed session with (bounded by the peers we ever had sessions with this run) */
+  private readonly wasRelayed = new Set<string>()
+  /** peers whose last dial failed, and whether only a too-limited relay reached them (bounded by the peer book) */
+  private readonly failedDials = new Map<string, 'failed' | 'relay-limited'>()
+  private cutOffSince: number | undefined
+  private cutOffWarned = false
   private readonly dialGuard: DialGuard
   /** the peers we know of (shared with discovery when the Peer runs us) */
   private readonly book: PeerBook
@@ -249,8 +260,10 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     if (this.running) return
     this.running = true
     await this.node.handle(WIRE_PROTOCOL, (stream, connection) => {
-      this.accept(stream, connection.remotePeer.toString(), 'inbound', 'incoming')
-    }, { maxInboundStreams: 4 })
+      // over a stranger's relay (a few hundred KiB allowed) we only signal: see net/relay.ts
+      if (!carriesData(connection)) { stream.abort(new Error('relayed connection too limited to carry data')); return }
+      this.accept(stream, connection.remotePeer.toString(), 'inbound', 'incoming', connectionKind(connection))
+    }, { maxInboundStreams: 4, runOnLimitedConnection: true })
     this.node.addEventListener('peer:identify', this.onIdentify)
     this.timers.push(setInterval(() => { this.rechoke() }, this.chokes.rechokeInterval))
     this.timers.push(setInterval(() => { this.tick() }, TICK_MS))
@@ -303,13 +316,19 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     try {
       // addresses from trackers, gossip and the DHT can name anyone's ip:port: the guard decides
       const connection = await dialGuarded(this.node, this.dialGuard, p, { timeout: 10_000 })
-      const stream = await connection.newStream(WIRE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+      if (!carriesData(connection)) {
+        this.failedDials.set(p.peerId, 'relay-limited')
+        throw new Error(`reached only through a relay that does not carry data (${connection.remoteAddr.toString()})`)
+      }
+      const stream = await connection.newStream(WIRE_PROTOCOL, { signal: AbortSignal.timeout(10_000), runOnLimitedConnection: true })
       this.dialing.delete(p.peerId)
+      this.failedDials.delete(p.peerId)
       if (!this.running) { stream.abort(new Error('swarm stopped')); return }
-      this.accept(stream, p.peerId, 'outbound', source)
+      this.accept(stream, p.peerId, 'outbound', source, connectionKind(connection))
     } catch (err) {
       // an address that does not answer is not passed on to others
       this.exchange.forget(p.peerId)
+      if (!this.failedDials.has(p.peerId) && this.failedDials.size < MAX_FAILED_DIALS) this.failedDials.set(p.peerId, 'failed')
       // refusals are the guard at work (an attack sends them by the hundred): not worth a line each
       if (!(err instanceof DialRefusedError)) this.log(`dial ${shortId(p.peerId)} (from ${source}) failed: ${(err as Error).message}`)
     } finally {
@@ -317,10 +336,15 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     }
   }
 
-  private accept (stream: Stream, remotePeer: string, direction: 'inbound' | 'outbound', source: PeerSource): void {
+  private accept (stream: Stream, remotePeer: string, direction: 'inbound' | 'outbound', source: PeerSource, kind: 'direct' | 'relayed'): void {
     if (!this.running) { stream.abort(new Error('swarm stopped')); return }
     if (this.assembly.banned.has(remotePeer)) { stream.abort(new Error('banned')); return }
-    const ip = this.remoteIp(remotePeer)
+    // a relayed peer's connection comes from the relay's address: not the peer's, not counted as its
+    const ip = kind === 'relayed' ? undefined : this.remoteIp(remotePeer)
+    // a direct session with a peer we reached through a relay before: DCUtR (or a dial) upgraded it
+    const via: PeerVia = kind === 'relayed' ? 'relayed' : this.wasRelayed.has(remotePeer) ? 'hole-punched' : 'direct'
+    if (kind === 'relayed') this.wasRelayed.add(remotePeer)
+    this.failedDials.delete(remotePeer)
     const existing = this.sessions.get(remotePeer)
     if (existing != null) {
       // both ends dialled at once, or a reconnect: the registry's rule says which one stays
@@ -341,10 +365,10 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       downloadThrottle: this.downloadThrottle,
       now: this.now
     })
-    this.sessions.add(session, { ip, source })
+    this.sessions.add(session, { ip, source, via })
     this.exchange.sessionOpened(remotePeer)
     session.start()
-    this.safeDispatchEvent('peer:connect', { detail: { peerId: remotePeer, source } })
+    this.safeDispatchEvent('peer:connect', { detail: { peerId: remotePeer, source, via } })
   }
 
   /** The remote IP address of our connection to `peerId` (Admission counts slots per address). */
@@ -497,6 +521,23 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     // sessions useless for long yield their slot even when the swarm is not full
     this.slots.evictIdle()
     this.requests.fillAll()
+    this.warnIfCutOff()
+  }
+
+  /**
+   * Still downloading, peers known, and none of them reachable for UNREACHABLE_WARN_MS: say so
+   * once (and again after a session came and went), rather than wait in silence. This is what
+   * two peers behind NATs that keep them apart see, with no relay that carries data.
+   */
+  private warnIfCutOff (): void {
+    if (this.sessions.size > 0 || this.completed) { this.cutOffSince = undefined; this.cutOffWarned = false; return }
+    if (this.failedDials.size === 0 || this.cutOffWarned) return
+    const now = this.now()
+    this.cutOffSince ??= now
+    if (now - this.cutOffSince < UNREACHABLE_WARN_MS) return
+    this.cutOffWarned = true
+    const relayOnly = [...this.failedDials.values()].filter(r => r === 'relay-limited').length
+    this.log(unreachableMessage(this.failedDials.size, relayOnly))
   }
 
   stats (): SwarmStats {
@@ -504,6 +545,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       transfer: this.transfer,
       sessions: this.sessions.values(),
       sources: this.sessions.sourceCounts(),
+      reached: this.sessions.viaCounts(),
       manifest: this.manifest,
       have: this.picker.have,
       wanted: this.wanted,

@@ -79,7 +79,7 @@ describe('DhtDiscovery', () => {
     expect(found.map(p => p.peerId)).toEqual([chain[0]!.peerId.toString()])
     expect(found[0]!.multiaddrs).toEqual(expect.arrayContaining(announceAddrs(chain[0]!)))
     for (const a of found[0]!.multiaddrs) expect(a).not.toContain('/p2p/')
-    // the provider does not find itself (kad-dht leaves its own record out; the peer book would refuse it anyway)
+    // the provider does not find itself (kad-dht gives our own record once our peer-store entry has addresses, about 1 s after start: DhtDiscovery leaves it out)
     expect(await ds[0]!.findProviders({ signal: AbortSignal.timeout(2_000) })).toEqual([])
   })
 
@@ -129,7 +129,7 @@ describe('DhtDiscovery', () => {
     const a = await startNode()
     const b = await startNode()
     const d = discovery(a, cid, { reprovideInterval: 1_000 })
-    const provide = vi.spyOn(a.services.dht, 'provide')
+    const provide = vi.spyOn(a.services.dht!, 'provide')
     await discovery(b, cid).bootstrap(fullAddrs(a), { signal: AbortSignal.timeout(5_000) })
     d.start()
     await waitFor('provide', () => d.provided, 10_000)
@@ -162,7 +162,7 @@ describe('DhtDiscovery: provider addresses from remote answers', () => {
     const many = Array.from({ length: 20 }, (_, i) => `/ip4/10.0.0.${i + 1}/tcp/4001`)
     const junk = ['/ip4/0.0.0.0/tcp/4001', '/ip4/10.0.0.1/tcp/0', '/ip4/224.0.0.1/tcp/1', '/ip4/10.0.0.1/udp/1']
     const { multiaddr } = await import('@multiformats/multiaddr')
-    vi.spyOn(a.services.dht, 'findProviders').mockImplementation(async function * () {
+    vi.spyOn(a.services.dht!, 'findProviders').mockImplementation(async function * () {
       yield { name: 'PROVIDER', providers: [{ id: other.peerId, multiaddrs: [...junk, ...many].map(m => multiaddr(m)) }] } as never
     })
     const found = await discovery(a, await cidOf('filter')).findProviders({ signal: AbortSignal.timeout(2_000) })

@@ -86,3 +86,27 @@ describe('DialGuard', () => {
     expect(g.size).toBe(100)
   })
 })
+
+describe('relay routes', () => {
+  const relay = '/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWRnQ2RmBTFyXNNbcs6q2Rq1u8iBk7UDPqGZhPBbpAG4WE/p2p-circuit'
+  it('many peers behind one relay are many addresses, not one address under many ids', () => {
+    const guard = new DialGuard({ maxIdsPerAddress: 2 })
+    for (let i = 0; i < 5; i++) expect(guard.admit(`peer-${i}`, [relay]).admitted).toEqual([relay])
+    // while the relay's own ip:port still admits two ids at most
+    const direct = '/ip4/10.0.0.1/tcp/4001'
+    expect(guard.admit('a', [direct]).admitted).toEqual([direct])
+    expect(guard.admit('b', [direct]).admitted).toEqual([direct])
+    expect(guard.admit('c', [direct]).refused[0]?.reason).toBe('too-many-ids')
+  })
+
+  it('a failed dial through a relay backs off that peer only', () => {
+    let now = 0
+    const guard = new DialGuard({ now: () => now })
+    expect(guard.admit('a', [relay]).admitted).toHaveLength(1)
+    guard.failed([relay], 'a')
+    expect(guard.admit('a', [relay]).refused[0]?.reason).toBe('backoff')
+    expect(guard.admit('b', [relay]).admitted).toHaveLength(1)
+    now += 60_000
+    expect(guard.admit('a', [relay]).admitted).toHaveLength(1)
+  })
+})

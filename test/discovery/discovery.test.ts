@@ -74,6 +74,7 @@ class FakeNode {
     const fake = this as FakeNode
     const dht = {
       routingTable: { get size () { return fake.routingTableSize } },
+      getMode: () => 'server',
       cancelReprovide: async () => { fake.cancelReprovides++ },
       provide: (_cid: CID, _options: { signal: AbortSignal }) => (async function * () {
         fake.provides++
@@ -226,12 +227,12 @@ describe('Discovery: construction and status', () => {
     const node = new FakeNode(self)
     node.routingTableSize = 7
     const { d } = make(node)
-    expect(d.status()).toEqual({ tracker: 'none', dht: { routingTable: 7, provided: false } })
+    expect(d.status()).toEqual({ tracker: 'none', dht: { routingTable: 7, provided: false, mode: 'auto', lan: { routingTable: 7, provided: false, mode: 'server' } } })
     expect(d.trackersUp).toBe(false)
     await d.start()
     await vi.advanceTimersByTimeAsync(0)
     expect(node.provides).toBe(1)
-    expect(d.status()).toEqual({ tracker: 'none', dht: { routingTable: 7, provided: true } })
+    expect(d.status()).toEqual({ tracker: 'none', dht: { routingTable: 7, provided: true, mode: 'auto', lan: { routingTable: 7, provided: true, mode: 'server' } } })
     await d.stop()
     // stopping withdraws the provider record
     expect(node.cancelReprovides).toBe(1)
@@ -653,7 +654,7 @@ describe('Discovery: components passed in', () => {
     await d.start()
     await c.advance(5_000)
     expect(dht.lookups).toBe(0)
-    expect(d.status().dht).toEqual({ routingTable: 3, provided: false })
+    expect(d.status().dht).toEqual({ routingTable: 3, provided: false, mode: 'auto' })
     await d.stop()
     expect(dht.calls).toEqual(['start', 'stop'])
   })

@@ -35,6 +35,7 @@ describe('stats line', () => {
       peers: 3, unchoking: 2, unchokedBy: 1, interested: 2, have: 512, pieces: 1024, downloaded: 1 << 25, uploaded: 1 << 20,
       downloadRate: 1 << 20, uploadRate: 1 << 19, left: 1 << 25, wasted: 0, hashFailures: 0,
       sources: { tracker: 2, dht: 1, pex: 0, bootstrap: 0, cache: 0, incoming: 0 },
+      reached: { direct: 3, relayed: 0, 'hole-punched': 0 },
       downloadedFrom: { tracker: 1 << 24, dht: 1 << 24, pex: 0, bootstrap: 0, cache: 0, incoming: 0 },
       banned: 0
     }

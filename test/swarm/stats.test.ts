@@ -104,6 +104,7 @@ describe('swarmStats', () => {
       wasted: 0,
       hashFailures: 0,
       sources: emptySources(),
+      reached: { direct: 0, relayed: 0, 'hole-punched': 0 },
       downloadedFrom: emptySources(),
       banned: 0
     })

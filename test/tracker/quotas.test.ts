@@ -52,6 +52,15 @@ describe('addresses', () => {
     expect(ownAddrs(['/ip4/10.0.0.1/tcp/1', '/ip4/0.0.0.0/tcp/1'], '10.0.0.1')).toEqual(['/ip4/10.0.0.1/tcp/1'])
     expect(ownAddrs(['/ip4/10.0.0.1/tcp/1'], '')).toEqual([])
   })
+
+  it("ownAddrs lists circuit addresses through the tracker's own relay, and no one else's", () => {
+    const relay = '/ip4/10.9.0.1/tcp/4001/p2p/12D3KooWRnQ2RmBTFyXNNbcs6q2Rq1u8iBk7UDPqGZhPBbpAG4WE'
+    const other = '/ip4/10.9.0.2/tcp/4001/p2p/12D3KooWEzvVLz6fWBg6Mu3wbR5V6KuWcVZnqBuv8Nd1Dua5WACN'
+    const addrs = [`${relay}/p2p-circuit`, `${other}/p2p-circuit`, `${relay}/p2p-circuit/p2p/12D3KooWEzvVLz6fWBg6Mu3wbR5V6KuWcVZnqBuv8Nd1Dua5WACN`, '/ip4/192.168.1.5/tcp/1']
+    expect(ownAddrs(addrs, '172.16.0.9', [relay])).toEqual([`${relay}/p2p-circuit`])
+    // without a relay of its own the tracker lists none
+    expect(ownAddrs(addrs, '172.16.0.9')).toEqual([])
+  })
 })
 
 describe('quotas and fair eviction', () => {
