@@ -23,11 +23,11 @@ Usage:
   bitswarm tracker [--host 127.0.0.1] [--port 8000] [--relay [--relay-port <port>]] [--json]
   bitswarm seed <file | folder> [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
                [--listen <multiaddr>]... [--announce <multiaddr>]... [--identity <file>]
-               [--json]
+               [--relay <multiaddr>]... [--dht auto|lan|wan|off] [--json]
   bitswarm get <cid | manifest file | link> --out <dir> [--select <glob>]...
                [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
                [--listen <multiaddr>]... [--announce <multiaddr>]... [--identity <file>]
-               [--seed] [--json]
+               [--relay <multiaddr>]... [--dht auto|lan|wan|off] [--seed] [--json]
   bitswarm create <file | folder> [--manifest <path>] [--tracker <announce-url>]...
                [--piece-length <size>] [--json]
   bitswarm info <manifest file | cid | link> [--tracker <announce-url>]... [--identity <file>]
@@ -57,6 +57,12 @@ Options:
   --relay <multiaddr>      a relay (with /p2p/<id>) to hold a reservation on, so that peers
                            behind other NATs reach this one through it (repeatable; run one
                            with \`bitswarm relay\` or \`bitswarm tracker --relay\`)
+  --relay-port <port>      (tracker --relay) the relay's TCP port on --host (default: any free)
+  --max-reservations <n>   (relay) peers holding a slot at once (default 128)
+  --max-relayed <size>     (relay) bytes one relayed connection may carry before the relay
+                           closes it (default 1GiB; under 16MiB peers use it to signal only)
+  --max-relayed-time <duration> (relay) how long a relayed connection may last (default 1h)
+  --max-relayed-connections <n> (relay) relayed connections being opened at once (default 64)
   --out <dir>              where \`get\` writes the file (a folder goes to <dir>/<name>/)
   --select <glob>          (get) only the folder's files whose path matches (repeatable;
                            '/'-separated, * within a name, ** any folders, ? one character)
