@@ -17,7 +17,7 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter } from 'main-event'
-import type { IdentifyResult, Libp2p, Stream } from '@libp2p/interface'
+import type { Connection, IdentifyResult, Libp2p, Stream } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { Bitfield } from '../bitfield.js'
@@ -265,6 +265,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       this.accept(stream, connection.remotePeer.toString(), 'inbound', 'incoming', connectionKind(connection))
     }, { maxInboundStreams: 4, runOnLimitedConnection: true })
     this.node.addEventListener('peer:identify', this.onIdentify)
+    this.node.addEventListener('connection:open', this.onConnection)
     this.timers.push(setInterval(() => { this.rechoke() }, this.chokes.rechokeInterval))
     this.timers.push(setInterval(() => { this.tick() }, TICK_MS))
     for (const t of this.timers) t.unref?.()
@@ -282,6 +283,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       for (const t of this.timers) clearInterval(t)
       this.timers = []
       this.node.removeEventListener('peer:identify', this.onIdentify)
+      this.node.removeEventListener('connection:open', this.onConnection)
       await this.node.unhandle(WIRE_PROTOCOL).catch(() => {})
       for (const s of [...this.sessions.values()]) s.close()
     }
@@ -492,6 +494,28 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   }
 
   /** Identify told us a connected peer's listen addresses: peer exchange may pass them on. */
+  /**
+   * A direct connection to a peer we trade with through a relay (DCUtR upgraded it, or one of us
+   * dialled the other directly): the session moves to it. We open the stream if we dialled the
+   * connection; the other end does the same on its side of its own, and the registry's rule
+   * (keepsNew) keeps one session either way.
+   */
+  private readonly onConnection = (evt: CustomEvent<Connection>): void => {
+    const connection = evt.detail
+    const peerId = connection.remotePeer.toString()
+    if (!this.running || connectionKind(connection) !== 'direct' || connection.direction !== 'outbound') return
+    if (!this.wasRelayed.has(peerId) || this.sessions.viaOf(peerId) === 'hole-punched' || this.sessions.viaOf(peerId) === 'direct') return
+    void (async () => {
+      try {
+        const stream = await connection.newStream(WIRE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+        if (this.sessions.viaOf(peerId) !== 'relayed' && this.sessions.has(peerId)) { stream.abort(new Error('already direct')); return }
+        this.accept(stream, peerId, 'outbound', this.sessions.sourceOf(peerId) ?? 'incoming', 'direct')
+      } catch (err) {
+        this.log(`direct connection to ${shortId(peerId)}: no session on it: ${(err as Error).message}`)
+      }
+    })()
+  }
+
   private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
     const peerId = evt.detail.peerId.toString()
     if (this.sessions.has(peerId)) this.exchange.learned(peerId, evt.detail.listenAddrs.map(a => a.toString()))

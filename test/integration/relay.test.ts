@@ -17,7 +17,8 @@ import { createLibp2p } from 'libp2p'
 import type { Libp2p } from '@libp2p/interface'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { formatLink } from '../../src/link/link.js'
-import { fullAddrs } from '../../src/node.js'
+import { fullAddrs, libp2pDefaults } from '../../src/node.js'
+import { multiaddr } from '@multiformats/multiaddr'
 import { startRelay } from '../../src/net/relay.js'
 import { Peer, type PeerOptions } from '../../src/peer.js'
 import type { PeerVia } from '../../src/swarm/sessions.js'
@@ -64,6 +65,38 @@ describe('through a relay', () => {
     expect(await sha256File(path)).toBe(await sha256File(file))
     // the first session ran over the relay (DCUtR may add a direct one on loopback later)
     expect(vias[0]).toBe('relayed')
+  }, 30_000)
+
+  it('a direct connection to a peer reached through the relay takes its session over (what a DCUtR upgrade does)', async () => {
+    const relay = await startRelay({ listen: LOOPBACK })
+    nodes.push(relay)
+    const file = join(dir, 'data.bin')
+    await writeFile(file, randomBytes(1024 * 1024))
+    const seeder = await Peer.seed(file, { ...base, relays: [fullAddrs(relay)[0]] })
+    peers.push(seeder)
+    await seeder.start()
+    const circuit = seeder.multiaddrs.find(a => a.includes('/p2p-circuit')) as string
+    const direct = seeder.multiaddrs.find(a => !a.includes('/p2p-circuit')) as string
+    // the leecher on a node of the test's own, to dial the seeder directly midway
+    const node = await createLibp2p(libp2pDefaults({ listen: LOOPBACK, dht: 'off' }))
+    nodes.push(node)
+    const leecher = await Peer.get(formatLink({ cid: seeder.cid, trackers: [], peers: [circuit] }), join(dir, 'out'), { ...base, libp2p: node, maxDownloadRate: 256 * 1024 })
+    peers.push(leecher)
+    const vias: PeerVia[] = []
+    const upgraded = new Promise<void>(resolve => {
+      leecher.addEventListener('peer:connect', (evt) => {
+        vias.push(evt.detail.via)
+        if (evt.detail.via === 'relayed') void node.dial(multiaddr(direct)).catch(() => {})
+        if (evt.detail.via === 'hole-punched') resolve()
+      })
+    })
+    const done = completed(leecher)
+    await leecher.start()
+    await upgraded
+    expect(vias).toEqual(['relayed', 'hole-punched'])
+    expect(leecher.stats().reached).toMatchObject({ relayed: 0, 'hole-punched': 1 })
+    const { path } = await done
+    expect(await sha256File(path)).toBe(await sha256File(file))
   }, 30_000)
 
   it("a stranger's relay (128 KiB, 2 minutes per connection) is for signalling only: no session runs over it", async () => {
