@@ -23,11 +23,11 @@ Usage:
   bitswarm tracker [--host 127.0.0.1] [--port 8000] [--relay [--relay-port <port>]] [--json]
   bitswarm seed <file | folder> [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
                [--listen <multiaddr>]... [--announce <multiaddr>]... [--identity <file>]
-               [--relay <multiaddr>]... [--dht auto|lan|wan|off] [--json]
+               [--relay <multiaddr>]... [--upnp] [--dht auto|lan|wan|off] [--json]
   bitswarm get <cid | manifest file | link> --out <dir> [--select <glob>]...
                [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
                [--listen <multiaddr>]... [--announce <multiaddr>]... [--identity <file>]
-               [--relay <multiaddr>]... [--dht auto|lan|wan|off] [--seed] [--json]
+               [--relay <multiaddr>]... [--upnp] [--dht auto|lan|wan|off] [--seed] [--json]
   bitswarm create <file | folder> [--manifest <path>] [--tracker <announce-url>]...
                [--piece-length <size>] [--json]
   bitswarm info <manifest file | cid | link> [--tracker <announce-url>]... [--identity <file>]
@@ -57,6 +57,10 @@ Options:
   --relay <multiaddr>      a relay (with /p2p/<id>) to hold a reservation on, so that peers
                            behind other NATs reach this one through it (repeatable; run one
                            with \`bitswarm relay\` or \`bitswarm tracker --relay\`)
+  --upnp                   (seed, get) ask the home router (UPnP) to forward a port to this
+                           peer and announce it: the first /ip4/…/tcp/<port> of --listen, or a
+                           free one in 49152-65535 (a router that does not answer within a
+                           few seconds: one warning, and the peer goes on without a mapping)
   --relay-port <port>      (tracker --relay) the relay's TCP port on --host (default: any free)
   --max-reservations <n>   (relay) peers holding a slot at once (default 128)
   --max-relayed <size>     (relay) bytes one relayed connection may carry before the relay
@@ -92,6 +96,7 @@ const PEER_OPTIONS = {
   announce: { type: 'string', multiple: true },
   identity: { type: 'string' },
   relay: { type: 'string', multiple: true },
+  upnp: { type: 'boolean' },
   out: { type: 'string' },
   seed: { type: 'boolean' },
   json: { type: 'boolean' },
@@ -240,14 +245,28 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
     maxDownloadRate: rateOption(values['max-download-rate'], 'max-download-rate'),
     log: (msg: string) => { out.warn(msg) }
   }
+  // before a port is mapped for nothing
+  if (kind === 'get' && values.out == null) throw new UsageError('get needs --out <dir>')
+  // --upnp: the router forwards a port before the node listens on it (src/cli/upnp-option.ts);
+  // the mapping is deleted when the peer stops, or fails to start
+  const upnp = values.upnp === true ? await (await import('./upnp-option.js')).upnpListen(options.listen, out, options.addressClass) : undefined
+  if (upnp != null) {
+    options.listen = upnp.listen
+    options.announce = [...options.announce, ...upnp.announce]
+  }
   const { Peer } = await import('../peer.js')
   let peer: Peer
-  if (kind === 'seed') {
-    if (options.trackers.length === 0 && options.bootstrap.length === 0) out.warn('no --tracker and no --bootstrap: only peers that find this one on their own (DHT, peer exchange) will')
-    peer = await Peer.seed(positionals[0], { ...options, privateKey: await identity(values.identity), manifestPath: values.manifest, skipVerify: values['skip-verify'] })
-  } else {
-    if (values.out == null) throw new UsageError('get needs --out <dir>')
-    peer = await Peer.get(positionals[0], values.out, { ...options, privateKey: await identity(values.identity), select: values.select })
+  try {
+    if (kind === 'seed') {
+      if (options.trackers.length === 0 && options.bootstrap.length === 0) out.warn('no --tracker and no --bootstrap: only peers that find this one on their own (DHT, peer exchange) will')
+      peer = await Peer.seed(positionals[0], { ...options, privateKey: await identity(values.identity), manifestPath: values.manifest, skipVerify: values['skip-verify'] })
+    } else {
+      if (values.out == null) throw new UsageError('get needs --out <dir>')
+      peer = await Peer.get(positionals[0], values.out, { ...options, privateKey: await identity(values.identity), select: values.select })
+    }
+  } catch (err) {
+    await upnp?.unmap()
+    throw err
   }
 
   const done = Promise.withResolvers<number>()
@@ -307,7 +326,10 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
     if (out.json) out.event(e as unknown as { event: string } & Record<string, unknown>)
     else out.status(`${progressBar(e.progress)} ${statsLine(e)}`)
   }
-  await peer.start()
+  await peer.start().catch(async (err: unknown) => {
+    await upnp?.unmap()
+    throw err
+  })
   // before the first event: a script that sends SIGINT as soon as it reads `seeding` or
   // `started` must meet the handler (stop, announce stopped, exit 0), not Node's default (death)
   const signal = untilSignal().then(() => 0)
@@ -328,6 +350,7 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   clearInterval(timer)
   clearInterval(limits)
   await peer.stop()
+  await upnp?.unmap()
   process.exitCode = code
 }
 
