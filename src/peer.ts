@@ -186,6 +186,8 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   /** peers asked for the manifest whose dial failed (bounded by the peer book), and the check that says so */
   private readonly unreachable = new Set<string>()
   private cutOffTimer: ReturnType<typeof setInterval> | undefined
+  /** what counts as a public address, for reachability (read once) */
+  private classify: AddressClassifier | undefined
   /** the peer whose manifest we took: the swarm dials it first (it has at least the manifest) */
   private manifestFrom: PeerAddress | undefined
   /** which addresses we were told of may be dialled: shared by the manifest race and the swarm */
@@ -412,7 +414,8 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   /** Whether others can reach us, from the addresses we advertise (see net/reachability.ts). */
   get reachability (): Reachability {
     if (this.node.status !== 'started') return 'unknown'
-    const classify = this.options.addressClass ?? addressClassFromEnv() ?? defaultAddressClass
+    this.classify ??= this.options.addressClass ?? addressClassFromEnv() ?? defaultAddressClass
+    const classify = this.classify
     return reachabilityOf(this.node.getMultiaddrs(), ma => isPublicAddress(ma, classify))
   }
 
