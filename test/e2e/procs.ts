@@ -1,6 +1,6 @@
 // Helpers for the end-to-end CLI tests (not a test file itself): spawn the built CLI as real
 // processes, read their NDJSON stdout, wait for events, and make sure every one of them ends.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { afterAll, afterEach, beforeAll } from 'vitest'
 import { createHash, randomBytes } from 'node:crypto'
@@ -8,133 +8,29 @@ import { createReadStream } from 'node:fs'
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
-import { createInterface } from 'node:readline'
+import { JsonProc } from '../helpers/json-proc.js'
 
 /** The built CLI: `npm run build` (or `npm test`, via pretest) must have run. */
 export const CLI = resolve('dist/bitswarm.mjs')
 export const LOOPBACK = '/ip4/127.0.0.1/tcp/0'
 
-export interface JsonEvent { event: string, [k: string]: unknown }
-export interface Exit { code: number | null, signal: NodeJS.Signals | null }
+export type { Exit, JsonEvent } from '../helpers/json-proc.js'
 
-interface Waiter {
-  event: string
-  match: (e: JsonEvent) => boolean
-  resolve: (e: JsonEvent) => void
-}
-
-/** One `bitswarm …` process. Every instance is registered so that `stopAll` can end it. */
-export class CliProc {
-  readonly name: string
+/**
+ * One `bitswarm …` process (see JsonProc for what it reads and waits for). Every instance is
+ * registered so that `stopAll` can end it.
+ */
+export class CliProc extends JsonProc {
+  /** the CLI's arguments (without node and the script) */
   readonly args: string[]
-  readonly child: ChildProcess
-  /** every stdout line, raw, in order */
-  readonly stdout: string[] = []
-  /** every stdout line that parsed as a JSON object with an `event` */
-  readonly events: JsonEvent[] = []
-  readonly stderr: string[] = []
-  readonly exited: Promise<Exit>
-  exit: Exit | undefined
-  private readonly waiters: Waiter[] = []
 
   constructor (name: string, args: string[], opts: { cwd?: string } = {}) {
-    this.name = name
-    this.args = args
     // the peer cache goes to the test's directory, never the user's own state dir
     const env = { ...process.env, BITSWARM_STATE_DIR: join(opts.cwd ?? tmpdir(), '.bitswarm-state') }
-    this.child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    super(name, ['bitswarm', ...args], spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] }))
+    this.args = args
     running.add(this)
-    // 'close' (not 'exit'): stdout and stderr are fully read by then
-    this.exited = new Promise<Exit>((resolve) => {
-      this.child.once('close', (code, signal) => {
-        this.exit = { code, signal }
-        running.delete(this)
-        resolve(this.exit)
-      })
-      this.child.once('error', (err) => {
-        this.stderr.push(`spawn error: ${err.message}`)
-      })
-    })
-    createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      this.stdout.push(line)
-      let e: unknown
-      try { e = JSON.parse(line) } catch { return }
-      if (e == null || typeof e !== 'object' || typeof (e as JsonEvent).event !== 'string') return
-      this.events.push(e as JsonEvent)
-      for (const w of [...this.waiters]) {
-        if (w.event === (e as JsonEvent).event && w.match(e as JsonEvent)) {
-          this.waiters.splice(this.waiters.indexOf(w), 1)
-          w.resolve(e as JsonEvent)
-        }
-      }
-    })
-    createInterface({ input: this.child.stderr as NodeJS.ReadableStream }).on('line', (line) => { this.stderr.push(line) })
-  }
-
-  get running (): boolean {
-    return this.exit == null
-  }
-
-  /** The latest event of this kind, if any. */
-  last (event: string): JsonEvent | undefined {
-    for (let i = this.events.length - 1; i >= 0; i--) if (this.events[i].event === event) return this.events[i]
-    return undefined
-  }
-
-  /** The first event of this kind (already seen or yet to come) for which `match` holds. */
-  async wait (event: string, timeoutMs = 30_000, match: (e: JsonEvent) => boolean = () => true): Promise<JsonEvent> {
-    const seen = this.events.find(e => e.event === event && match(e))
-    if (seen != null) return seen
-    return await new Promise<JsonEvent>((resolve, reject) => {
-      const waiter: Waiter = {
-        event,
-        match,
-        resolve: (e) => { clearTimeout(timer); resolve(e) }
-      }
-      const fail = (why: string): void => {
-        const i = this.waiters.indexOf(waiter)
-        if (i < 0) return
-        this.waiters.splice(i, 1)
-        clearTimeout(timer)
-        reject(new Error(`${this.name}: ${why} before "${event}"\n${this.describe()}`))
-      }
-      const timer = setTimeout(() => { fail(`no event within ${timeoutMs} ms`) }, timeoutMs)
-      this.waiters.push(waiter)
-      void this.exited.then((x) => { fail(`exited (code ${String(x.code)}, signal ${String(x.signal)})`) })
-    })
-  }
-
-  /** Waits for the process to end by itself; throws (and kills it) after `timeoutMs`. */
-  async waitExit (timeoutMs = 15_000): Promise<Exit> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        this.child.kill('SIGKILL')
-        reject(new Error(`${this.name}: did not exit within ${timeoutMs} ms\n${this.describe()}`))
-      }, timeoutMs)
-    })
-    try {
-      return await Promise.race([this.exited, timeout])
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
-  /** Sends `signal` and waits for the exit; SIGKILL after `graceMs`. */
-  async stop (signal: NodeJS.Signals = 'SIGINT', graceMs = 5000): Promise<Exit> {
-    if (this.exit != null) return this.exit
-    this.child.kill(signal)
-    const timer = setTimeout(() => { this.child.kill('SIGKILL') }, graceMs)
-    try {
-      return await this.exited
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
-  /** For failure messages: the command and the tail of stderr. */
-  describe (): string {
-    return `  $ bitswarm ${this.args.join(' ')}\n  stderr:\n${this.stderr.slice(-20).map(l => `    ${l}`).join('\n')}`
+    void this.exited.then(() => { running.delete(this) })
   }
 }
 

@@ -14,10 +14,10 @@
 // Namespaces are named `bsn-<pid>-<start>-<n>-<host>` (pid and process start time in base 36):
 // a run never collides with a parallel one, and a later run removes the namespaces (and the
 // processes inside them) of runs whose process is gone.
-import { execFile, execFileSync, spawn as spawnChild, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { execFile, execFileSync, spawn as spawnChild, type SpawnOptions } from 'node:child_process'
 import { accessSync, constants, readFileSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
-import { createInterface } from 'node:readline'
+import { JsonProc } from '../helpers/json-proc.js'
 
 export const INTERNET_PREFIX = '10.200.0'
 const FAMILY = 'bsn'
@@ -130,115 +130,13 @@ export function removeStale (): string[] {
 // ---------------------------------------------------------------------------------------------
 // processes inside a namespace
 
-interface Waiter { event: string, match: (e: JsonEvent) => boolean, resolve: (e: JsonEvent) => void }
-export interface JsonEvent { event: string, [k: string]: unknown }
-export interface Exit { code: number | null, signal: NodeJS.Signals | null }
+export type { Exit, JsonEvent } from '../helpers/json-proc.js'
 
 /**
- * A process started in a host's namespace, its stdout and stderr read line by line; lines that
- * are JSON objects with an `event` (the CLI's `--json`) can be waited for.
+ * A process started in a host's namespace by `Topology.spawn` (see JsonProc for what it reads
+ * and waits for); the topology tracks it and ends it on `destroy`.
  */
-export class HostProc {
-  readonly stdout: string[] = []
-  readonly stderr: string[] = []
-  readonly events: JsonEvent[] = []
-  readonly exited: Promise<Exit>
-  exit: Exit | undefined
-  private readonly waiters: Waiter[] = []
-
-  constructor (readonly name: string, readonly argv: string[], readonly child: ChildProcess) {
-    this.exited = new Promise<Exit>((resolve) => {
-      child.once('close', (code, signal) => { this.exit = { code, signal }; resolve(this.exit) })
-      child.once('error', (err) => { this.stderr.push(`spawn error: ${err.message}`) })
-    })
-    if (child.stdout != null) {
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        this.stdout.push(line)
-        let e: unknown
-        try { e = JSON.parse(line) } catch { return }
-        if (e == null || typeof e !== 'object' || typeof (e as JsonEvent).event !== 'string') return
-        this.events.push(e as JsonEvent)
-        for (const w of [...this.waiters]) {
-          if (w.event === (e as JsonEvent).event && w.match(e as JsonEvent)) {
-            this.waiters.splice(this.waiters.indexOf(w), 1)
-            w.resolve(e as JsonEvent)
-          }
-        }
-      })
-    }
-    if (child.stderr != null) createInterface({ input: child.stderr }).on('line', (line) => { this.stderr.push(line) })
-  }
-
-  get running (): boolean { return this.exit == null }
-
-  last (event: string): JsonEvent | undefined {
-    for (let i = this.events.length - 1; i >= 0; i--) if (this.events[i].event === event) return this.events[i]
-    return undefined
-  }
-
-  /** The first event of this kind (seen or to come) for which `match` holds. */
-  async wait (event: string, timeoutMs = 30_000, match: (e: JsonEvent) => boolean = () => true): Promise<JsonEvent> {
-    const seen = this.events.find(e => e.event === event && match(e))
-    if (seen != null) return seen
-    return await new Promise<JsonEvent>((resolve, reject) => {
-      const waiter: Waiter = { event, match, resolve: (e) => { clearTimeout(timer); resolve(e) } }
-      const fail = (why: string): void => {
-        const i = this.waiters.indexOf(waiter)
-        if (i < 0) return
-        this.waiters.splice(i, 1)
-        clearTimeout(timer)
-        reject(new Error(`${this.name}: ${why} before "${event}"\n${this.describe()}`))
-      }
-      const timer = setTimeout(() => { fail(`no event within ${timeoutMs} ms`) }, timeoutMs)
-      this.waiters.push(waiter)
-      void this.exited.then((x) => { fail(`exited (code ${String(x.code)}, signal ${String(x.signal)})`) })
-    })
-  }
-
-  /** Resolves once a stdout line satisfies `match`. */
-  async waitLine (match: (line: string) => boolean, timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const line = this.stdout.find(match)
-      if (line !== undefined) return line
-      if (this.exit != null) throw new Error(`${this.name}: exited before the line\n${this.describe()}`)
-      if (Date.now() > deadline) throw new Error(`${this.name}: no such line within ${timeoutMs} ms\n${this.describe()}`)
-      await new Promise(resolve => setTimeout(resolve, 20))
-    }
-  }
-
-  /** Waits for the process to end by itself; kills it and throws after `timeoutMs`. */
-  async waitExit (timeoutMs = 15_000): Promise<Exit> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        this.child.kill('SIGKILL')
-        reject(new Error(`${this.name}: did not exit within ${timeoutMs} ms\n${this.describe()}`))
-      }, timeoutMs)
-    })
-    try {
-      return await Promise.race([this.exited, timeout])
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
-  /** Sends `signal`, waits for the exit; SIGKILL after `graceMs`. */
-  async stop (signal: NodeJS.Signals = 'SIGINT', graceMs = 5000): Promise<Exit> {
-    if (this.exit != null) return this.exit
-    this.child.kill(signal)
-    const timer = setTimeout(() => { this.child.kill('SIGKILL') }, graceMs)
-    try {
-      return await this.exited
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
-  describe (): string {
-    return `  $ ${this.argv.join(' ')}\n  stdout (tail):\n${this.stdout.slice(-5).map(l => `    ${l}`).join('\n')}\n  stderr (tail):\n${this.stderr.slice(-20).map(l => `    ${l}`).join('\n')}`
-  }
-}
+export class HostProc extends JsonProc {}
 
 // ---------------------------------------------------------------------------------------------
 // the topology
