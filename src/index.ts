@@ -16,7 +16,8 @@ export { installPolyfills, missingPolyfills } from './polyfills.js'
 // the peer they make (for listeners, stats, or start/stop by hand)
 export { Peer } from './peer.js'
 export type { Phase, PeerEvents, PeerOptions, PeerProgress, SeedOptions } from './peer.js'
-export type { PeerSource, SwarmStats } from './swarm/swarm.js'
+export type { PeerInfo, PeerSource, PieceMap, SwarmStats } from './swarm/swarm.js'
+export type { Bitfield } from './bitfield.js'
 export type { ChokerInit } from './choker/choker.js'
 
 // a libp2p node of the program's own (the `libp2p` option)

@@ -35,7 +35,7 @@ import { readResume, ResumeWriter, verifyStore } from './storage/resume.js'
 import { openDownloadStore, openSeedStore, type PieceStore } from './storage/storage.js'
 import { folderSpecOf, openFolderDownloadStore, openFolderSeedStore, wantedPieces } from './storage/folder-store.js'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { emptySources, PEER_SOURCES, Swarm, type PeerSource, type SwarmStats } from './swarm/swarm.js'
+import { emptySources, PEER_SOURCES, Swarm, type PeerInfo, type PeerSource, type PieceMap, type SwarmStats } from './swarm/swarm.js'
 import type { PeerVia } from './swarm/sessions.js'
 import { WIRE_PROTOCOL } from './wire/codec.js'
 
@@ -133,6 +133,10 @@ export interface PeerProgress extends SwarmStats {
 export interface PeerEvents {
   /** a session with a remote peer opened; `source` is how we learned of it, `via` how we reach it */
   'peer:connect': CustomEvent<{ peerId: string, source: PeerSource, via: PeerVia }>
+  /**
+   * a session closed: `reason` says why (a protocol violation, a failed stream, `both have every
+   * piece`, …); none when the stream just ended (the peer left, or we let an idle session go)
+   */
   'peer:disconnect': CustomEvent<{ peerId: string, reason?: string }>
   /** the manifest is known (at once when seeding or given a manifest file) */
   'manifest': CustomEvent<{ cid: string, manifest: Manifest }>
@@ -261,7 +265,24 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
 
   stats (): SwarmStats {
     if (this.swarm != null) return this.swarm.stats()
-    return { peers: 0, unchoking: 0, unchokedBy: 0, interested: 0, have: 0, pieces: 0, downloaded: 0, uploaded: 0, downloadRate: 0, uploadRate: 0, left: UNKNOWN_LEFT, wasted: 0, hashFailures: 0, sources: emptySources(), reached: { direct: 0, relayed: 0, 'hole-punched': 0 }, downloadedFrom: emptySources(), banned: 0 }
+    return { peers: 0, unchoking: 0, unchokedBy: 0, interested: 0, have: 0, pieces: 0, downloaded: 0, uploaded: 0, downloadRate: 0, uploadRate: 0, left: UNKNOWN_LEFT, wasted: 0, hashFailures: 0, sources: emptySources(), reached: { direct: 0, relayed: 0, 'hole-punched': 0 }, downloadedFrom: emptySources(), banned: 0, ratio: 0, distributedCopies: 0 }
+  }
+
+  /**
+   * Each connected peer (one object per session): its address, how we found and reach it, how
+   * much it has, the rates either way, who chokes whom and the choker's view of it (see
+   * PeerInfo). Empty until the manifest is known.
+   */
+  peerInfos (): PeerInfo[] {
+    return this.swarm?.peerInfos() ?? []
+  }
+
+  /**
+   * The pieces at a glance: how many, which we have, which are being fetched, and how many
+   * connected peers have each (capped at 255). No pieces until the manifest is known.
+   */
+  pieceMap (): PieceMap {
+    return this.swarm?.pieceMap() ?? { pieces: 0, have: new Bitfield(0), inFlight: [], availability: new Uint8Array(0) }
   }
 
   /**

@@ -3,6 +3,11 @@
  * starts a tracker, a seeder and N leechers as separate processes on 127.0.0.1 (the same
  * commands a person would type in five terminals), shows every peer's stats while they run,
  * and ends with a summary: time, bytes up and down per peer, and a sha256 check of every copy.
+ *
+ * With `--ui`, one page shows every peer side by side: each process runs its own page
+ * (`--ui 127.0.0.1:0`), and the demo's page polls theirs (src/ui/remote-source.ts), one column
+ * each. Uploads are capped then (3 MiB/s per peer unless --max-upload-rate says otherwise) so
+ * that there is something to watch, and the page stays up after the summary until Ctrl-C.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -16,6 +21,9 @@ import { formatBytes, formatRate } from './format.js'
 import { progressBar } from './reporter.js'
 import { UsageError } from './errors.js'
 import type { Output } from './output.js'
+import { rateOption } from './options.js'
+import type { RemoteSource } from '../ui/remote-source.js'
+import type { UiServer } from '../ui/server.js'
 
 // the demo runs inside the `bitswarm` command: its peers are more of the same script (the
 // bundle users run, or dist/src/cli/main.js)
@@ -84,12 +92,33 @@ async function sha256File (path: string): Promise<string> {
   return hash.digest('hex')
 }
 
+/** A bare `--ui` (no value, or a flag next) means a free port on loopback. */
+function bareUi (argv: string[]): string[] {
+  return argv.map((a, i) => a === '--ui' && (i + 1 >= argv.length || argv[i + 1].startsWith('-')) ? '--ui=127.0.0.1:0' : a)
+}
+
+/** Each peer's upload cap with --ui, when --max-upload-rate gives none: 64 MiB to 3 leechers takes some 20 s. */
+const UI_UPLOAD_RATE = '3MiB'
+
 export async function runDemo (argv: string[], out: Output): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { size: { type: 'string' }, leechers: { type: 'string' }, keep: { type: 'boolean' }, json: { type: 'boolean' } }, strict: true })
+  const { values } = parseArgs({ args: bareUi(argv), options: { size: { type: 'string' }, leechers: { type: 'string' }, keep: { type: 'boolean' }, json: { type: 'boolean' }, ui: { type: 'string' }, 'max-upload-rate': { type: 'string' } }, strict: true })
   const sizeMiB = Number(values.size ?? 64)
   const leechers = Number(values.leechers ?? 3)
   if (!(sizeMiB > 0 && sizeMiB <= 4096)) throw new UsageError('--size is in MiB, 1..4096')
   if (!Number.isInteger(leechers) || leechers < 1 || leechers > 20) throw new UsageError('--leechers must be 1..20')
+  const { parseUiAddress } = await import('./ui-option.js')
+  const uiAddress = values.ui == null ? undefined : parseUiAddress(values.ui)
+  const uploadRate = values['max-upload-rate'] ?? (uiAddress != null ? UI_UPLOAD_RATE : undefined)
+  rateOption(uploadRate)
+  // every peer's own page (polled by the demo's), and the upload cap
+  const peerFlags = [...(uiAddress != null ? ['--ui', '127.0.0.1:0'] : []), ...(uploadRate != null ? ['--max-upload-rate', uploadRate] : [])]
+  const columns: RemoteSource[] = []
+  let ui: UiServer | undefined
+  const watch = async (p: Proc): Promise<void> => {
+    if (uiAddress == null) return
+    const { RemoteSource } = await import('../ui/remote-source.js')
+    columns.push(new RemoteSource(p.name, p.wait('ui', 600_000).then(e => String(e.url))))
+  }
 
   const dir = await mkdtemp(join(tmpdir(), 'bitswarm-demo-'))
   const file = join(dir, 'demo.bin')
@@ -106,11 +135,16 @@ export async function runDemo (argv: string[], out: Output): Promise<void> {
     procs.push(tracker)
     const announce = String((await tracker.wait('listening')).announce)
     out.line(`  tracker: ${announce}`)
+    if (uiAddress != null) {
+      ui = await (await import('./ui-option.js')).startUi(uiAddress, () => columns, out, { interval: 1000, title: `bitswarm demo: 1 seeder, ${leechers} leechers, ${sizeMiB} MiB`, human: url => `  page:    ${url} (every peer side by side)` })
+      if (values['max-upload-rate'] == null) out.line(`  uploads capped at ${UI_UPLOAD_RATE}/s per peer, to give the page something to show (--max-upload-rate to change)`)
+    }
 
     // the demo's peers remember each other in the demo's own directory, not in the user's
     const state = ['--state-dir', join(dir, 'state')]
-    const seeder = new Proc('seeder', ['seed', file, '--tracker', announce, '--listen', LOOPBACK, ...state, '--json'], warn)
+    const seeder = new Proc('seeder', ['seed', file, '--tracker', announce, '--listen', LOOPBACK, ...state, ...peerFlags, '--json'], warn)
     procs.push(seeder)
+    await watch(seeder)
     const seeding = await seeder.wait('seeding', 120_000)
     const cid = String(seeding.cid)
     out.line(`  seeder:  cid ${cid}`)
@@ -119,9 +153,10 @@ export async function runDemo (argv: string[], out: Output): Promise<void> {
     const peers: Proc[] = []
     for (let i = 1; i <= leechers; i++) {
       // --seed: a leecher keeps uploading after it finishes, as a good swarm member does
-      const p = new Proc(`leecher${i}`, ['get', cid, '--tracker', announce, '--out', join(dir, `leecher${i}`), '--listen', LOOPBACK, ...state, '--seed', '--json'], warn)
+      const p = new Proc(`leecher${i}`, ['get', cid, '--tracker', announce, '--out', join(dir, `leecher${i}`), '--listen', LOOPBACK, ...state, '--seed', ...peerFlags, '--json'], warn)
       procs.push(p)
       peers.push(p)
+      await watch(p)
     }
     const everyone = [seeder, ...peers]
     const show = setInterval(() => {
@@ -152,7 +187,18 @@ export async function runDemo (argv: string[], out: Output): Promise<void> {
     const shared = peers.reduce((n, p) => n + Number(p.last.stats?.uploaded ?? 0), 0)
     out.line(`  leechers uploaded ${formatBytes(shared)} to each other: a swarm, not a client-server download`)
     out.line(ok ? 'every copy is byte-identical to the original' : 'SOME COPIES DIFFER')
+    if (ui != null) {
+      // listening before the line: a script that sends SIGINT as soon as it reads it gets a clean stop
+      const signal = new Promise<void>((resolve) => {
+        process.once('SIGINT', () => { resolve() })
+        process.once('SIGTERM', () => { resolve() })
+      })
+      out.line(`the page stays up at ${ui.url} (the peers keep seeding): Ctrl-C to end`)
+      await signal
+    }
   } finally {
+    for (const c of columns) c.stop()
+    await ui?.stop()
     // peers first, so their "stopped" announces reach the tracker
     await Promise.all(procs.slice(1).map(async p => { await p.stop() }))
     await procs[0]?.stop()

@@ -6,7 +6,9 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { Peer } from '../peer.js'
 import { NoSwarmSourcesError, OutputDirError, UsageError } from './errors.js'
 import { checkAnnounce, checkBootstrap, checkUrls, positiveNumber, rateOption } from './options.js'
-import { progressBar, statsEvent, statsLine } from './reporter.js'
+import { statsEvent, statusLine } from './reporter.js'
+import { peersTable } from './peers-table.js'
+import { shortId } from '../session/session.js'
 import { addressClassOption, dhtOption } from './dht-option.js'
 import { formatBytes, formatDuration } from './format.js'
 import { formatLink, InvalidLinkError, MAX_LINK_PEERS } from '../link/link.js'
@@ -23,11 +25,13 @@ Usage:
   bitswarm tracker [--host 127.0.0.1] [--port 8000] [--relay [--relay-port <port>]] [--json]
   bitswarm seed <file | folder> [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
                [--listen <multiaddr>]... [--announce <multiaddr>]... [--identity <file>]
-               [--relay <multiaddr>]... [--upnp] [--dht auto|lan|wan|off] [--json]
+               [--relay <multiaddr>]... [--upnp] [--dht auto|lan|wan|off] [--peers]
+               [--ui [HOST:]PORT] [--json]
   bitswarm get <cid | manifest file | link> --out <dir> [--select <glob>]...
                [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
                [--listen <multiaddr>]... [--announce <multiaddr>]... [--identity <file>]
-               [--relay <multiaddr>]... [--upnp] [--dht auto|lan|wan|off] [--seed] [--json]
+               [--relay <multiaddr>]... [--upnp] [--dht auto|lan|wan|off] [--seed] [--peers]
+               [--ui [HOST:]PORT] [--json]
   bitswarm create <file | folder> [--manifest <path>] [--tracker <announce-url>]...
                [--piece-length <size>] [--json]
   bitswarm info <manifest file | cid | link> [--tracker <announce-url>]... [--identity <file>]
@@ -35,7 +39,7 @@ Usage:
   bitswarm relay [--listen <multiaddr>]... [--announce <multiaddr>]... [--identity <file>]
                [--max-reservations <n>] [--max-relayed <size>] [--max-relayed-time <duration>]
                [--max-relayed-connections <n>] [--json]
-  bitswarm demo [--size <MiB>] [--leechers <n>]
+  bitswarm demo [--size <MiB>] [--leechers <n>] [--ui [[HOST:]PORT]] [--max-upload-rate <rate>]
 
 Options:
   --tracker <url>          announce URL of a tracker (repeatable)
@@ -76,6 +80,12 @@ Options:
   --timeout <duration>     (get) give up when no piece has arrived for this long (exit 1;
                            a rerun resumes)
   --stats-interval <s>     seconds between stats lines (default 1)
+  --peers                  (seed, get) a table of the connected peers under the stats line
+                           (flags: D/d download, U/u upload, K, ?, O optimistic, S snubbed)
+  --ui [HOST:]PORT         (seed, get) a live page of the swarm in the browser at
+                           http://HOST:PORT/ (piece map, peers, rates; read-only; HOST
+                           defaults to 127.0.0.1, PORT 0 picks a free one; printed as \`ui\`);
+                           \`demo --ui\` shows every peer of the demo side by side on one page
   --json                   one JSON object per line on stdout (NDJSON)
   --manifest <path>        (seed) where to write the manifest (default <file>.bitswarm)
   --skip-verify            (seed) trust the file against its existing manifest without hashing it
@@ -102,6 +112,8 @@ const PEER_OPTIONS = {
   json: { type: 'boolean' },
   manifest: { type: 'string' },
   'stats-interval': { type: 'string' },
+  peers: { type: 'boolean' },
+  ui: { type: 'string' },
   'rechoke-interval': { type: 'string' },
   'optimistic-interval': { type: 'string' },
   'max-upload-rate': { type: 'string' },
@@ -227,6 +239,7 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   const timeout = parseOption('timeout', values.timeout, parseDuration)
   if (timeout === 0) throw new UsageError('--timeout must be more than 0')
   const statsInterval = positiveNumber(values['stats-interval'], 'stats-interval', 1)
+  const uiAddress = values.ui == null ? undefined : (await import('./ui-option.js')).parseUiAddress(values.ui)
   const options = {
     listen: values.listen,
     announce: checkAnnounce(values.announce ?? []),
@@ -270,17 +283,32 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   }
 
   const done = Promise.withResolvers<number>()
+  // what the peer tells while it starts (the manifest, the first peers, the `complete` of a
+  // download already on disk) waits for the header (`seeding`, `started`), which needs the
+  // started node's addresses: nothing is printed before the header
+  let headed = false
+  const held: Array<() => void> = []
+  const afterHeader = (print: () => void): void => { if (headed) print(); else held.push(print) }
+  // our own stop closes every session: those are not peers leaving
+  let stopping = false
   peer.addEventListener('manifest', (evt) => {
     const m = evt.detail.manifest
     const files = m.version === 2 ? { files: m.files.length } : {}
-    if (kind === 'get') out.event({ event: 'manifest', cid: evt.detail.cid, name: m.name, bytes: m.length, pieceLength: m.pieceLength, ...files }, safeText`manifest: ${m.name} (${formatBytes(m.length)}${m.version === 2 ? `, ${m.files.length} files` : ''})`)
+    if (kind === 'get') afterHeader(() => { out.event({ event: 'manifest', cid: evt.detail.cid, name: m.name, bytes: m.length, pieceLength: m.pieceLength, ...files }, safeText`manifest: ${m.name} (${formatBytes(m.length)}${m.version === 2 ? `, ${m.files.length} files` : ''})`) })
   })
   peer.addEventListener('peer:connect', (evt) => {
-    out.event({ event: 'peer', peerId: evt.detail.peerId, source: evt.detail.source, via: evt.detail.via })
+    afterHeader(() => { out.event({ event: 'peer', peerId: evt.detail.peerId, source: evt.detail.source, via: evt.detail.via }) })
+  })
+  peer.addEventListener('peer:disconnect', (evt) => {
+    if (stopping) return
+    const { peerId } = evt.detail
+    // no reason: the stream ended cleanly (the peer left, or we closed a session we had no use for)
+    const reason = evt.detail.reason ?? 'connection closed'
+    afterHeader(() => { out.event({ event: 'peer:disconnect', peerId, reason }, safeText`peer ${shortId(peerId)} left: ${reason}`) })
   })
   let seedingSince: number | undefined
   let seededBytes = 0
-  peer.addEventListener('complete', (evt) => {
+  peer.addEventListener('complete', (evt) => { afterHeader(() => {
     report()
     out.event({ event: 'complete', cid: evt.detail.cid, path: evt.detail.path, bytes: evt.detail.bytes }, safeText`complete: ${evt.detail.path} (${formatBytes(evt.detail.bytes)}, every piece verified)`)
     seededBytes = evt.detail.bytes
@@ -290,7 +318,7 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
       // words for people only: with --json, stdout carries nothing but events
       if (!out.json) out.line(seedRatio == null && seedTime == null ? 'seeding until Ctrl-C' : 'seeding until Ctrl-C or the --seed-ratio / --seed-time limit')
     }
-  })
+  }) })
   // --seed-ratio and --seed-time end seeding; --timeout ends a download that stalls. Checked on
   // a 1 s tick rather than one long timer: a duration may exceed setTimeout's ~24.8 days
   let lastHave = -1
@@ -321,10 +349,20 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
     // a selection that matches nothing is known only once the manifest is: still a usage error
     done.resolve(evt.detail instanceof EmptySelectionError || evt.detail.name === 'UsageError' ? 2 : 1)
   })
+  // `elapsed` counts from here: the peer starts
+  const startedAt = Date.now()
+  // every --stats-interval: the stats, and the peers (a `peers` event; with --peers, a table
+  // under the stats line); on a terminal the line fits its width
   const report = (): void => {
-    const e = statsEvent(peer.cid.toString(), peer.phase, peer.stats(), peer.discoveryStatus(), peer.reachability)
-    if (out.json) out.event(e as unknown as { event: string } & Record<string, unknown>)
-    else out.status(`${progressBar(e.progress)} ${statsLine(e)}`)
+    const e = statsEvent(peer.cid.toString(), peer.phase, peer.stats(), peer.discoveryStatus(), peer.reachability, (Date.now() - startedAt) / 1000)
+    if (out.json) {
+      out.event(e as unknown as { event: string } & Record<string, unknown>)
+      out.event({ event: 'peers', cid: e.cid, peers: peer.peerInfos() })
+      return
+    }
+    const rows = out.rows
+    const table = values.peers === true ? peersTable(peer.peerInfos(), { width: out.columns, maxLines: rows == null ? undefined : Math.max(2, rows - 2) }) : []
+    out.status(statusLine(e, out.columns), table)
   }
   await peer.start().catch(async (err: unknown) => {
     await upnp?.unmap()
@@ -345,10 +383,21 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
     out.event({ event: 'started', cid: peer.cid.toString(), peerId: peer.peerId, multiaddrs: peer.multiaddrs },
       [safeText`fetching ${peer.cid.toString()}`, safeText`  peer:     ${peer.peerId}`, ...peer.multiaddrs.map(a => safeText`  listen:   ${a}`)].join('\n'))
   }
+  // the header is out: what came while the peer started follows it, in the order it came
+  headed = true
+  for (const print of held.splice(0)) print()
+  // --ui: this peer's live page, once it runs (src/cli/ui-option.ts)
+  const ui = uiAddress == null ? undefined : await (await import('./ui-option.js')).startPeerUi(uiAddress, kind, peer, out, statsInterval).catch(async (err: unknown) => {
+    await peer.stop()
+    await upnp?.unmap()
+    throw err
+  })
   const timer = setInterval(report, statsInterval * 1000)
   const code = await Promise.race([done.promise, signal])
+  stopping = true
   clearInterval(timer)
   clearInterval(limits)
+  await ui?.stop()
   await peer.stop()
   await upnp?.unmap()
   process.exitCode = code

@@ -42,20 +42,37 @@ export function jsonLine (obj: unknown): string {
 export class Output {
   readonly json: boolean
   private readonly tty: boolean
-  private live = false
+  private readonly stdout: NodeJS.WriteStream
+  /** lines of the live status block drawn last (0: none on screen) */
+  private live = 0
 
   constructor (json: boolean, stdout: NodeJS.WriteStream = process.stdout) {
     this.json = json
+    this.stdout = stdout
     this.tty = !json && stdout.isTTY === true
   }
 
-  /** One event: a JSON line with --json, else `human` (if given) as a plain line. */
+  /**
+   * One event: a JSON line with --json, stamped with `ts` (ms since the epoch, when it was
+   * written), else `human` (if given) as a plain line.
+   */
   event (obj: { event: string } & Record<string, unknown>, human?: string): void {
     if (this.json) {
-      this.write(jsonLine(obj) + '\n')
+      const { event, ...rest } = obj
+      this.write(jsonLine({ event, ts: Date.now(), ...rest }) + '\n')
     } else if (human != null) {
       this.line(human)
     }
+  }
+
+  /** The terminal's width when the status redraws in place (80 if it does not say); undefined when piped. */
+  get columns (): number | undefined {
+    return this.tty ? this.stdout.columns ?? 80 : undefined
+  }
+
+  /** The terminal's height when the status redraws in place (24 if it does not say); undefined when piped. */
+  get rows (): number | undefined {
+    return this.tty ? this.stdout.rows ?? 24 : undefined
   }
 
   line (text: string): void {
@@ -63,15 +80,19 @@ export class Output {
     this.write(text + '\n')
   }
 
-  /** A status line: redrawn in place on a TTY, a plain line otherwise. */
-  status (text: string): void {
-    text = escapeText(text)
+  /**
+   * A status line, and lines under it (the peers table): redrawn in place on a TTY (each cut to
+   * the width, so that none wraps), plain lines otherwise.
+   */
+  status (text: string, below: readonly string[] = []): void {
+    const lines = [text, ...below].map(escapeText)
     if (this.tty) {
-      const width = process.stdout.columns ?? 120
-      this.write('\r\x1b[2K' + text.slice(0, Math.max(20, width - 1)))
-      this.live = true
+      const width = this.columns ?? 80
+      this.clearLive()
+      this.write(lines.map(l => l.slice(0, Math.max(20, width - 1))).join('\n'))
+      this.live = lines.length
     } else {
-      this.write(text + '\n')
+      this.write(lines.join('\n') + '\n')
     }
   }
 
@@ -81,11 +102,14 @@ export class Output {
     process.stderr.write(escapeText(text) + '\n')
   }
 
+  /** Erases the live status block: back to its first line (cursor up), and clear to the end of the screen. */
   private clearLive (): void {
-    if (this.live) { this.write('\r\x1b[2K'); this.live = false }
+    if (this.live === 0) return
+    this.write('\r' + (this.live > 1 ? `\x1b[${this.live - 1}A` : '') + '\x1b[J')
+    this.live = 0
   }
 
   private write (s: string): void {
-    process.stdout.write(s)
+    this.stdout.write(s)
   }
 }

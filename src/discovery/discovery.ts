@@ -48,8 +48,11 @@ export interface DiscoveryInit {
 export type DiscoveryDht = Pick<DhtDiscovery, 'start' | 'stop' | 'bootstrap' | 'findProviders' | 'routingTableSize' | 'provided'> & Partial<Pick<DhtDiscovery, 'tablesStatus'>>
 /** What Discovery uses of the peer cache (a PeerCache is one). */
 export type DiscoveryCache = Pick<PeerCache, 'load' | 'save'>
-/** What Discovery uses of a tracker announcer (a TrackerAnnouncer is one): its `peers` events. */
-export type DiscoveryAnnouncer = Pick<TrackerAnnouncer, 'status' | 'start' | 'completed' | 'stop' | 'addEventListener'>
+/**
+ * What Discovery uses of a tracker announcer (a TrackerAnnouncer is one): its `peers` events, and
+ * the swarm's size as the tracker last counted it (optional).
+ */
+export type DiscoveryAnnouncer = Pick<TrackerAnnouncer, 'status' | 'start' | 'completed' | 'stop' | 'addEventListener'> & Partial<Pick<TrackerAnnouncer, 'swarm'>>
 
 /**
  * What Discovery works with, each built from DiscoveryInit unless passed in (tests pass fakes;
@@ -80,6 +83,12 @@ export interface DiscoveryStatus {
    * them, when used (the WAN one's `mode` says whether it serves yet)
    */
   dht: { routingTable: number, provided: boolean, mode?: DhtMode } & DhtTablesStatus
+  /**
+   * the swarm's seeders and leechers as the trackers counted them in their latest answers (the
+   * largest count of any tracker; ourselves included once registered); absent until one answers
+   */
+  seeders?: number
+  leechers?: number
 }
 
 /** peers asked of a tracker while we want more (the most our tracker gives) */
@@ -160,8 +169,25 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
         provided: this.useDht && this.dht.provided,
         mode: this.dhtMode,
         ...(this.useDht ? this.dht.tablesStatus?.() : {})
-      }
+      },
+      ...this.swarmCounts()
     }
+  }
+
+  /**
+   * The trackers' latest counts of the swarm: with several, the largest of each (each tracker
+   * sees only the peers that announce to it), nothing until one has answered.
+   */
+  private swarmCounts (): Pick<DiscoveryStatus, 'seeders' | 'leechers'> {
+    let seeders: number | undefined
+    let leechers: number | undefined
+    for (const a of this.announcers) {
+      const c = a.swarm
+      if (c == null) continue
+      seeders = Math.max(seeders ?? 0, c.seeders)
+      leechers = Math.max(leechers ?? 0, c.leechers)
+    }
+    return seeders == null ? {} : { seeders, leechers }
   }
 
   /** Announces to the trackers, joins the DHT, provides the manifest, and starts looking. */

@@ -270,6 +270,14 @@ export interface TrackerAnnouncerInit {
   log?: (msg: string) => void
 }
 
+/** A tracker's count of a swarm's members. */
+export interface SwarmCounts {
+  /** members that have every piece (the answer's `complete`) */
+  seeders: number
+  /** members still downloading (the answer's `incomplete`) */
+  leechers: number
+}
+
 export interface TrackerAnnouncerEvents {
   /** every successful answer */
   peers: CustomEvent<PeerAddress[]>
@@ -291,6 +299,7 @@ export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> 
   private readonly maxBackoff: number
   private readonly log: (msg: string) => void
   private _status: 'pending' | 'ok' | 'down' = 'pending'
+  private _swarm: SwarmCounts | undefined
   private started = false
   private stopping: Promise<void> | undefined
   private registered = false          // the tracker acknowledged us at least once
@@ -314,6 +323,15 @@ export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> 
 
   get status (): 'pending' | 'ok' | 'down' {
     return this._status
+  }
+
+  /**
+   * The swarm as the tracker counted it in its latest answer (seeders: `complete`, leechers:
+   * `incomplete`; ourselves among them once registered), kept while it is down; undefined
+   * until it first answers.
+   */
+  get swarm (): SwarmCounts | undefined {
+    return this._swarm
   }
 
   /** Announce event=started now, then every `interval` the tracker returns. */
@@ -407,6 +425,7 @@ export class TrackerAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> 
 
     this.failures = 0
     this.registered = true
+    this._swarm = { seeders: result.complete, leechers: result.incomplete }
     if (event === 'completed') this.completedPending = false
     if (this._status === 'down') this.log(`tracker: ${this.init.announceUrl} reachable again`)
     this.setStatus('ok')

@@ -254,6 +254,13 @@ export class PiecePicker {
     return this.avail[piece] + this.seeds
   }
 
+  /** Every piece's availability (the peers known to have it), each capped at 255. */
+  availabilityMap (): Uint8Array {
+    const out = new Uint8Array(this.pieceCount)
+    for (let i = 0; i < this.pieceCount; i++) out[i] = Math.min(255, this.avail[i] + this.seeds)
+    return out
+  }
+
   // --- requests -----------------------------------------------------------------------------
 
   pick (peerId: string, max: number): BlockSpec[] {
@@ -375,6 +382,11 @@ export class PiecePicker {
   /** Pieces started and not yet verified. */
   get activePieces (): number {
     return this.active.size
+  }
+
+  /** The pieces started (a block requested or received) and not yet verified, in index order. */
+  activePieceIndexes (): number[] {
+    return [...this.active.keys()].sort((a, b) => a - b)
   }
 
   get endgame (): boolean {

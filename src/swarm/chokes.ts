@@ -37,8 +37,12 @@ export interface ChokeSession {
   setUploadShare: (weight: number, limit: number | undefined) => void
 }
 
-/** What the rounds use of the choker (a Choker is one). */
-export type ChokePolicy = Pick<Choker, 'rechokeInterval' | 'offerFraction' | 'admit' | 'uploadShare' | 'rechoke' | 'review' | 'refreshShares' | 'seedTurnOver'>
+/**
+ * What the rounds use of the choker (a Choker is one); what it says of each peer for people (its
+ * optimistic unchoke, whom it counts as snubbing us) is optional.
+ */
+export type ChokePolicy = Pick<Choker, 'rechokeInterval' | 'offerFraction' | 'admit' | 'uploadShare' | 'rechoke' | 'review' | 'refreshShares' | 'seedTurnOver'> &
+Partial<Pick<Choker, 'optimisticPeer' | 'isSnubbed'>>
 
 export interface ChokeRoundsInit<S extends ChokeSession> {
   /** the policy (swarmChoker() makes the swarm's) */
@@ -124,6 +128,17 @@ export class ChokeRounds<S extends ChokeSession> {
       }
     } else if (this.choker.seedTurnOver(peers)) {
       this.rechoke()
+    }
+  }
+
+  /**
+   * What the choker thinks of `session`'s peer: whether it holds the optimistic unchoke, and
+   * whether it snubs us (interested in it, unchoked by it, and no block for the snub timeout).
+   */
+  flagsOf (session: S): { optimistic: boolean, snubbed: boolean } {
+    return {
+      optimistic: this.choker.optimisticPeer === session.remotePeer,
+      snubbed: this.choker.isSnubbed?.(chokerPeer(session)) ?? false
     }
   }
 

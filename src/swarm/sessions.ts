@@ -33,6 +33,8 @@ export interface SessionInfo {
   source: PeerSource
   /** how we reach it (default 'direct') */
   via?: PeerVia
+  /** the remote address of the session's connection, without `/p2p/<id>`, when known */
+  address?: string
 }
 
 /**
@@ -89,7 +91,7 @@ export class SessionRegistry<S extends RegistrySession = RegistrySession> {
 
   /** Registers `session` under its peer id, with what is kept beside it. */
   add (session: S, info: SessionInfo): void {
-    this.entries.set(session.remotePeer, { session, ip: info.ip, source: info.source, via: info.via ?? 'direct' })
+    this.entries.set(session.remotePeer, { session, ip: info.ip, source: info.source, via: info.via ?? 'direct', address: info.address })
   }
 
   /**
@@ -105,6 +107,11 @@ export class SessionRegistry<S extends RegistrySession = RegistrySession> {
   /** How we learned of the peer with a registered session. */
   sourceOf (peerId: string): PeerSource | undefined {
     return this.entries.get(peerId)?.source
+  }
+
+  /** The remote address of the registered session's connection (without `/p2p/<id>`), when known. */
+  addressOf (peerId: string): string | undefined {
+    return this.entries.get(peerId)?.address
   }
 
   /** The remote IP address of the peer with a registered session, when known. */

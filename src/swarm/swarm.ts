@@ -32,6 +32,7 @@ import { PeerSession, shortId, type SessionDelegate } from '../session/session.j
 import { Throttle } from '../throttle.js'
 import { ipOf } from '../net/pending-inbound.js'
 import { carriesData, connectionKind } from '../net/relay.js'
+import { withoutPeerId } from '../net/addr.js'
 import { UNREACHABLE_WARN_MS, unreachableMessage } from '../net/reachability.js'
 import type { AdmissionInit } from './admission.js'
 import { PieceAssembly } from './assembly.js'
@@ -40,13 +41,25 @@ import { PeerExchange } from './exchange-peers.js'
 import { RequestLoop } from './requests.js'
 import { SessionRegistry, type PeerVia } from './sessions.js'
 import { SessionSlots } from './slots.js'
-import { swarmStats, TransferCounters, type SwarmStats } from './stats.js'
+import { peerInfo, swarmStats, TransferCounters, type PeerInfo, type SwarmStats } from './stats.js'
 import { PieceCache } from '../storage/piece-cache.js'
 import type { PieceStore } from '../storage/storage.js'
 import { WIRE_PROTOCOL, type BlockSpec, type WirePeer } from '../wire/codec.js'
 
 export { emptySources, PEER_SOURCES, type PeerSource } from '../discovery/types.js'
-export type { SwarmStats } from './stats.js'
+export type { PeerInfo, SwarmStats } from './stats.js'
+
+/** The pieces at a glance (see Swarm.pieceMap). */
+export interface PieceMap {
+  /** pieces of the manifest */
+  pieces: number
+  /** the verified pieces we hold (a copy) */
+  have: Bitfield
+  /** pieces requested and not yet verified, in index order */
+  inFlight: number[]
+  /** per piece, how many connected peers have it (capped at 255) */
+  availability: Uint8Array
+}
 
 export interface SwarmInit {
   node: Libp2p
@@ -88,11 +101,17 @@ export interface SwarmEvents {
   'complete': CustomEvent<{ path: string, bytes: number }>
   /** a session opened; `source` is how we learned of the peer, `via` how we reach it */
   'peer:connect': CustomEvent<{ peerId: string, source: PeerSource, via: PeerVia }>
+  /**
+   * a session closed: `reason` says why (a protocol violation, a failed stream, `both have every
+   * piece`, …); none when the stream just ended (the peer left, or we let an idle session go)
+   */
   'peer:disconnect': CustomEvent<{ peerId: string, reason?: string }>
   'error': CustomEvent<Error>
 }
 
 const TICK_MS = 1000
+/** why a seed closes its session with another */
+const BOTH_SEEDS = 'both have every piece'
 /** failed dials remembered for that line (a count, not a registry) */
 const MAX_FAILED_DIALS = 1000
 /**
@@ -118,6 +137,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly wasRelayed = new Set<string>()
   /** peers whose last dial failed, and whether only a too-limited relay reached them (bounded by the peer book) */
   private readonly failedDials = new Map<string, 'failed' | 'relay-limited'>()
+  /** why we closed a session without a protocol reason (the session's own close takes none): for peer:disconnect */
+  private readonly quietReasons = new WeakMap<PeerSession, string>()
   private cutOffSince: number | undefined
   private cutOffWarned = false
   private readonly dialGuard: DialGuard
@@ -262,7 +283,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     await this.node.handle(WIRE_PROTOCOL, (stream, connection) => {
       // over a stranger's relay (a few hundred KiB allowed) we only signal: see net/relay.ts
       if (!carriesData(connection)) { stream.abort(new Error('relayed connection too limited to carry data')); return }
-      this.accept(stream, connection.remotePeer.toString(), 'inbound', 'incoming', connectionKind(connection))
+      this.accept(stream, connection.remotePeer.toString(), 'inbound', 'incoming', connection)
     }, { maxInboundStreams: 4, runOnLimitedConnection: true })
     this.node.addEventListener('peer:identify', this.onIdentify)
     this.node.addEventListener('connection:open', this.onConnection)
@@ -285,7 +306,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       this.node.removeEventListener('peer:identify', this.onIdentify)
       this.node.removeEventListener('connection:open', this.onConnection)
       await this.node.unhandle(WIRE_PROTOCOL).catch(() => {})
-      for (const s of [...this.sessions.values()]) s.close()
+      for (const s of [...this.sessions.values()]) this.closeQuietly(s, 'we stopped')
     }
     await this.assembly.settled()
   }
@@ -326,7 +347,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       this.dialing.delete(p.peerId)
       this.failedDials.delete(p.peerId)
       if (!this.running) { stream.abort(new Error('swarm stopped')); return }
-      this.accept(stream, p.peerId, 'outbound', source, connectionKind(connection))
+      this.accept(stream, p.peerId, 'outbound', source, connection)
     } catch (err) {
       // an address that does not answer is not passed on to others
       this.exchange.forget(p.peerId)
@@ -338,8 +359,9 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     }
   }
 
-  private accept (stream: Stream, remotePeer: string, direction: 'inbound' | 'outbound', source: PeerSource, kind: 'direct' | 'relayed'): void {
+  private accept (stream: Stream, remotePeer: string, direction: 'inbound' | 'outbound', source: PeerSource, connection: Pick<Connection, 'remoteAddr'>): void {
     if (!this.running) { stream.abort(new Error('swarm stopped')); return }
+    const kind = connectionKind(connection)
     if (this.assembly.banned.has(remotePeer)) { stream.abort(new Error('banned')); return }
     // a relayed peer's connection comes from the relay's address: not the peer's, not counted as its
     const ip = kind === 'relayed' ? undefined : this.remoteIp(remotePeer)
@@ -351,7 +373,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     if (existing != null) {
       // both ends dialled at once, or a reconnect: the registry's rule says which one stays
       if (!this.sessions.keepsNew(existing, direction)) { stream.abort(new Error('duplicate session')); return }
-      existing.close()
+      this.closeQuietly(existing, 'replaced by another connection')
     } else if (!this.slots.admit(remotePeer, ip)) {
       stream.abort(new Error('too many peers'))
       return
@@ -367,7 +389,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       downloadThrottle: this.downloadThrottle,
       now: this.now
     })
-    this.sessions.add(session, { ip, source, via })
+    this.sessions.add(session, { ip, source, via, address: withoutPeerId(connection.remoteAddr.toString()) })
     this.exchange.sessionOpened(remotePeer)
     session.start()
     this.safeDispatchEvent('peer:connect', { detail: { peerId: remotePeer, source, via } })
@@ -392,12 +414,12 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     void this.listenAddrs(session.remotePeer).then(multiaddrs => { this.exchange.learned(session.remotePeer, multiaddrs) })
     this.requests.haveState(session)
     // two seeders have nothing to say to each other
-    if (this.completed && session.peerHasAll) session.close()
+    if (this.completed && session.peerHasAll) this.closeQuietly(session, BOTH_SEEDS)
   }
 
   onHave (session: PeerSession, piece: number): void {
     this.requests.have(session, piece)
-    if (this.completed && session.peerHasAll) session.close()
+    if (this.completed && session.peerHasAll) this.closeQuietly(session, BOTH_SEEDS)
   }
 
   onInterest (session: PeerSession): void {
@@ -417,7 +439,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   }
 
   onBlock (session: PeerSession, piece: number, offset: number, data: Uint8ArrayList): void {
-    this.transfer.received(data.byteLength, this.sessions.sourceOf(session.remotePeer) ?? 'incoming')
+    this.transfer.received(data.byteLength, this.sessions.sourceOf(session.remotePeer) ?? 'incoming', session)
     // the picker decides whether the block was wanted; the assembly keeps it if so (see assembly.ts)
     const r = this.assembly.receive(session.remotePeer, piece, offset, data)
     if (!r.accepted) {
@@ -440,8 +462,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     return await this.cache.readBlock(piece, offset, length)
   }
 
-  onUpload (_session: PeerSession, bytes: number): void {
-    this.transfer.sent(bytes)
+  onUpload (session: PeerSession, bytes: number): void {
+    this.transfer.sent(bytes, session)
   }
 
   onPeers (session: PeerSession, raw: WirePeer[]): void {
@@ -453,8 +475,14 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     if (!this.sessions.remove(session)) return
     this.exchange.sessionClosed(session.remotePeer)
     this.requests.sessionClosed(session)
-    this.safeDispatchEvent('peer:disconnect', { detail: { peerId: session.remotePeer, reason } })
+    this.safeDispatchEvent('peer:disconnect', { detail: { peerId: session.remotePeer, reason: reason ?? this.quietReasons.get(session) } })
     this.requests.fillAll()
+  }
+
+  /** Closes a session without a word in the log; peer:disconnect still says why. */
+  private closeQuietly (session: PeerSession, why: string): void {
+    if (!session.closed) this.quietReasons.set(session, why)
+    session.close()
   }
 
   // --- downloading ---------------------------------------------------------------------------
@@ -483,7 +511,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     // renames the part file into place and keeps it open read-only, so we go on seeding from it
     await this.store.finalize()
     this.completed = true
-    for (const s of [...this.sessions.values()]) if (s.peerHasAll) s.close()
+    for (const s of [...this.sessions.values()]) if (s.peerHasAll) this.closeQuietly(s, BOTH_SEEDS)
     this.safeDispatchEvent('complete', { detail: { path: this.store.path, bytes: this.wantedBytes() } })
     this.rechoke()
   }
@@ -509,7 +537,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       try {
         const stream = await connection.newStream(WIRE_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
         if (this.sessions.viaOf(peerId) !== 'relayed' && this.sessions.has(peerId)) { stream.abort(new Error('already direct')); return }
-        this.accept(stream, peerId, 'outbound', this.sessions.sourceOf(peerId) ?? 'incoming', 'direct')
+        this.accept(stream, peerId, 'outbound', this.sessions.sourceOf(peerId) ?? 'incoming', connection)
       } catch (err) {
         this.log(`direct connection to ${shortId(peerId)}: no session on it: ${(err as Error).message}`)
       }
@@ -574,7 +602,33 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       have: this.picker.have,
       wanted: this.wanted,
       seeding: this.completed,
-      assembly: this.assembly
+      assembly: this.assembly,
+      availability: (piece) => this.picker.availability(piece)
     })
+  }
+
+  /** Each connected peer: where it is, what it has, the rates and the choke flags (see PeerInfo). */
+  peerInfos (): PeerInfo[] {
+    const out: PeerInfo[] = []
+    for (const s of this.sessions.values()) {
+      const id = s.remotePeer
+      out.push(peerInfo(s, {
+        address: this.sessions.addressOf(id) ?? '',
+        source: this.sessions.sourceOf(id) ?? 'incoming',
+        via: this.sessions.viaOf(id) ?? 'direct',
+        pieces: this.count,
+        rates: this.transfer.ratesOf(s),
+        ...this.chokes.flagsOf(s)
+      }))
+    }
+    return out
+  }
+
+  /**
+   * The pieces at a glance: which we have (a copy), which are being fetched (a block requested or
+   * received, not yet verified), and how many connected peers have each (capped at 255).
+   */
+  pieceMap (): PieceMap {
+    return { pieces: this.count, have: this.picker.have.clone(), inFlight: this.picker.activePieceIndexes(), availability: this.picker.availabilityMap() }
   }
 }

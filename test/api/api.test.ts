@@ -15,8 +15,9 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
-  createTracker, get, libp2pDefaults, Libp2pNodeError, NoSwarmSourcesError, seed, type Peer, type PeerEvent
+  createTracker, get, libp2pDefaults, Libp2pNodeError, NoSwarmSourcesError, Peer, seed, type PeerEvent, type PeerInfo, type PieceMap
 } from '../../src/index.js'
+import { PEER_SOURCES } from '../../src/discovery/types.js'
 import { MANIFEST_PROTOCOL } from '../../src/exchange/exchange.js'
 import { WIRE_PROTOCOL } from '../../src/wire/codec.js'
 
@@ -81,6 +82,50 @@ describe('library API', () => {
     const last = events.at(-2)
     expect(last?.type).toBe('progress')
     if (last?.type === 'progress') expect(last.detail).toMatchObject({ phase: 'seeding', left: 0, have: last.detail.pieces })
+  })
+
+  it('peerInfos and pieceMap: each connected peer, and the pieces at a glance', async () => {
+    const { path } = await file('w.bin', 800_000)
+    const seeder = await seed(path, QUIET)
+    peers.push(seeder)
+    // slow enough to be looked at halfway
+    const leecher = await Peer.get(seeder.cid.toString(), join(dir, 'out'), { ...QUIET, bootstrap: seeder.multiaddrs, maxDownloadRate: 200 * 1024 })
+    peers.push(leecher)
+    // no manifest yet: nobody, and no pieces
+    expect(leecher.peerInfos()).toEqual([])
+    expect(leecher.pieceMap()).toMatchObject({ pieces: 0, inFlight: [], availability: new Uint8Array(0) })
+    await leecher.start()
+    await expect.poll(() => leecher.pieceMap().have.count(), { timeout: 10_000 }).toBeGreaterThan(1)
+    await expect.poll(() => leecher.peerInfos()[0]?.downloadRate ?? 0, { timeout: 5_000 }).toBeGreaterThan(0)
+
+    const infos: PeerInfo[] = leecher.peerInfos()
+    expect(infos).toHaveLength(1)
+    expect(infos[0]).toMatchObject({ peerId: seeder.peerId, via: 'direct', progress: 1, amInterested: true, peerChoking: false, snubbed: false })
+    expect(PEER_SOURCES).toContain(infos[0].source)
+    expect(infos[0].address).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+$/)
+    expect(Object.keys(infos[0]).sort()).toEqual(['address', 'amChoking', 'amInterested', 'downloadRate', 'optimistic', 'peerChoking', 'peerId', 'peerInterested', 'progress', 'snubbed', 'source', 'uploadRate', 'via'])
+
+    const map: PieceMap = leecher.pieceMap()
+    const pieces = leecher.manifest == null ? 0 : Math.ceil(leecher.manifest.length / leecher.manifest.pieceLength)
+    expect(map.pieces).toBe(pieces)
+    expect(map.have.size).toBe(pieces)
+    expect(map.have.isComplete()).toBe(false)
+    // the one peer (the seed) has every piece
+    expect([...map.availability]).toEqual(new Array(pieces).fill(1))
+    for (const p of map.inFlight) expect(map.have.get(p)).toBe(false)
+    expect([...map.inFlight].sort((a, b) => a - b)).toEqual(map.inFlight)
+    // a copy: changing it changes nothing
+    map.have.set(pieces - 1)
+    map.availability[0] = 9
+    expect(leecher.pieceMap().availability[0]).toBe(1)
+
+    // and the seed's view of the leecher
+    const back = seeder.peerInfos()
+    expect(back).toHaveLength(1)
+    expect(back[0]).toMatchObject({ peerId: leecher.peerId, source: 'incoming', peerInterested: true, amChoking: false, amInterested: false })
+    expect(back[0].progress).toBeGreaterThan(0)
+    expect(back[0].progress).toBeLessThan(1)
+    expect(seeder.pieceMap().have.isComplete()).toBe(true)
   })
 
   it('get rejects with the signal\'s reason when aborted, and a signal aborted before starts nothing', async () => {

@@ -556,6 +556,7 @@ describe('Discovery: lifecycle', () => {
 /** A tracker announcer whose status the test sets; it emits the peers the test hands it. */
 class FakeAnnouncer extends TypedEventEmitter<TrackerAnnouncerEvents> implements DiscoveryAnnouncer {
   status: 'pending' | 'ok' | 'down' = 'pending'
+  swarm: { seeders: number, leechers: number } | undefined
   readonly calls: string[] = []
   start (): void { this.calls.push('start') }
   completed (): void { this.calls.push('completed') }
@@ -627,6 +628,19 @@ describe('Discovery: components passed in', () => {
     await d.stop()
     expect(up.calls).toEqual(['start', 'completed', 'stop'])
     expect(down.calls).toEqual(['start', 'completed', 'stop'])
+  })
+
+  it('the swarm\'s seeders and leechers: none until a tracker counted them, then the largest count of any', async () => {
+    const [a, b, c] = [new FakeAnnouncer(), new FakeAnnouncer(), new FakeAnnouncer()]
+    const { d } = make(new FakeNode(self), { trackers: ['http://unused.invalid/announce'], privateKey: undefined, dht: false }, { announcers: [a, b, c], dht: new FakeDht() })
+    expect(d.status()).not.toHaveProperty('seeders')
+    expect(d.status()).not.toHaveProperty('leechers')
+    a.swarm = { seeders: 1, leechers: 7 }
+    expect(d.status()).toMatchObject({ seeders: 1, leechers: 7 })
+    // each tracker sees the peers that announce to it: the largest count of each
+    b.swarm = { seeders: 3, leechers: 2 }
+    expect(d.status()).toMatchObject({ seeders: 3, leechers: 7 })
+    await d.stop()
   })
 
   it('looks up on the injected clock: every lookupInterval while no tracker answers, 6x less often while one does', async () => {

@@ -270,10 +270,13 @@ describe('TrackerAnnouncer', () => {
     await announce(t.announceUrl, await params(1))
     const { a, peers, statuses } = makeAnnouncer(t.announceUrl, 0)
     expect(a.status).toBe('pending')
+    expect(a.swarm).toBeUndefined()
     a.start()
     await expect.poll(() => peers.length).toBe(1)
     expect(peers[0]).toEqual([{ peerId: ids[1], multiaddrs: ['/ip4/127.0.0.1/tcp/5001'] }])
     expect(a.status).toBe('ok')
+    // the tracker's count of the swarm, us included: two still downloading
+    expect(a.swarm).toEqual({ seeders: 0, leechers: 2 })
     expect(statuses).toEqual(['ok'])
     expect((await scrape(t.announceUrl, [manifest]))[manifest].incomplete).toBe(2)
     await expect.poll(() => peers.length, { timeout: 3_000 }).toBeGreaterThanOrEqual(2)

@@ -18,6 +18,8 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const EXAMPLE = join(REPO, 'examples', 'seed-and-get.mjs')
 const TSC = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc')
 const run = promisify(execFile)
+/** the live page's files, copied beside the bundle by the build */
+const UI_FILES = ['dist/ui/index.html', 'dist/ui/app.js', 'dist/ui/style.css']
 
 /** Every child this suite starts, so that none outlives it. */
 const children = new Set<ChildProcess>()
@@ -150,11 +152,12 @@ describe('the packed package', () => {
   it('holds the library, its declarations and the CLI, and nothing else', () => {
     expect(files).toEqual(expect.arrayContaining([
       'package.json', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/polyfill.js',
-      'dist/tracker/server.js', 'dist/tracker/server.d.ts', 'dist/bitswarm.mjs'
+      'dist/tracker/server.js', 'dist/tracker/server.d.ts', 'dist/bitswarm.mjs', ...UI_FILES
     ]))
-    const unwanted = files.filter(f => !/^dist\/(src|tracker)\/.*\.(js|d\.ts)$/.test(f) && !['package.json', 'README.md', 'LICENSE', 'dist/bitswarm.mjs'].includes(f))
+    const unwanted = files.filter(f => !/^dist\/(src|tracker)\/.*\.(js|d\.ts)$/.test(f) && !['package.json', 'README.md', 'LICENSE', 'dist/bitswarm.mjs', ...UI_FILES].includes(f))
     expect(unwanted).toEqual([])
-    expect(files.filter(f => f.startsWith('dist/src/cli/'))).toEqual([])
+    // the CLI and its live page are in the bundle
+    expect(files.filter(f => f.startsWith('dist/src/cli/') || f.startsWith('dist/src/ui/'))).toEqual([])
   })
 
   it('imports by name without patching globals', async () => {
@@ -184,6 +187,35 @@ describe('the packed package', () => {
     expect(r.stdout).toContain('bitswarm seed <file | folder>')
     expect(r.code).toBe(0)
   })
+
+  it("serves its live page from the installed bundle (--ui finds the page's files)", async () => {
+    await writeFile(join(consumer, 'page.bin'), randomBytes(100_000))
+    const child = spawn(process.execPath, [join(consumer, 'node_modules', 'bitswarm', 'dist', 'bitswarm.mjs'), 'seed', 'page.bin', '--no-dht', '--listen', '/ip4/127.0.0.1/tcp/0', '--ui', '127.0.0.1:0', '--json'],
+      { cwd: consumer, env: { ...process.env, BITSWARM_STATE_DIR: join(consumer, '.state') }, stdio: ['ignore', 'pipe', 'pipe'] })
+    children.add(child)
+    try {
+      let stdout = ''
+      let stderr = ''
+      child.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error(`no ui event within 30 s: ${stdout} ${stderr}`)) }, 30_000)
+        child.stdout.on('data', (b: Buffer) => {
+          stdout += b.toString()
+          const m = /\{"event":"ui"[^\n]*\}/.exec(stdout)
+          if (m != null) { clearTimeout(timer); resolve(String((JSON.parse(m[0]) as { url: string }).url)) }
+        })
+        child.once('close', () => { clearTimeout(timer); reject(new Error(`exited before the ui event: ${stdout} ${stderr}`)) })
+      })
+      for (const [path, type] of [['', 'text/html'], ['app.js', 'text/javascript'], ['style.css', 'text/css']]) {
+        const res = await fetch(new URL(path, url))
+        expect(res.status, path).toBe(200)
+        expect(res.headers.get('content-type'), path).toContain(type)
+      }
+    } finally {
+      child.kill('SIGKILL')
+      children.delete(child)
+    }
+  }, 60_000)
 
   it('the README shows the example as it is', async () => {
     const readme = await readFile(join(REPO, 'README.md'), 'utf8')

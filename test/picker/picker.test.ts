@@ -105,6 +105,26 @@ describe('PiecePicker: rarest first', () => {
     expect(picker.availability(2)).toBe(1)
   })
 
+  it('availabilityMap: every piece\'s count at once, capped at 255', () => {
+    const picker = setup({ availability: '2100' })
+    picker.addPeer('seed', 'all')
+    expect([...picker.availabilityMap()]).toEqual([3, 2, 1, 1])
+    for (let j = 0; j < 300; j++) picker.addPeer(`s${j}`, 'all')
+    expect([...picker.availabilityMap()]).toEqual([255, 255, 255, 255])
+  })
+
+  it('activePieceIndexes: the pieces requested and not yet verified, in index order', () => {
+    const picker = setup({ availability: '1111', blocksPerPiece: 2 })
+    expect(picker.activePieceIndexes()).toEqual([])
+    const blocks = picker.pick('p0', 8)
+    expect(picker.activePieceIndexes()).toEqual([0, 1, 2, 3])
+    // all of piece 2 arrives and is verified; piece 0's requests fail: both leave the list
+    for (const b of blocks.filter(b => b.piece === 2)) picker.blockReceived('p0', b.piece, b.offset)
+    picker.pieceVerified(2)
+    for (const b of blocks.filter(b => b.piece === 0)) picker.requestFailed('p0', b)
+    expect(picker.activePieceIndexes()).toEqual([1, 3])
+  })
+
   it('isInteresting: the peer has a piece we lack', () => {
     const picker = setup({ availability: '2100', have: '*   ' })
     expect(picker.isInteresting('p0')).toBe(true) // has piece 1

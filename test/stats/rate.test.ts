@@ -37,7 +37,7 @@ describe('stats line', () => {
       sources: { tracker: 2, dht: 1, pex: 0, bootstrap: 0, cache: 0, incoming: 0 },
       reached: { direct: 3, relayed: 0, 'hole-punched': 0 },
       downloadedFrom: { tracker: 1 << 24, dht: 1 << 24, pex: 0, bootstrap: 0, cache: 0, incoming: 0 },
-      banned: 0
+      banned: 0, ratio: 1 / 32, distributedCopies: 1.5
     }
     const discovery = { tracker: 'ok', dht: { routingTable: 4, provided: true } }
     const e = statsEvent('bafyreie2slt4e4plywxq7mbctnrc24cj6tzs4szknkkjd7e6qhg5cbui7i', 'downloading', stats, discovery)

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { Bitfield } from '../../src/bitfield.js'
 import { emptySources } from '../../src/discovery/types.js'
 import { pieceCount } from '../../src/manifest/manifest.js'
-import { swarmStats, TransferCounters, type StatsSession, type SwarmStatsInput } from '../../src/swarm/stats.js'
+import { distributedCopies, peerInfo, swarmStats, TransferCounters, type StatsSession, type SwarmStatsInput } from '../../src/swarm/stats.js'
 import { manifestOf, testBytes } from '../storage/conformance.js'
 
 const PIECE = 16 * 1024
@@ -106,7 +106,87 @@ describe('swarmStats', () => {
       sources: emptySources(),
       reached: { direct: 0, relayed: 0, 'hole-punched': 0 },
       downloadedFrom: emptySources(),
-      banned: 0
+      banned: 0,
+      ratio: 0,
+      distributedCopies: 0
     })
+  })
+
+  it('ratio: uploaded ÷ downloaded; with nothing downloaded, uploaded ÷ the bytes held', () => {
+    const transfer = new TransferCounters({ now: () => 0 })
+    transfer.sent(3 * PIECE)
+    // a seed holds the whole file (3 pieces and a short one)
+    expect(swarmStats(input({ transfer, have: Bitfield.full(N), seeding: true })).ratio).toBeCloseTo(3 * PIECE / (3 * PIECE + 1000))
+    // holding two full pieces
+    const have = new Bitfield(N)
+    have.set(0)
+    have.set(1)
+    expect(swarmStats(input({ transfer, have })).ratio).toBe(1.5)
+    // once something came in, that is the measure
+    transfer.received(PIECE, 'tracker')
+    expect(swarmStats(input({ transfer, have })).ratio).toBe(3)
+    // nothing held, nothing downloaded: 0, not a division by zero
+    expect(swarmStats(input({ transfer: new TransferCounters() })).ratio).toBe(0)
+  })
+
+  it('distributed copies: the peers\' availability of each piece, and ours', () => {
+    const have = new Bitfield(N)
+    have.set(0)
+    // peers have: piece 0 ×1, 1 ×2, 2 ×1, 3 ×1; with ours: 2, 2, 1, 1 → one copy, and half the pieces of a second
+    const avail = [1, 2, 1, 1]
+    expect(swarmStats(input({ have, availability: (i) => avail[i] })).distributedCopies).toBe(1.5)
+    // no peers, all pieces ours: one copy
+    expect(swarmStats(input({ have: Bitfield.full(N), seeding: true })).distributedCopies).toBe(1)
+  })
+})
+
+describe('distributedCopies', () => {
+  it('the rarest piece\'s count, and the fraction of pieces that more have', () => {
+    expect(distributedCopies([2, 2, 2, 2])).toBe(2)
+    expect(distributedCopies([2, 3, 2, 3])).toBe(2.5)
+    // Transmission's example: two full copies and a quarter of a third
+    expect(distributedCopies([2, 3, 2, 2])).toBe(2.25)
+    // a piece nobody has: no full copy, whatever the rest
+    expect(distributedCopies([0, 5, 5, 5])).toBe(0.75)
+    expect(distributedCopies([0, 0, 0, 0])).toBe(0)
+    expect(distributedCopies([1])).toBe(1)
+    expect(distributedCopies(new Uint32Array([4, 7, 9, 4, 4]))).toBe(4.4)
+  })
+
+  it('no pieces: 0', () => {
+    expect(distributedCopies([])).toBe(0)
+  })
+})
+
+describe('per-peer figures', () => {
+  it('each session\'s rates over the stats window, apart from the others\'', () => {
+    let t = 100_000
+    const c = new TransferCounters({ now: () => t })
+    const a = {}
+    const b = {}
+    c.received(8_000, 'tracker', a)
+    c.sent(2_000, a)
+    c.received(4_000, 'pex', b)
+    c.sent(1_000)
+    t += 4_000
+    expect(c.ratesOf(a)).toEqual({ downloadRate: 2_000, uploadRate: 500 })
+    expect(c.ratesOf(b)).toEqual({ downloadRate: 1_000, uploadRate: 0 })
+    expect(c.ratesOf({})).toEqual({ downloadRate: 0, uploadRate: 0 })
+    // the swarm's rates count every session's bytes
+    expect([c.downloadRate, c.uploadRate]).toEqual([3_000, 750])
+  })
+
+  it('peerInfo: progress from the have-state, rates rounded, flags passed on', () => {
+    const facts = { address: '/ip4/10.0.0.2/tcp/4001', source: 'pex' as const, via: 'direct' as const, pieces: 8, rates: { downloadRate: 1234.6, uploadRate: 0.4 }, optimistic: true, snubbed: false }
+    const flags = { amChoking: false, amInterested: true, peerChoking: true, peerInterested: false }
+    const has = new Bitfield(8)
+    has.set(1)
+    has.set(5)
+    has.set(6)
+    expect(peerInfo({ remotePeer: 'p', ...flags, peerHas: has, peerHasAll: false }, facts)).toEqual({
+      peerId: 'p', address: '/ip4/10.0.0.2/tcp/4001', source: 'pex', via: 'direct', progress: 0.375, downloadRate: 1235, uploadRate: 0, ...flags, optimistic: true, snubbed: false
+    })
+    expect(peerInfo({ remotePeer: 'p', ...flags, peerHas: undefined, peerHasAll: false }, facts).progress).toBe(0)
+    expect(peerInfo({ remotePeer: 'p', ...flags, peerHas: Bitfield.full(8), peerHasAll: true }, facts).progress).toBe(1)
   })
 })
