@@ -307,11 +307,9 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
     afterHeader(() => { out.event({ event: 'peer:disconnect', peerId, reason }, safeText`peer ${shortId(peerId)} left: ${reason}`) })
   })
   let seedingSince: number | undefined
-  let seededBytes = 0
   peer.addEventListener('complete', (evt) => { afterHeader(() => {
     report()
     out.event({ event: 'complete', cid: evt.detail.cid, path: evt.detail.path, bytes: evt.detail.bytes }, safeText`complete: ${evt.detail.path} (${formatBytes(evt.detail.bytes)}, every piece verified)`)
-    seededBytes = evt.detail.bytes
     if (kind === 'get' && values.seed !== true) done.resolve(0)
     else if (kind === 'get') {
       seedingSince = Date.now()
@@ -334,8 +332,9 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
       }
     }
     if (seedingSince == null) return
-    const base = kind === 'get' ? Math.max(s.downloaded, 1) : Math.max(seededBytes, 1)
-    const ratio = s.uploaded / base
+    // the stats' ratio: uploaded ÷ downloaded, or ÷ the bytes we hold when we downloaded nothing
+    // (a seed, or a `get --seed` of a file already on disk, which must not stop at its first upload)
+    const ratio = s.ratio
     const seconds = (Date.now() - seedingSince) / 1000
     const reason = seedRatio != null && ratio >= seedRatio ? 'ratio' : seedTime != null && seconds * 1000 >= seedTime ? 'time' : undefined
     if (reason == null) return
@@ -374,7 +373,6 @@ async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): 
   if (kind === 'seed') {
     const m = peer.manifest
     seedingSince = Date.now()
-    seededBytes = m?.length ?? 0
     const link = formatLink({ cid: peer.cid, name: m?.name, trackers: options.trackers, peers: linkPeers(peer.multiaddrs) })
     const files = m?.version === 2 ? { files: m.files.length } : {}
     out.event({ event: 'seeding', cid: peer.cid.toString(), manifest: peer.manifestPath, peerId: peer.peerId, multiaddrs: peer.multiaddrs, link, ...files },
