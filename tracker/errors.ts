@@ -32,3 +32,11 @@ export class QuotaExceededError extends Error {
   override name = 'QuotaExceededError'
   readonly status = 429
 }
+
+/** The tracker serves only some manifests (`tracker --allow`, `--allow-file`) and not this one: 403. */
+export class NotTrackedError extends BadRequestError {
+  override name = 'NotTrackedError'
+  constructor (message = 'manifest not tracked here') {
+    super(message, 403)
+  }
+}

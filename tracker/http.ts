@@ -8,9 +8,11 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { normalizeIp } from './addresses.js'
-import { BadRequestError, QuotaExceededError, TrackerFullError } from './errors.js'
+import type { ManifestFilter } from './allow.js'
+import { BadRequestError, NotTrackedError, QuotaExceededError, TrackerFullError } from './errors.js'
 import { handleAnnounce, handleScrape } from './logic.js'
 import type { PeerAddress, AnnounceRequest, AnnounceResponse, LogicOptions, TrackerEvent } from './logic.js'
+import type { Endpoint, TrackerObserver } from './observe.js'
 import { decodeRecordParam, openPeerRecord } from './record.js'
 import type { PeerStore } from './store.js'
 
@@ -86,9 +88,11 @@ function parseEvent (text: string | undefined): TrackerEvent | undefined {
  * Everything but the signature first, so a bad request costs no verification. `ip` is where the
  * announce came from (see clientIp).
  */
-export async function parseAnnounce (params: URLSearchParams, ip: string): Promise<AnnounceRequest> {
+export async function parseAnnounce (params: URLSearchParams, ip: string, allow?: ManifestFilter): Promise<AnnounceRequest> {
   if (params.has('addr')) throw new BadRequestError('addresses must come in a signed peer record')
   const manifest = parseManifest(required(params, 'manifest'))
+  // before the signature: a manifest not served here costs no verification
+  if (allow != null && !allow.allows(manifest)) throw new NotTrackedError()
   const peerId = parsePeerId(required(params, 'peer'))
   const event = parseEvent(one(params, 'event'))
   const uploaded = parseCount(params, 'uploaded')
@@ -104,12 +108,18 @@ export async function parseAnnounce (params: URLSearchParams, ip: string): Promi
   return { manifest, peerId: peerId.toString(), multiaddrs, ip, seq, event, uploaded, downloaded, left, numwant }
 }
 
-export function parseScrape (params: URLSearchParams): Array<{ key: string, manifest: string }> {
+export function parseScrape (params: URLSearchParams, allow?: ManifestFilter): Array<{ key: string, manifest: string }> {
   const texts = params.getAll('manifest')
   // no full scrape: its answer grows with the tracker, the request does not
   if (texts.length === 0) throw new BadRequestError('missing manifest (scrape answers only the manifests asked for)')
   if (texts.length > MAX_SCRAPE_MANIFESTS) throw new BadRequestError(`too many manifests (max ${MAX_SCRAPE_MANIFESTS})`)
-  return texts.map(t => ({ key: t, manifest: parseManifest(t) }))
+  const all = texts.map(t => ({ key: t, manifest: parseManifest(t) }))
+  if (allow == null) return all
+  // a mixed scrape answers for the tracked manifests and leaves the others out (absent from
+  // `files`, as a tracker does for what it does not serve); only nothing tracked at all is a 403
+  const tracked = all.filter(w => allow.allows(w.manifest))
+  if (tracked.length === 0) throw new NotTrackedError()
+  return tracked
 }
 
 export interface HandlerContext {
@@ -119,6 +129,10 @@ export interface HandlerContext {
   log: (line: string) => void
   /** normalized IPs of reverse proxies whose X-Forwarded-For is believed; usually empty */
   trustedProxies: ReadonlySet<string>
+  /** only these manifests are served (403 for others); default all */
+  allow?: ManifestFilter
+  /** counts, /stats, / and /metrics (absent: those paths answer 404) */
+  observer?: TrackerObserver
 }
 
 /**
@@ -176,7 +190,12 @@ function writeJsonText (res: ServerResponse, status: number, text: string, heade
 export function handleRequest (req: IncomingMessage, res: ServerResponse, ctx: HandlerContext): void {
   // a GET body is meaningless; drain it so the connection can be reused
   req.resume()
-  route(req, res, ctx).catch((err: unknown) => {
+  const started = performance.now()
+  const seen: { endpoint: Endpoint } = { endpoint: 'other' }
+  route(req, res, ctx, seen).then(() => {
+    observe(ctx, seen.endpoint, started)
+  }, (err: unknown) => {
+    observe(ctx, seen.endpoint, started, err)
     if (err instanceof BadRequestError) {
       writeJsonSafe(res, err.status, { error: err.message }, err.status === 405 ? { allow: 'GET' } : {})
     } else if (err instanceof TrackerFullError || err instanceof QuotaExceededError) {
@@ -192,6 +211,14 @@ export function handleRequest (req: IncomingMessage, res: ServerResponse, ctx: H
   })
 }
 
+function observe (ctx: HandlerContext, endpoint: Endpoint, started: number, err?: unknown): void {
+  try {
+    ctx.observer?.record(endpoint, (performance.now() - started) / 1000, err)
+  } catch {
+    // counting must never cost the answer
+  }
+}
+
 function writeJsonSafe (res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   try {
     if (res.headersSent) {
@@ -204,7 +231,36 @@ function writeJsonSafe (res: ServerResponse, status: number, body: unknown, head
   }
 }
 
-async function route (req: IncomingMessage, res: ServerResponse, ctx: HandlerContext): Promise<void> {
+/** the pages for people (GET /) and for machines (/stats, /metrics) */
+const PAGES = new Set(['/', '/stats', '/metrics'])
+
+async function servePage (path: string, res: ServerResponse, observer: TrackerObserver): Promise<void> {
+  if (path === '/stats') {
+    writeJson(res, 200, observer.stats(), { 'x-content-type-options': 'nosniff' })
+  } else if (path === '/metrics') {
+    const text = await observer.registry.metrics()
+    writeText(res, text, observer.registry.contentType)
+  } else {
+    writeText(res, observer.page(), 'text/html; charset=utf-8', {
+      // no script, no frames, no forms: the page only shows numbers and CIDs
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      'referrer-policy': 'no-referrer'
+    })
+  }
+}
+
+function writeText (res: ServerResponse, text: string, contentType: string, headers: Record<string, string> = {}): void {
+  res.writeHead(200, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...headers
+  })
+  res.end(text)
+}
+
+async function route (req: IncomingMessage, res: ServerResponse, ctx: HandlerContext, seen: { endpoint: Endpoint }): Promise<void> {
   const target = req.url ?? '/'
   if (target.length > MAX_URL_LENGTH) throw new BadRequestError('request too long')
   let url: URL
@@ -214,15 +270,22 @@ async function route (req: IncomingMessage, res: ServerResponse, ctx: HandlerCon
     throw new BadRequestError('bad request target')
   }
   const path = url.pathname
+  // exactly as written: '//stats' (a URL with host "stats") or '/%73tats' are not the pages
+  if (ctx.observer != null && PAGES.has(path) && target.split('?', 1)[0] === path) {
+    if (req.method !== 'GET') throw new BadRequestError('method not allowed', 405)
+    await servePage(path, res, ctx.observer)
+    return
+  }
   if (path !== '/announce' && path !== '/scrape') throw new BadRequestError('not found', 404)
   if (req.method !== 'GET') throw new BadRequestError('method not allowed', 405)
+  seen.endpoint = path === '/announce' ? 'announce' : 'scrape'
 
   if (path === '/announce') {
-    const request = await parseAnnounce(url.searchParams, clientIp(req, ctx.trustedProxies))
+    const request = await parseAnnounce(url.searchParams, clientIp(req, ctx.trustedProxies), ctx.allow)
     // synchronous from the seq check to the store update: two copies of one record cannot both pass
     writeJsonText(res, 200, announceJson(handleAnnounce(ctx.store, request, ctx.now(), ctx.logic)))
   } else {
-    const manifests = parseScrape(url.searchParams)
+    const manifests = parseScrape(url.searchParams, ctx.allow)
     writeJson(res, 200, handleScrape(ctx.store, manifests, ctx.now(), ctx.logic.peerTtl))
   }
 }

@@ -6,15 +6,22 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { normalizeIp } from './addresses.js'
 import { ConnectionLimiter, DEFAULT_MAX_CONNECTIONS_PER_IP, defaultMaxConnections, descriptorLimit } from './connections.js'
+import type { ManifestFilter } from './allow.js'
 import { handleRequest } from './http.js'
 import type { HandlerContext } from './http.js'
 import { seenSince } from './logic.js'
+import { TrackerObserver } from './observe.js'
+import type { TrackerLogEvent } from './observe.js'
 import { MemoryPeerStore } from './store.js'
 import type { MemoryPeerStoreInit, PeerStore } from './store.js'
 
-export { BadRequestError, QuotaExceededError, StaleRecordError, TrackerFullError } from './errors.js'
+export { BadRequestError, NotTrackedError, QuotaExceededError, StaleRecordError, TrackerFullError } from './errors.js'
 export { MemoryPeerStore, StoreConfigError } from './store.js'
+export { AllowList, AllowListError } from './allow.js'
+export type { ManifestFilter } from './allow.js'
 export type { MemoryPeerStoreInit, PeerStore, PeerEntry, SwarmCounts } from './store.js'
+export { TrackerObserver, TOP_SWARMS } from './observe.js'
+export type { RejectionKind, TrackerLogEvent, TrackerSnapshot } from './observe.js'
 
 /**
  * Limits and memory of the default store (MemoryPeerStore): past a quota the announcer gets 429,
@@ -37,6 +44,12 @@ export interface TrackerServerInit extends MemoryPeerStoreInit {
   statsInterval?: number
   /** default console.log */
   log?: (line: string) => void
+  /**
+   * Structured periodic log (`tracker --json`): at each stats interval a `swarm` event per swarm
+   * and a `rejected` event per kind of request refused since the last one (with a count), instead
+   * of the text lines. Default: text lines through `log`.
+   */
+  onEvent?: (event: TrackerLogEvent) => void
   /** default a new MemoryPeerStore with the limits above (which must then be left out) */
   store?: PeerStore
   /** ms; default Date.now */
@@ -59,6 +72,11 @@ export interface TrackerServerInit extends MemoryPeerStoreInit {
    * could write any X-Forwarded-For itself).
    */
   trustedProxies?: string[]
+  /**
+   * Only the manifests it allows are served; an announce or scrape for another gets 403
+   * "manifest not tracked here" (see allow.ts AllowList). Default: every manifest.
+   */
+  allow?: ManifestFilter
 }
 
 export class TrackerServerError extends Error {
@@ -80,6 +98,9 @@ export class TrackerServer {
   private boundPort: number | undefined
   private sweepTimer: ReturnType<typeof setInterval> | undefined
   private statsTimer: ReturnType<typeof setInterval> | undefined
+  private readonly onEvent: ((event: TrackerLogEvent) => void) | undefined
+  /** counters and swarm counts behind /stats, / and /metrics */
+  readonly observer: TrackerObserver
 
   constructor (init: TrackerServerInit = {}) {
     const interval = positive('interval', init.interval ?? 30)
@@ -114,12 +135,17 @@ export class TrackerServer {
     // node:http refuses a request timeout shorter than the headers timeout
     if (this.requestTimeout < this.headersTimeout) throw new TrackerServerError('requestTimeout must be at least headersTimeout')
     this.keepAliveTimeout = positive('keepAliveTimeout', init.keepAliveTimeout ?? 5000)
+    this.onEvent = init.onEvent
+    // the context is read when a snapshot is taken, not now
+    this.observer = new TrackerObserver(init.store ?? new MemoryPeerStore(storeInit), () => seenSince(this.ctx.now(), this.ctx.logic.peerTtl))
     this.ctx = {
-      store: init.store ?? new MemoryPeerStore(storeInit),
+      store: this.observer.store,
+      observer: this.observer,
       logic: { interval, minInterval, peerTtl, random: init.random ?? Math.random, relays: init.relays ?? [] },
       now: init.now ?? Date.now,
       log: this.log,
-      trustedProxies
+      trustedProxies,
+      allow: init.allow
     }
   }
 
@@ -209,10 +235,16 @@ export class TrackerServer {
     if (refused.perIp > 0) this.log(`tracker: closed ${refused.perIp} connections over the per-IP cap (max ${this.limiter.maxPerIp})`)
     if (refused.total > 0) this.log(`tracker: closed ${refused.total} connections over maxConnections (${this.maxConnections})`)
     try {
+      // one line per kind per interval, however many requests: the log cannot be flooded
+      for (const r of this.observer.takeRejections()) {
+        if (this.onEvent != null) this.onEvent(r)
+        else this.log(`tracker: rejected ${r.count} requests (${r.kind}, ${r.status}), last: ${r.reason}`)
+      }
       const since = seenSince(this.ctx.now(), this.ctx.logic.peerTtl)
       for (const manifest of this.ctx.store.manifests()) {
         const c = this.ctx.store.counts(manifest, since)
-        this.log(`tracker: swarm ${shortCid(manifest)} seeders=${c.complete} leechers=${c.incomplete} completed=${c.downloaded}`)
+        if (this.onEvent != null) this.onEvent({ event: 'swarm', manifest, seeders: c.complete, leechers: c.incomplete, completed: c.downloaded })
+        else this.log(`tracker: swarm ${shortCid(manifest)} seeders=${c.complete} leechers=${c.incomplete} completed=${c.downloaded}`)
       }
     } catch (err) {
       this.log(`tracker: stats failed: ${err instanceof Error ? err.message : String(err)}`)

@@ -18,11 +18,15 @@ import { EmptySelectionError, InvalidGlobError } from '../manifest/select.js'
 import { parseDuration, parseOption, parseRatio } from './units.js'
 import { escapeText, Output, safeText } from './output.js'
 import type { RelayLimits } from '../net/relay.js'
+import type { TrackerLogEvent } from '../../tracker/server.js'
 
 const USAGE = `bitswarm — a peer-to-peer file swarm on libp2p
 
 Usage:
-  bitswarm tracker [--host 127.0.0.1] [--port 8000] [--relay [--relay-port <port>]] [--json]
+  bitswarm tracker [--host 127.0.0.1] [--port 8000] [--relay [--relay-port <port>]]
+               [--interval <s>] [--min-interval <s>] [--max-peers-per-swarm <n>]
+               [--max-swarms <n>] [--max-peers <n>] [--allow <cid>]... [--allow-file <file>]
+               [--json]
   bitswarm seed <file | folder> [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
                [--listen <multiaddr>]... [--announce <multiaddr>]... [--identity <file>]
                [--relay <multiaddr>]... [--upnp] [--dht auto|lan|wan|off] [--peers]
@@ -66,6 +70,19 @@ Options:
                            free one in 49152-65535 (a router that does not answer within a
                            few seconds: one warning, and the peer goes on without a mapping)
   --relay-port <port>      (tracker --relay) the relay's TCP port on --host (default: any free)
+  --interval <s>           (tracker) seconds between announces, told to clients (default 30;
+                           a silent peer is dropped after twice that)
+  --min-interval <s>       (tracker) minimum seconds between announces, told to clients
+                           (default 5; at most --interval)
+  --max-peers-per-swarm <n> (tracker) peers in one swarm (default 2000; past it a new peer
+                           gets 503, unless a host holding more entries yields one)
+  --max-swarms <n>         (tracker) swarms in all (default 10000; past it 503)
+  --max-peers <n>          (tracker) peers in all swarms together (default 50000; past it 503)
+  --allow <cid>            (tracker) track only this manifest (repeatable; with --allow-file,
+                           both lists); any other gets 403 "manifest not tracked here"
+  --allow-file <file>      (tracker) track only the manifests listed there, one CID a line
+                           (blank lines and # comments ignored); reread on SIGHUP (a bad line
+                           is then skipped with a warning, an unreadable file keeps the old list)
   --max-reservations <n>   (relay) peers holding a slot at once (default 128)
   --max-relayed <size>     (relay) bytes one relayed connection may carry before the relay
                            closes it (default 1GiB; under 16MiB peers use it to signal only)
@@ -185,18 +202,38 @@ async function tracker (argv: string[], out: Output): Promise<void> {
       port: { type: 'string' },
       relay: { type: 'boolean' },
       'relay-port': { type: 'string' },
+      interval: { type: 'string' },
+      'min-interval': { type: 'string' },
+      'max-peers-per-swarm': { type: 'string' },
+      'max-swarms': { type: 'string' },
+      'max-peers': { type: 'string' },
+      allow: { type: 'string', multiple: true },
+      'allow-file': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     },
     strict: true
   })
   if (values.help === true) { out.line(USAGE); return }
+  const limits = trackerLimitsOf(values)
   const port = values.port == null ? 8000 : Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, got ${values.port}`)
   const relayPort = values['relay-port'] == null ? 0 : Number(values['relay-port'])
   if (!Number.isInteger(relayPort) || relayPort < 0 || relayPort > 65535) throw new UsageError(`--relay-port must be 0..65535, got ${values['relay-port']}`)
   if (values.relay !== true && values['relay-port'] != null) throw new UsageError('--relay-port needs --relay')
   const host = values.host ?? '127.0.0.1'
+  // diagnostics and periodic swarm counts go to stderr: with --json, stdout is NDJSON only
+  const log = (line: string): void => { out.warn(line) }
+  let allow: import('../../tracker/allow.js').AllowList | undefined
+  if (values.allow != null || values['allow-file'] != null) {
+    const { AllowList, AllowListError } = await import('../../tracker/allow.js')
+    try {
+      allow = await AllowList.load({ cids: values.allow, file: values['allow-file'], log })
+    } catch (err) {
+      throw err instanceof AllowListError ? new UsageError(err.message) : err
+    }
+    if (allow.size === 0) log('tracker: the allow list is empty: every announce and scrape gets 403 until it is reloaded')
+  }
   // a relay beside the tracker, on the same host: peers behind NATs reserve a slot on it, and
   // the tracker hands out their addresses through it (and its own address to every peer)
   let relay: Awaited<ReturnType<typeof import('../net/relay.js')['startRelay']>> | undefined
@@ -214,18 +251,56 @@ async function tracker (argv: string[], out: Output): Promise<void> {
     host,
     port,
     relays: relayAddrs,
-    // diagnostics and periodic swarm counts go to stderr: with --json, stdout is NDJSON only
-    log: (line) => { out.warn(line) }
+    ...limits,
+    allow,
+    log,
+    // with --json the periodic swarm counts and rejected requests are events on stdout (rejected:
+    // at most one per kind per interval); without, text lines on stderr through `log`
+    ...(out.json ? { onEvent: (e: TrackerLogEvent) => { out.event(e) } } : {})
   })
   await server.start()
   // before the events: a script that stops us as soon as it reads them gets a clean stop
   const signal = untilSignal()
+  // the operator edited the file: `kill -HUP <pid>` rereads it (a broken file keeps the old list)
+  const onHangup = (): void => { void allow?.reload() }
+  if (allow?.file != null) process.on('SIGHUP', onHangup)
   // the server logs its own "listening" line for people; this event is for scripts
   out.event({ event: 'listening', announce: server.announceUrl, ...(relay != null ? { relay: relayAddrs } : {}) })
   if (relay != null) out.event({ event: 'relay', peerId: relay.peerId.toString(), multiaddrs: relayAddrs }, relayAddrs.map(a => safeText`relay: ${a}`).join('\n'))
   await signal
+  process.off('SIGHUP', onHangup)
   await server.stop()
   await relay?.stop()
+}
+
+/** `tracker --interval …`: the announce intervals and the memory store's limits, checked here so a mistake is a usage error. */
+function trackerLimitsOf (values: Record<string, unknown>): { interval?: number, minInterval?: number, maxPeersPerManifest?: number, maxManifests?: number, maxPeersTotal?: number } {
+  const text = (flag: string): string | undefined => values[flag] as string | undefined
+  const seconds = (flag: string, zeroOk: boolean): number | undefined => {
+    const t = text(flag)
+    if (t == null) return undefined
+    const n = t.trim() === '' ? NaN : Number(t)
+    if (!Number.isFinite(n) || n < 0 || (n === 0 && !zeroOk)) throw new UsageError(`--${flag} must be a number of seconds ${zeroOk ? '>= 0' : '> 0'}, got ${t}`)
+    return n
+  }
+  const whole = (flag: string): number | undefined => {
+    const t = text(flag)
+    if (t == null) return undefined
+    const n = /^[0-9]+$/.test(t) ? Number(t) : NaN
+    if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a whole number >= 1, got ${t}`)
+    return n
+  }
+  const interval = seconds('interval', false)
+  const minInterval = seconds('min-interval', true)
+  // the defaults are 30 s and 5 s
+  if ((minInterval ?? 5) > (interval ?? 30)) throw new UsageError(`--min-interval (${minInterval ?? 5}) must not exceed --interval (${interval ?? 30})`)
+  return {
+    interval,
+    minInterval,
+    maxPeersPerManifest: whole('max-peers-per-swarm'),
+    maxManifests: whole('max-swarms'),
+    maxPeersTotal: whole('max-peers')
+  }
 }
 
 async function peerCommand (kind: 'seed' | 'get', argv: string[], out: Output): Promise<void> {

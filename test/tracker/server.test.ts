@@ -236,7 +236,7 @@ describe('tracker server', () => {
 
   it('404 on unknown paths, 405 on other methods', async () => {
     const { base } = await startTracker()
-    for (const path of ['/', '/announce/', '/announcex', '/favicon.ico']) {
+    for (const path of ['/announce/', '/announcex', '/favicon.ico', '/stats/', '/metricsx', '/index.html']) {
       const r = await getJson(`${base}${path}`)
       expect(r.status).toBe(404)
       expect(r.body.error).toBe('not found')
