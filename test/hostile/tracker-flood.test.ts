@@ -42,6 +42,8 @@ beforeAll(async () => {
     platform: 'node',
     format: 'esm',
     target: 'node20',
+    // prom-client is CommonJS and requires Node's modules: an ES bundle needs a require of its own
+    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
     outfile: entry,
     logLevel: 'warning'
   })
