@@ -27,7 +27,7 @@ import { compileSelection, selectFiles } from './manifest/select.js'
 import { looksLikeLink, parseLink } from './link/link.js'
 import { checkNode, createNode, DHT_MODES, dhtModeOf, fullAddrs, type BitswarmNode, type DhtMode } from './node.js'
 import { addressClassFromEnv, defaultAddressClass, isPublicAddress, type AddressClassifier } from './net/address-class.js'
-import { reachabilityOf, UNREACHABLE_WARN_MS, unreachableMessage, type Reachability } from './net/reachability.js'
+import { reachabilityOf, UnreachableWatch, type Reachability } from './net/reachability.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import { missingPolyfills } from './polyfills.js'
 import { createManifest, readManifestFile, writeManifestFile } from './storage/manifest-file.js'
@@ -187,8 +187,8 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
   private readonly plan: Plan
   /** the manifest race, while we look for the manifest */
   private race: ManifestRace<{ manifest: Manifest, bytes: Uint8Array, from: PeerAddress }> | undefined
-  /** peers asked for the manifest whose dial failed (bounded by the peer book), and the check that says so */
-  private readonly unreachable = new Set<string>()
+  /** peers asked for the manifest whose dial failed, and the timer that says when none can be reached */
+  private readonly unreachable = new UnreachableWatch()
   private cutOffTimer: ReturnType<typeof setInterval> | undefined
   /** what counts as a public address, for reachability (read once) */
   private classify: AddressClassifier | undefined
@@ -480,10 +480,10 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
             connection = await dialGuarded(this.node, this.dialGuard, peer, { signal, timeout: MANIFEST_PATIENCE })
           } catch (err) {
             // (a dial the race gave up on counts: a NAT drops it in silence)
-            if (!this.stopped && this.unreachable.size < 1000) this.unreachable.add(peer.peerId)
+            if (!this.stopped) this.unreachable.dialFailed(peer.peerId)
             throw err
           }
-          this.unreachable.delete(peer.peerId)
+          this.unreachable.reached(peer.peerId)
           return { ...await fetchManifest(this.node, connection, this.cid, { signal, answerTimeout: MANIFEST_PATIENCE }), from: peer }
         },
         parallel: MANIFEST_PARALLEL,
@@ -492,12 +492,13 @@ export class Peer extends TypedEventEmitter<PeerEvents> {
       })
       this.race = race
       // nobody that has the manifest can be reached for a while: say so once, and what to do
-      const since = Date.now()
+      this.unreachable.start(Date.now())
       this.cutOffTimer = setInterval(() => {
         if (this.manifest != null || this.stopped) { clearInterval(this.cutOffTimer); return }
-        if (this.unreachable.size === 0 || Date.now() - since < UNREACHABLE_WARN_MS) return
+        const line = this.unreachable.check(Date.now(), 0)
+        if (line === undefined) return
         clearInterval(this.cutOffTimer)
-        this.log(unreachableMessage(this.unreachable.size))
+        this.log(line)
       }, 1000)
       this.cutOffTimer.unref?.()
       const outDir = this.plan.outDir

@@ -5,7 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Peer } from '../peer.js'
 import { NoSwarmSourcesError, OutputDirError, UsageError } from './errors.js'
-import { checkAnnounce, checkBootstrap, checkUrls, positiveNumber, rateOption } from './options.js'
+import { checkAnnounce, checkBootstrap, checkUrls, portOption, positiveNumber, rateOption, wholeOption } from './options.js'
 import { statsEvent, statusLine } from './reporter.js'
 import { peersTable } from './peers-table.js'
 import { shortId } from '../session/session.js'
@@ -159,19 +159,13 @@ type RelayValues = ReturnType<typeof parseArgs<{ options: typeof RELAY_OPTIONS, 
 
 /** A relay's limits from the command line (see net/relay.ts for the defaults). */
 function relayLimitsOf (values: Partial<RelayValues>): RelayLimits {
-  const whole = (flag: string, text: string | undefined): number | undefined => {
-    if (text == null) return undefined
-    const n = Number(text)
-    if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a whole number >= 1, got ${text}`)
-    return n
-  }
   const time = parseOption('max-relayed-time', values['max-relayed-time'], parseDuration)
   if (time === 0) throw new UsageError('--max-relayed-time must be more than 0')
   return {
-    maxReservations: whole('max-reservations', values['max-reservations']),
+    maxReservations: wholeOption(values['max-reservations'], 'max-reservations'),
     maxBytesPerConnection: rateOption(values['max-relayed'], 'max-relayed'),
     maxSecondsPerConnection: time == null ? undefined : Math.max(1, Math.round(time / 1000)),
-    maxConnections: whole('max-relayed-connections', values['max-relayed-connections'])
+    maxConnections: wholeOption(values['max-relayed-connections'], 'max-relayed-connections')
   }
 }
 
@@ -216,10 +210,8 @@ async function tracker (argv: string[], out: Output): Promise<void> {
   })
   if (values.help === true) { out.line(USAGE); return }
   const limits = trackerLimitsOf(values)
-  const port = values.port == null ? 8000 : Number(values.port)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, got ${values.port}`)
-  const relayPort = values['relay-port'] == null ? 0 : Number(values['relay-port'])
-  if (!Number.isInteger(relayPort) || relayPort < 0 || relayPort > 65535) throw new UsageError(`--relay-port must be 0..65535, got ${values['relay-port']}`)
+  const port = portOption(values.port, 'port', 8000)
+  const relayPort = portOption(values['relay-port'], 'relay-port', 0)
   if (values.relay !== true && values['relay-port'] != null) throw new UsageError('--relay-port needs --relay')
   const host = values.host ?? '127.0.0.1'
   // diagnostics and periodic swarm counts go to stderr: with --json, stdout is NDJSON only
@@ -283,13 +275,7 @@ function trackerLimitsOf (values: Record<string, unknown>): { interval?: number,
     if (!Number.isFinite(n) || n < 0 || (n === 0 && !zeroOk)) throw new UsageError(`--${flag} must be a number of seconds ${zeroOk ? '>= 0' : '> 0'}, got ${t}`)
     return n
   }
-  const whole = (flag: string): number | undefined => {
-    const t = text(flag)
-    if (t == null) return undefined
-    const n = /^[0-9]+$/.test(t) ? Number(t) : NaN
-    if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a whole number >= 1, got ${t}`)
-    return n
-  }
+  const whole = (flag: string): number | undefined => wholeOption(text(flag), flag)
   const interval = seconds('interval', false)
   const minInterval = seconds('min-interval', true)
   // the defaults are 30 s and 5 s

@@ -10,6 +10,22 @@ export function positiveNumber (value: string | undefined, name: string, fallbac
   return n
 }
 
+/** A whole number >= 1 given as --flag (undefined when absent). */
+export function wholeOption (value: string | undefined, flag: string): number | undefined {
+  if (value == null) return undefined
+  const n = /^[0-9]+$/.test(value) ? Number(value) : NaN
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a whole number >= 1, got ${value}`)
+  return n
+}
+
+/** A TCP port 0..65535 given as --flag (`fallback` when absent; 0: any free port). */
+export function portOption (value: string | undefined, flag: string, fallback: number): number {
+  if (value == null) return fallback
+  const n = /^[0-9]+$/.test(value) ? Number(value) : NaN
+  if (!Number.isInteger(n) || n > 65535) throw new UsageError(`--${flag} must be 0..65535, got ${value}`)
+  return n
+}
+
 export function rateOption (value: string | undefined, flag = 'max-upload-rate'): number | undefined {
   if (value == null) return undefined
   try {

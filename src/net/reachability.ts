@@ -34,3 +34,45 @@ export function reachabilityOf (addrs: readonly Multiaddr[], isPublic: (ma: Mult
   }
   return relayed ? 'relayed' : 'private'
 }
+
+/**
+ * The rule behind unreachableMessage, for the manifest race and the swarm alike: peers whose dial
+ * failed (and whether only a relay that carries no data reached them), peers reached; once some
+ * failed and none was reached for UNREACHABLE_WARN_MS, check() returns the line to log, once,
+ * until a peer is reached again. Pure: the caller passes the clock; bounded to 1,000 peers.
+ */
+export class UnreachableWatch {
+  private readonly failed = new Map<string, boolean>()
+  private since: number | undefined
+  private said = false
+
+  /** A dial of `peerId` failed; `relayOnly`: only a relay that carries no data reached it. */
+  dialFailed (peerId: string, relayOnly = false): void {
+    if (this.failed.has(peerId) ? relayOnly : this.failed.size < 1000) this.failed.set(peerId, relayOnly)
+  }
+
+  /** Starts the clock now rather than at the first check that sees a failure. */
+  start (now: number): void {
+    this.since ??= now
+  }
+
+  /** We reached `peerId`. */
+  reached (peerId: string): void {
+    this.failed.delete(peerId)
+  }
+
+  /**
+   * The line to log now, if any. `connected`: sessions open now (any resets the rule: a later
+   * cut-off is said again).
+   */
+  check (now: number, connected: number): string | undefined {
+    if (connected > 0) { this.since = undefined; this.said = false; return undefined }
+    if (this.failed.size === 0 || this.said) return undefined
+    this.since ??= now
+    if (now - this.since < UNREACHABLE_WARN_MS) return undefined
+    this.said = true
+    let relayOnly = 0
+    for (const r of this.failed.values()) if (r) relayOnly++
+    return unreachableMessage(this.failed.size, relayOnly)
+  }
+}

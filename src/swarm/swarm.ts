@@ -33,7 +33,7 @@ import { Throttle } from '../throttle.js'
 import { ipOf } from '../net/pending-inbound.js'
 import { carriesData, connectionKind } from '../net/relay.js'
 import { withoutPeerId } from '../net/addr.js'
-import { UNREACHABLE_WARN_MS, unreachableMessage } from '../net/reachability.js'
+import { UnreachableWatch } from '../net/reachability.js'
 import type { AdmissionInit } from './admission.js'
 import { PieceAssembly } from './assembly.js'
 import { ChokeRounds, swarmChoker } from './chokes.js'
@@ -112,8 +112,6 @@ export interface SwarmEvents {
 const TICK_MS = 1000
 /** why a seed closes its session with another */
 const BOTH_SEEDS = 'both have every piece'
-/** failed dials remembered for that line (a count, not a registry) */
-const MAX_FAILED_DIALS = 1000
 /**
  * Pieces being assembled hold at most this many bytes of buffers (or one piece, if larger): a
  * peer that sends every block of a piece but the last cannot make us start piece after piece.
@@ -136,11 +134,9 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   /** peers we had a relayed session with (bounded by the peers we ever had sessions with this run) */
   private readonly wasRelayed = new Set<string>()
   /** peers whose last dial failed, and whether only a too-limited relay reached them (bounded by the peer book) */
-  private readonly failedDials = new Map<string, 'failed' | 'relay-limited'>()
+  private readonly unreachable = new UnreachableWatch()
   /** why we closed a session without a protocol reason (the session's own close takes none): for peer:disconnect */
   private readonly quietReasons = new WeakMap<PeerSession, string>()
-  private cutOffSince: number | undefined
-  private cutOffWarned = false
   private readonly dialGuard: DialGuard
   /** the peers we know of (shared with discovery when the Peer runs us) */
   private readonly book: PeerBook
@@ -340,18 +336,18 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       // addresses from trackers, gossip and the DHT can name anyone's ip:port: the guard decides
       const connection = await dialGuarded(this.node, this.dialGuard, p, { timeout: 10_000 })
       if (!carriesData(connection)) {
-        this.failedDials.set(p.peerId, 'relay-limited')
+        this.unreachable.dialFailed(p.peerId, true)
         throw new Error(`reached only through a relay that does not carry data (${connection.remoteAddr.toString()})`)
       }
       const stream = await connection.newStream(WIRE_PROTOCOL, { signal: AbortSignal.timeout(10_000), runOnLimitedConnection: true })
       this.dialing.delete(p.peerId)
-      this.failedDials.delete(p.peerId)
+      this.unreachable.reached(p.peerId)
       if (!this.running) { stream.abort(new Error('swarm stopped')); return }
       this.accept(stream, p.peerId, 'outbound', source, connection)
     } catch (err) {
       // an address that does not answer is not passed on to others
       this.exchange.forget(p.peerId)
-      if (!this.failedDials.has(p.peerId) && this.failedDials.size < MAX_FAILED_DIALS) this.failedDials.set(p.peerId, 'failed')
+      this.unreachable.dialFailed(p.peerId)
       // refusals are the guard at work (an attack sends them by the hundred): not worth a line each
       if (!(err instanceof DialRefusedError)) this.log(`dial ${shortId(p.peerId)} (from ${source}) failed: ${(err as Error).message}`)
     } finally {
@@ -368,7 +364,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     // a direct session with a peer we reached through a relay before: DCUtR (or a dial) upgraded it
     const via: PeerVia = kind === 'relayed' ? 'relayed' : this.wasRelayed.has(remotePeer) ? 'hole-punched' : 'direct'
     if (kind === 'relayed') this.wasRelayed.add(remotePeer)
-    this.failedDials.delete(remotePeer)
+    this.unreachable.reached(remotePeer)
     const existing = this.sessions.get(remotePeer)
     if (existing != null) {
       // both ends dialled at once, or a reconnect: the registry's rule says which one stays
@@ -582,15 +578,10 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
    * two peers behind NATs that keep them apart see, with no relay that carries data.
    */
   private warnIfCutOff (): void {
-    if (this.sessions.size > 0 || this.completed) { this.cutOffSince = undefined; this.cutOffWarned = false; return }
-    if (this.failedDials.size === 0 || this.cutOffWarned) return
-    const now = this.now()
-    this.cutOffSince ??= now
-    if (now - this.cutOffSince < UNREACHABLE_WARN_MS) return
-    this.cutOffWarned = true
-    const relayOnly = [...this.failedDials.values()].filter(r => r === 'relay-limited').length
-    this.log(unreachableMessage(this.failedDials.size, relayOnly))
+    const line = this.unreachable.check(this.now(), this.completed ? 1 : this.sessions.size)
+    if (line !== undefined) this.log(line)
   }
+
 
   stats (): SwarmStats {
     return swarmStats({

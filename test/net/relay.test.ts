@@ -5,7 +5,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { describe, expect, it } from 'vitest'
 import { carriesData, connectionKind, DATA_RELAY_MIN_BYTES, DATA_RELAY_MIN_SECONDS, DEFAULT_RELAY_LIMITS, relayLimits, relayServerInit } from '../../src/net/relay.js'
-import { reachabilityOf } from '../../src/net/reachability.js'
+import { reachabilityOf, UNREACHABLE_WARN_MS, UnreachableWatch } from '../../src/net/reachability.js'
 import { isPublicAddress } from '../../src/net/address-class.js'
 
 const RELAY = '/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWRnQ2RmBTFyXNNbcs6q2Rq1u8iBk7UDPqGZhPBbpAG4WE'
@@ -49,5 +49,20 @@ describe('reachability', () => {
     for (const a of ['/ip4/10.1.2.3/tcp/1', '/ip4/192.168.0.1/tcp/1', '/ip4/127.0.0.1/tcp/1', '/ip6/::1/tcp/1', '/ip6/fe80::1/tcp/1']) expect(isPublicAddress(multiaddr(a))).toBe(false)
     expect(isPublicAddress(multiaddr('/ip4/8.8.8.8/tcp/1'))).toBe(true)
     expect(isPublicAddress(multiaddr(`${RELAY}/p2p-circuit`))).toBe(false)
+  })
+
+  it('says once that no known peer can be reached, after a while, and again only after one was', () => {
+    const w = new UnreachableWatch()
+    expect(w.check(0, 0)).toBeUndefined()
+    w.dialFailed('a')
+    w.dialFailed('b', true)
+    expect(w.check(1000, 0)).toBeUndefined()
+    expect(w.check(1000 + UNREACHABLE_WARN_MS, 0)).toMatch(/^no peer reachable: 2 known peers could not be reached \(1 only through a relay that carries no data\)/)
+    expect(w.check(2000 + UNREACHABLE_WARN_MS, 0)).toBeUndefined()
+    // a session came and went: said again after another while
+    expect(w.check(3000 + UNREACHABLE_WARN_MS, 1)).toBeUndefined()
+    w.reached('a')
+    expect(w.check(4000 + UNREACHABLE_WARN_MS, 0)).toBeUndefined()
+    expect(w.check(4000 + 2 * UNREACHABLE_WARN_MS, 0)).toMatch(/^no peer reachable: 1 known peer could not/)
   })
 })
