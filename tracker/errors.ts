@@ -40,3 +40,12 @@ export class NotTrackedError extends BadRequestError {
     super(message, 403)
   }
 }
+
+/**
+ * The peer store cannot answer (a shared store that is down, unreachable or too slow): 503 with
+ * the reason; the tracker keeps running and serves again once the store is back.
+ */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError'
+  readonly status = 503
+}

@@ -9,7 +9,7 @@ import type { PeerId } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { normalizeIp } from './addresses.js'
 import type { ManifestFilter } from './allow.js'
-import { BadRequestError, NotTrackedError, QuotaExceededError, TrackerFullError } from './errors.js'
+import { BadRequestError, NotTrackedError, QuotaExceededError, StoreUnavailableError, TrackerFullError } from './errors.js'
 import { handleAnnounce, handleScrape } from './logic.js'
 import type { PeerAddress, AnnounceRequest, AnnounceResponse, LogicOptions, TrackerEvent } from './logic.js'
 import type { Endpoint, TrackerObserver } from './observe.js'
@@ -198,7 +198,7 @@ export function handleRequest (req: IncomingMessage, res: ServerResponse, ctx: H
     observe(ctx, seen.endpoint, started, err)
     if (err instanceof BadRequestError) {
       writeJsonSafe(res, err.status, { error: err.message }, err.status === 405 ? { allow: 'GET' } : {})
-    } else if (err instanceof TrackerFullError || err instanceof QuotaExceededError) {
+    } else if (err instanceof TrackerFullError || err instanceof QuotaExceededError || err instanceof StoreUnavailableError) {
       writeJsonSafe(res, err.status, { error: err.message }, { 'retry-after': String(ctx.logic.interval) })
     } else {
       try {
@@ -236,12 +236,12 @@ const PAGES = new Set(['/', '/stats', '/metrics'])
 
 async function servePage (path: string, res: ServerResponse, observer: TrackerObserver): Promise<void> {
   if (path === '/stats') {
-    writeJson(res, 200, observer.stats(), { 'x-content-type-options': 'nosniff' })
+    writeJson(res, 200, await observer.stats(), { 'x-content-type-options': 'nosniff' })
   } else if (path === '/metrics') {
     const text = await observer.registry.metrics()
     writeText(res, text, observer.registry.contentType)
   } else {
-    writeText(res, observer.page(), 'text/html; charset=utf-8', {
+    writeText(res, await observer.page(), 'text/html; charset=utf-8', {
       // no script, no frames, no forms: the page only shows numbers and CIDs
       'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
       'referrer-policy': 'no-referrer'
@@ -282,10 +282,10 @@ async function route (req: IncomingMessage, res: ServerResponse, ctx: HandlerCon
 
   if (path === '/announce') {
     const request = await parseAnnounce(url.searchParams, clientIp(req, ctx.trustedProxies), ctx.allow)
-    // synchronous from the seq check to the store update: two copies of one record cannot both pass
-    writeJsonText(res, 200, announceJson(handleAnnounce(ctx.store, request, ctx.now(), ctx.logic)))
+    // the store checks the seq and updates in one atomic step: two copies of one record cannot both pass
+    writeJsonText(res, 200, announceJson(await handleAnnounce(ctx.store, request, ctx.now(), ctx.logic)))
   } else {
     const manifests = parseScrape(url.searchParams, ctx.allow)
-    writeJson(res, 200, handleScrape(ctx.store, manifests, ctx.now(), ctx.logic.peerTtl))
+    writeJson(res, 200, await handleScrape(ctx.store, manifests, ctx.now(), ctx.logic.peerTtl))
   }
 }

@@ -1,9 +1,9 @@
 /**
- * Announce and scrape on a PeerStore. Pure given `now` and `random`: no I/O, no timers, no clock.
+ * Announce and scrape on a PeerStore: requests become store operations (the store makes each one
+ * atomic), their results become answers. No clock and no timers of its own: `now` and `random` come in.
  */
 import { hostOf, ownAddrs } from './addresses.js'
-import { StaleRecordError } from './errors.js'
-import type { PeerEntry, PeerStore, SwarmCounts } from './store.js'
+import type { PeerCandidate, PeerStore, SwarmCounts } from './store.js'
 // one shape, one name: the tracker hands out what discovery hands the swarm
 import type { PeerAddress } from '../src/discovery/types.js'
 export type { PeerAddress }
@@ -57,47 +57,27 @@ export function seenSince (now: number, peerTtl: number): number {
   return now - peerTtl * 1000
 }
 
-export function handleAnnounce (store: PeerStore, req: AnnounceRequest, now: number, opts: LogicOptions): AnnounceResponse {
-  const since = seenSince(now, opts.peerTtl)
-  let peers: PeerAddress[] = []
-
-  // replay protection: a captured record (even of a stopped or expired peer) is worth nothing
-  const last = store.lastSeq(req.manifest, req.peerId, now)
-  if (last !== undefined && req.seq <= last) {
-    throw new StaleRecordError(`record seq ${req.seq} is not newer than the last accepted (${last})`)
-  }
-
-  if (req.event === 'stopped') {
-    store.removePeer(req.manifest, req.peerId, req.seq, now)
-  } else {
-    const prev = store.getPeer(req.manifest, req.peerId, since)
-    // Count a peer's completion once: clients retry event=completed when an answer is lost.
-    const countNow = req.event === 'completed' && prev?.countedComplete !== true
-    // put first: it may refuse a new peer (limits), and then nothing else may change
-    store.putPeer(req.manifest, {
-      peerId: req.peerId,
-      // a signature proves who announced, not whose addresses these are
-      multiaddrs: ownAddrs(req.multiaddrs, req.ip, opts.relays),
-      left: req.left,
-      lastSeen: now,
-      countedComplete: countNow || (prev?.countedComplete ?? false),
-      seq: req.seq,
-      host: hostOf(req.ip)
-    }, since)
-    if (countNow) store.incrementCompleted(req.manifest)
-    const candidates = store.peers(req.manifest, since)
-      // nobody can dial a peer without addresses, so it is counted but not handed out
-      .filter(p => p.peerId !== req.peerId && p.multiaddrs.length > 0)
-    peers = sampleByHost(candidates, req.numwant, opts.random).map(shown)
-  }
-
-  const counts = store.counts(req.manifest, since)
+export async function handleAnnounce (store: PeerStore, req: AnnounceRequest, now: number, opts: LogicOptions): Promise<AnnounceResponse> {
+  // one store operation: the replay check, the update and the counts happen atomically there
+  const { candidates, counts } = await store.announce({
+    manifest: req.manifest,
+    peerId: req.peerId,
+    seq: req.seq,
+    event: req.event,
+    // a signature proves who announced, not whose addresses these are
+    multiaddrs: ownAddrs(req.multiaddrs, req.ip, opts.relays),
+    left: req.left,
+    host: hostOf(req.ip),
+    now,
+    seenSince: seenSince(now, opts.peerTtl),
+    numwant: req.numwant
+  })
   return {
     interval: opts.interval,
     minInterval: opts.minInterval,
     complete: counts.complete,
     incomplete: counts.incomplete,
-    peers,
+    peers: sampleByHost(candidates, req.numwant, opts.random).map(shown),
     ...(opts.relays != null && opts.relays.length > 0 ? { relays: opts.relays } : {})
   }
 }
@@ -107,9 +87,9 @@ export function handleAnnounce (store: PeerStore, req: AnnounceRequest, now: num
  * by every answer that lists the peer, so its JSON can be made once too (see http.ts). Callers
  * must not mutate it.
  */
-const shownEntries = new WeakMap<PeerEntry, PeerAddress>()
+const shownEntries = new WeakMap<PeerCandidate, PeerAddress>()
 
-function shown (entry: PeerEntry): PeerAddress {
+function shown (entry: PeerCandidate): PeerAddress {
   let peer = shownEntries.get(entry)
   if (peer == null) {
     peer = { peerId: entry.peerId, multiaddrs: [...entry.multiaddrs] }
@@ -122,10 +102,10 @@ function shown (entry: PeerEntry): PeerAddress {
  * `manifests` maps the key to answer under (what the client sent) to the normalized store key.
  * Only what was asked: a full scrape would answer megabytes to a 60-byte request.
  */
-export function handleScrape (store: PeerStore, manifests: Array<{ key: string, manifest: string }>, now: number, peerTtl: number): ScrapeResponse {
-  const since = seenSince(now, peerTtl)
+export async function handleScrape (store: PeerStore, manifests: Array<{ key: string, manifest: string }>, now: number, peerTtl: number): Promise<ScrapeResponse> {
+  const counts = await store.scrape(manifests.map(w => w.manifest), seenSince(now, peerTtl), now)
   // Object.fromEntries defines own properties, so a hostile key such as "__proto__" stays data
-  return { files: Object.fromEntries(manifests.map(w => [w.key, store.counts(w.manifest, since)])) }
+  return { files: Object.fromEntries(manifests.map((w, i) => [w.key, counts[i]])) }
 }
 
 /**
@@ -133,8 +113,8 @@ export function handleScrape (store: PeerStore, manifests: Array<{ key: string, 
  * round. A host that announced a thousand fake peers gets no bigger share of an answer than a
  * host with one honest seeder. `candidates` may be reordered.
  */
-export function sampleByHost (candidates: PeerEntry[], n: number, random: () => number): PeerEntry[] {
-  const byHost = new Map<string, PeerEntry[]>()
+export function sampleByHost<T extends PeerCandidate> (candidates: T[], n: number, random: () => number): T[] {
+  const byHost = new Map<string, T[]>()
   for (const c of candidates) {
     const list = byHost.get(c.host)
     if (list == null) byHost.set(c.host, [c])
@@ -143,7 +123,7 @@ export function sampleByHost (candidates: PeerEntry[], n: number, random: () => 
   // one host, or one entry per host: a plain sample is already fair (and the common case)
   if (byHost.size <= 1 || byHost.size === candidates.length) return sampleInPlace(candidates, n, random)
   const hosts = sampleInPlace([...byHost.values()], byHost.size, random)
-  const out: PeerEntry[] = []
+  const out: T[] = []
   for (let round = 0; out.length < n; round++) {
     let any = false
     for (const list of hosts) {

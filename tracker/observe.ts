@@ -4,8 +4,8 @@
  * share counters), and the rejected requests, grouped by kind so the log can be rate-limited.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { BadRequestError, QuotaExceededError, StaleRecordError, TrackerFullError } from './errors.js'
-import type { PeerEntry, PeerStore, SwarmCounts } from './store.js'
+import { BadRequestError, QuotaExceededError, StaleRecordError, StoreUnavailableError, TrackerFullError } from './errors.js'
+import type { PeerStore, StoreAnnounce, StoreAnnounceResult, SwarmCounts, SwarmSummary } from './store.js'
 
 /**
  * Why a request was refused, from the error that refused it (see http.ts handleRequest): one
@@ -20,6 +20,7 @@ export type RejectionKind =
   | 'method_not_allowed' // 405
   | 'quota' // 429
   | 'full' // 503
+  | 'unavailable' // 503: the peer store (Redis) is down or too slow
   | 'internal' // 500
 
 export type Outcome = 'ok' | RejectionKind
@@ -36,6 +37,7 @@ export function rejectionKind (err: unknown): RejectionKind {
   }
   if (err instanceof QuotaExceededError) return 'quota'
   if (err instanceof TrackerFullError) return 'full'
+  if (err instanceof StoreUnavailableError) return 'unavailable'
   return 'internal'
 }
 
@@ -48,7 +50,8 @@ export function rejectionStatus (kind: RejectionKind): number {
     case 'not_found': return 404
     case 'method_not_allowed': return 405
     case 'quota': return 429
-    case 'full': return 503
+    case 'full':
+    case 'unavailable': return 503
     case 'internal': return 500
   }
 }
@@ -81,32 +84,47 @@ export type TrackerLogEvent =
 
 /**
  * A PeerStore that counts its own failures (anything but the refusals the interface documents)
- * and bumps `version` on every change, so a snapshot knows when it is stale.
+ * and bumps `version` on every change it sees, so a snapshot knows when it is stale (changes made
+ * by other instances on a shared store it cannot see: a snapshot lives a second at most).
  */
 export class ObservedStore implements PeerStore {
   version = 0
-  constructor (readonly inner: PeerStore, private readonly onError: () => void) {}
+  readonly sweep?: (seenSince: number, now: number) => number
+  constructor (readonly inner: PeerStore, private readonly onError: () => void) {
+    const sweep = inner.sweep
+    if (sweep != null) this.sweep = (seenSince, now) => this.guard(() => sweep.call(inner, seenSince, now), true)
+  }
 
   private guard<T>(f: () => T, change: boolean): T {
     try {
       return f()
     } catch (err) {
-      if (!(err instanceof QuotaExceededError || err instanceof TrackerFullError)) this.onError()
+      this.failed(err)
       throw err
     } finally {
       if (change) this.version++
     }
   }
 
-  putPeer (manifest: string, peer: PeerEntry, seenSince: number): void { this.guard(() => { this.inner.putPeer(manifest, peer, seenSince) }, true) }
-  getPeer (manifest: string, peerId: string, seenSince: number): PeerEntry | undefined { return this.guard(() => this.inner.getPeer(manifest, peerId, seenSince), false) }
-  lastSeq (manifest: string, peerId: string, now: number): bigint | undefined { return this.guard(() => this.inner.lastSeq(manifest, peerId, now), false) }
-  removePeer (manifest: string, peerId: string, seq: bigint, now: number): void { this.guard(() => { this.inner.removePeer(manifest, peerId, seq, now) }, true) }
-  peers (manifest: string, seenSince: number): PeerEntry[] { return this.guard(() => this.inner.peers(manifest, seenSince), false) }
-  incrementCompleted (manifest: string): void { this.guard(() => { this.inner.incrementCompleted(manifest) }, true) }
-  counts (manifest: string, seenSince: number): SwarmCounts { return this.guard(() => this.inner.counts(manifest, seenSince), false) }
-  manifests (): string[] { return this.guard(() => this.inner.manifests(), false) }
-  sweep (seenSince: number, now: number): number { return this.guard(() => this.inner.sweep(seenSince, now), true) }
+  private async guardAsync<T>(f: () => Promise<T>, change: boolean): Promise<T> {
+    try {
+      return await f()
+    } catch (err) {
+      this.failed(err)
+      throw err
+    } finally {
+      if (change) this.version++
+    }
+  }
+
+  private failed (err: unknown): void {
+    if (!(err instanceof QuotaExceededError || err instanceof TrackerFullError || err instanceof StaleRecordError)) this.onError()
+  }
+
+  async announce (a: StoreAnnounce): Promise<StoreAnnounceResult> { return await this.guardAsync(async () => await this.inner.announce(a), true) }
+  async scrape (manifests: string[], seenSince: number, now: number): Promise<SwarmCounts[]> { return await this.guardAsync(async () => await this.inner.scrape(manifests, seenSince, now), false) }
+  async swarms (seenSince: number, now: number): Promise<SwarmSummary[]> { return await this.guardAsync(async () => await this.inner.swarms(seenSince, now), false) }
+  async close (): Promise<void> { await this.inner.close?.() }
 }
 
 /** seconds: an announce costs about 0.2 ms of signature check, more under load */
@@ -122,6 +140,7 @@ export class TrackerObserver {
   private pending = new Map<RejectionKind, { count: number, reason: string }>()
   private readonly startedAt = performance.now()
   private cached: { at: number, version: number, snapshot: TrackerSnapshot } | undefined
+  private making: Promise<TrackerSnapshot> | undefined
   private storeErrorCount = 0
   private readonly announceCounter: Counter<'outcome'>
   private readonly scrapeCounter: Counter<'outcome'>
@@ -131,8 +150,8 @@ export class TrackerObserver {
   private readonly rejectedRequests: Counter<'kind'>
   private readonly storeErrors: Counter
 
-  /** `since()`: the oldest lastSeen still alive, now (see logic.ts seenSince) */
-  constructor (store: PeerStore, private readonly since: () => number) {
+  /** `window()`: the tracker's clock now, and the oldest lastSeen still alive (see logic.ts seenSince) */
+  constructor (store: PeerStore, private readonly window: () => { now: number, seenSince: number }) {
     this.store = new ObservedStore(store, () => { this.storeError() })
     const registers = [this.registry]
     this.announceCounter = new Counter({ name: 'bitswarm_tracker_announces_total', help: 'Announces answered, by outcome (ok or the rejection kind)', labelNames: ['outcome'], registers })
@@ -154,9 +173,9 @@ export class TrackerObserver {
         name,
         help,
         registers,
-        collect () {
-          const s = self.trySnapshot()
-          if (s != null) this.set(pick(s))
+        async collect () {
+          const s = await self.trySnapshot()
+          if (!('error' in s)) this.set(pick(s))
         }
       })
     }
@@ -212,49 +231,74 @@ export class TrackerObserver {
     return out
   }
 
-  /** Counts over the whole store; reused for up to a second while the store does not change. */
-  snapshot (): TrackerSnapshot {
+  /**
+   * Counts over the whole store; reused for up to a second while the store does not change, and
+   * shared by callers that ask while it is being made (the five gauges of one /metrics scrape).
+   */
+  async snapshot (): Promise<TrackerSnapshot> {
     const now = performance.now()
     const c = this.cached
     if (c != null && c.version === this.store.version && now - c.at < SNAPSHOT_MAX_AGE) return c.snapshot
+    if (this.making != null) return await this.making
     const version = this.store.version
-    const since = this.since()
+    const making = this.makeSnapshot().then((snapshot) => {
+      this.cached = { at: now, version, snapshot }
+      return snapshot
+    }).finally(() => { this.making = undefined })
+    this.making = making
+    return await making
+  }
+
+  private async makeSnapshot (): Promise<TrackerSnapshot> {
+    const { now, seenSince } = this.window()
     const all: SwarmStats[] = []
     let seeders = 0
     let leechers = 0
     let completed = 0
-    for (const manifest of this.store.manifests()) {
-      const k = this.store.counts(manifest, since)
-      all.push({ manifest, seeders: k.complete, leechers: k.incomplete, completed: k.downloaded })
+    for (const k of await this.store.swarms(seenSince, now)) {
+      all.push({ manifest: k.manifest, seeders: k.complete, leechers: k.incomplete, completed: k.downloaded })
       seeders += k.complete
       leechers += k.incomplete
       completed += k.downloaded
     }
     all.sort((a, b) => (b.seeders + b.leechers) - (a.seeders + a.leechers) || (a.manifest < b.manifest ? -1 : a.manifest > b.manifest ? 1 : 0))
-    const snapshot = { swarms: all.length, peers: seeders + leechers, seeders, leechers, completed, top: all.slice(0, TOP_SWARMS) }
-    this.cached = { at: now, version, snapshot }
-    return snapshot
+    return { swarms: all.length, peers: seeders + leechers, seeders, leechers, completed, top: all.slice(0, TOP_SWARMS) }
   }
 
-  /** GET /stats */
-  stats (): Record<string, unknown> {
-    const { top: _top, ...counts } = this.snapshot()
-    return {
-      ...counts,
+  /**
+   * GET /stats. While the store cannot answer (Redis down) the counters still come, with
+   * `store: {ok: false, error}` instead of the swarm counts: an operator sees why.
+   */
+  async stats (): Promise<Record<string, unknown>> {
+    const s = await this.trySnapshot()
+    const counters = {
       announces: Object.fromEntries(this.announces),
       scrapes: Object.fromEntries(this.scrapes),
       errors: Object.fromEntries(this.errors),
       storeErrors: this.storeErrorCount,
       uptime: this.uptime
     }
+    if ('error' in s) return { store: { ok: false, error: s.error }, ...counters }
+    const { top: _top, ...counts } = s
+    return { ...counts, store: { ok: true }, ...counters }
   }
 
   /** GET / : the same as /stats, and the top swarms; every printed value escaped. */
-  page (): string {
-    const s = this.snapshot()
+  async page (): Promise<string> {
+    const snap = await this.trySnapshot()
     const row = (cells: Array<string | number>, tag = 'td'): string => `<tr>${cells.map(c => `<${tag}>${escapeHtml(String(c))}</${tag}>`).join('')}</tr>`
     const table = (rows: Array<[string, number]>): string => rows.length === 0 ? '<p>none</p>' : `<table>${rows.map(([k, v]) => row([k, v])).join('')}</table>`
     const title = 'bitswarm tracker'
+    const swarms = (s: TrackerSnapshot): string[] => [
+      table([['swarms', s.swarms], ['peers', s.peers], ['seeders', s.seeders], ['leechers', s.leechers], ['completed', s.completed], ['store errors', this.storeErrorCount]]),
+      '<h2>Announces</h2>', table([...this.announces]),
+      '<h2>Scrapes</h2>', table([...this.scrapes]),
+      '<h2>Rejected requests</h2>', table([...this.errors]),
+      `<h2>Swarms (${s.top.length < s.swarms ? `top ${s.top.length} by peers of ${s.swarms}` : String(s.swarms)})</h2>`,
+      s.top.length === 0
+        ? '<p>none</p>'
+        : `<table>${row(['manifest', 'seeders', 'leechers', 'completed'], 'th')}${s.top.map(w => row([w.manifest, w.seeders, w.leechers, w.completed])).join('')}</table>`
+    ]
     return [
       '<!doctype html>',
       '<html lang="en"><head><meta charset="utf-8">',
@@ -263,25 +307,20 @@ export class TrackerObserver {
       '</head><body>',
       `<h1>${title}</h1>`,
       `<p>up ${escapeHtml(String(this.uptime))} s · <a href="/stats">/stats</a> · <a href="/metrics">/metrics</a></p>`,
-      table([['swarms', s.swarms], ['peers', s.peers], ['seeders', s.seeders], ['leechers', s.leechers], ['completed', s.completed], ['store errors', this.storeErrorCount]]),
-      '<h2>Announces</h2>', table([...this.announces]),
-      '<h2>Scrapes</h2>', table([...this.scrapes]),
-      '<h2>Rejected requests</h2>', table([...this.errors]),
-      `<h2>Swarms (${s.top.length < s.swarms ? `top ${s.top.length} by peers of ${s.swarms}` : String(s.swarms)})</h2>`,
-      s.top.length === 0
-        ? '<p>none</p>'
-        : `<table>${row(['manifest', 'seeders', 'leechers', 'completed'], 'th')}${s.top.map(w => row([w.manifest, w.seeders, w.leechers, w.completed])).join('')}</table>`,
+      ...('error' in snap
+        ? [`<p><strong>store unavailable:</strong> ${escapeHtml(snap.error)}</p>`, table([['store errors', this.storeErrorCount]]), '<h2>Announces</h2>', table([...this.announces]), '<h2>Rejected requests</h2>', table([...this.errors])]
+        : swarms(snap)),
       '</body></html>',
       ''
     ].join('\n')
   }
 
-  /** the swarm counts, or undefined (and a store error counted) if the store fails */
-  trySnapshot (): TrackerSnapshot | undefined {
+  /** the swarm counts, or why not (a store error is counted by the store wrapper) */
+  async trySnapshot (): Promise<TrackerSnapshot | { error: string }> {
     try {
-      return this.snapshot()
-    } catch {
-      return undefined // counted by the store wrapper
+      return await this.snapshot()
+    } catch (err) {
+      return { error: err instanceof Error ? err.message : String(err) }
     }
   }
 }

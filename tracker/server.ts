@@ -137,7 +137,10 @@ export class TrackerServer {
     this.keepAliveTimeout = positive('keepAliveTimeout', init.keepAliveTimeout ?? 5000)
     this.onEvent = init.onEvent
     // the context is read when a snapshot is taken, not now
-    this.observer = new TrackerObserver(init.store ?? new MemoryPeerStore(storeInit), () => seenSince(this.ctx.now(), this.ctx.logic.peerTtl))
+    this.observer = new TrackerObserver(init.store ?? new MemoryPeerStore(storeInit), () => {
+      const now = this.ctx.now()
+      return { now, seenSince: seenSince(now, this.ctx.logic.peerTtl) }
+    })
     this.ctx = {
       store: this.observer.store,
       observer: this.observer,
@@ -191,12 +194,15 @@ export class TrackerServer {
     server.on('error', (err) => { this.log(`tracker: server error: ${err.message}`) })
     this.boundPort = (server.address() as AddressInfo).port
 
-    // Expired peers are filtered on read anyway; the sweep only bounds memory.
-    const ttlMs = this.ctx.logic.peerTtl * 1000
-    this.sweepTimer = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(ttlMs / 2, 60_000)))
-    this.sweepTimer.unref()
+    // Expired peers are filtered on read anyway; the sweep only bounds memory. A shared store
+    // expires entries by itself (Redis TTLs) and has no sweep.
+    if (this.ctx.store.sweep != null) {
+      const ttlMs = this.ctx.logic.peerTtl * 1000
+      this.sweepTimer = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(ttlMs / 2, 60_000)))
+      this.sweepTimer.unref()
+    }
     if (this.statsInterval > 0) {
-      this.statsTimer = setInterval(() => { this.logStats() }, this.statsInterval)
+      this.statsTimer = setInterval(() => { void this.logStats() }, this.statsInterval)
       this.statsTimer.unref()
     }
     this.log(`tracker: listening on ${this.announceUrl}`)
@@ -218,8 +224,9 @@ export class TrackerServer {
     this.boundPort = undefined
   }
 
-  /** Drop expired peers (and history past its time) now; returns how many peers. */
+  /** Drop expired peers (and history past its time) now; returns how many peers (0 for a store without a sweep). */
   sweep (): number {
+    if (this.ctx.store.sweep == null) return 0
     try {
       const now = this.ctx.now()
       return this.ctx.store.sweep(seenSince(now, this.ctx.logic.peerTtl), now)
@@ -229,8 +236,8 @@ export class TrackerServer {
     }
   }
 
-  /** One line per swarm: short cid, seeders, leechers, completed; and refused connections. */
-  logStats (): void {
+  /** One line per swarm: short cid, seeders, leechers, completed; and refused connections. Never rejects. */
+  async logStats (): Promise<void> {
     const refused = this.limiter.takeRefused()
     if (refused.perIp > 0) this.log(`tracker: closed ${refused.perIp} connections over the per-IP cap (max ${this.limiter.maxPerIp})`)
     if (refused.total > 0) this.log(`tracker: closed ${refused.total} connections over maxConnections (${this.maxConnections})`)
@@ -240,11 +247,10 @@ export class TrackerServer {
         if (this.onEvent != null) this.onEvent(r)
         else this.log(`tracker: rejected ${r.count} requests (${r.kind}, ${r.status}), last: ${r.reason}`)
       }
-      const since = seenSince(this.ctx.now(), this.ctx.logic.peerTtl)
-      for (const manifest of this.ctx.store.manifests()) {
-        const c = this.ctx.store.counts(manifest, since)
-        if (this.onEvent != null) this.onEvent({ event: 'swarm', manifest, seeders: c.complete, leechers: c.incomplete, completed: c.downloaded })
-        else this.log(`tracker: swarm ${shortCid(manifest)} seeders=${c.complete} leechers=${c.incomplete} completed=${c.downloaded}`)
+      const now = this.ctx.now()
+      for (const c of await this.ctx.store.swarms(seenSince(now, this.ctx.logic.peerTtl), now)) {
+        if (this.onEvent != null) this.onEvent({ event: 'swarm', manifest: c.manifest, seeders: c.complete, leechers: c.incomplete, completed: c.downloaded })
+        else this.log(`tracker: swarm ${shortCid(c.manifest)} seeders=${c.complete} leechers=${c.incomplete} completed=${c.downloaded}`)
       }
     } catch (err) {
       this.log(`tracker: stats failed: ${err instanceof Error ? err.message : String(err)}`)

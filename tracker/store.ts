@@ -1,6 +1,6 @@
 /**
- * Where the tracker keeps its swarms. An interface so a shared store (e.g. Redis) could replace
- * the in-memory one without touching the announce logic (the chihaya split).
+ * Where the tracker keeps its swarms: the PeerStore interface (the chihaya split: the announce
+ * logic does not know which store it runs on) and the in-memory store, the default.
  *
  * Memory is bounded: peers per swarm, swarms and peers in total are capped, the completed counter
  * of a swarm without peers is kept for `historyTtl` only, and the last record seq of peers that
@@ -13,7 +13,7 @@
  * can fill free space but never push out a host with fewer entries; a 503 remains only when every
  * host holds its fair share.
  */
-import { QuotaExceededError, TrackerFullError } from './errors.js'
+import { QuotaExceededError, StaleRecordError, TrackerFullError } from './errors.js'
 
 export interface PeerEntry {
   peerId: string
@@ -36,31 +36,80 @@ export interface SwarmCounts {
   downloaded: number
 }
 
+/** What an announce answer lists of another peer (a store may hand out its full entries). */
+export interface PeerCandidate {
+  peerId: string
+  multiaddrs: string[]
+  /** the quota group it announced from: answers are spread over hosts (see logic.ts sampleByHost) */
+  host: string
+}
+
+/**
+ * One announce as a store applies it, in one atomic step: the replay check, the update (or the
+ * removal for `stopped`), counting a completion once per peer, then the counts and candidates the
+ * answer is made of. Two copies of one signed record can never both pass, and concurrent
+ * announces (other tracker instances on a shared store included) never corrupt counts.
+ */
+export interface StoreAnnounce {
+  manifest: string
+  peerId: string
+  /**
+   * seqNumber of the announce's signed record: unless newer than the last one accepted from this
+   * peer for this manifest (live, expired or stopped within the replay window), StaleRecordError
+   */
+  seq: bigint
+  /** 'stopped' removes the peer; 'completed' counts once per peer (clients retry it) */
+  event?: 'started' | 'completed' | 'stopped'
+  /** what the tracker will hand out (already filtered to the announcer's own addresses) */
+  multiaddrs: string[]
+  left: number
+  /** the quota group of the address the announce came from (see addresses.ts hostOf) */
+  host: string
+  /** ms, the tracker's clock */
+  now: number
+  /** oldest lastSeen still alive (see logic.ts seenSince) */
+  seenSince: number
+  /** how many peers the answer lists */
+  numwant: number
+}
+
+export interface StoreAnnounceResult {
+  /**
+   * Other live peers of the swarm that have addresses, for the logic to sample from: all of them,
+   * or a random subset (a shared store) holding at least `numwant` when there are that many.
+   * Empty for `stopped`. A fresh array the caller may reorder; the entries must not be mutated.
+   */
+  candidates: PeerCandidate[]
+  /** the swarm's counts after this announce */
+  counts: SwarmCounts
+}
+
+export interface SwarmSummary extends SwarmCounts {
+  manifest: string
+}
+
+/**
+ * Where the tracker keeps its swarms. Asynchronous, so a shared store (Redis: redis-store.ts)
+ * fits behind it as well as the in-memory default.
+ *
+ * Refusals: announce throws StaleRecordError (a replay), QuotaExceededError (the announcer's
+ * quota, 429) and TrackerFullError (a limit, 503). Any other failure is the store's own (a shared
+ * store that cannot be reached throws StoreUnavailableError, 503): the tracker answers it and goes
+ * on.
+ */
 export interface PeerStore {
+  announce: (announce: StoreAnnounce) => Promise<StoreAnnounceResult>
+  /** counts of each manifest (zeros for an unknown one), in the order asked */
+  scrape: (manifests: string[], seenSince: number, now: number) => Promise<SwarmCounts[]>
+  /** every swarm held (with live peers, or only a completed counter still kept), with its counts */
+  swarms: (seenSince: number, now: number) => Promise<SwarmSummary[]>
   /**
-   * Insert or replace a peer of a swarm; `peer.lastSeen` is now. For a new peer: throws
-   * QuotaExceededError past its peer id's or host's quota, and TrackerFullError when a limit would
-   * be exceeded even after dropping peers seen before `seenSince` and evicting as the store's
-   * policy allows; a known peer (even an expired one not yet swept) is always replaced.
+   * Drop expired peers and history past its time now; returns how many peers. Only a store that
+   * expires nothing by itself has it (memory); the tracker calls it periodically.
    */
-  putPeer: (manifest: string, peer: PeerEntry, seenSince: number) => void
-  /** the peer if known and seen at or after `seenSince` */
-  getPeer: (manifest: string, peerId: string, seenSince: number) => PeerEntry | undefined
-  /**
-   * seq of the last record accepted from the peer for the manifest: from its entry (live or
-   * expired) or, after it left or expired, as remembered until the replay window closes
-   */
-  lastSeq: (manifest: string, peerId: string, now: number) => bigint | undefined
-  /** remove a peer (event=stopped) and remember `seq` for the replay window */
-  removePeer: (manifest: string, peerId: string, seq: bigint, now: number) => void
-  /** live peers of a swarm: seen at or after `seenSince` (expired ones may not be swept yet) */
-  peers: (manifest: string, seenSince: number) => PeerEntry[]
-  incrementCompleted: (manifest: string) => void
-  counts: (manifest: string, seenSince: number) => SwarmCounts
-  /** manifests with peers, or without peers but with a completed counter still kept */
-  manifests: () => string[]
-  /** drop peers seen before `seenSince` and history past its time; returns how many peers */
-  sweep: (seenSince: number, now: number) => number
+  sweep?: (seenSince: number, now: number) => number
+  /** let go of connections (a shared store); the tracker calls it on stop */
+  close?: () => Promise<void>
 }
 
 export interface MemoryPeerStoreInit {
@@ -99,15 +148,13 @@ interface Swarm {
 
 interface Slot { manifest: string, peerId: string }
 
+/**
+ * The default store: one process's memory, with synchronous parts (putPeer, peers, counts, …)
+ * that the PeerStore operations are made of. Being synchronous, an announce is atomic for free.
+ */
 export class MemoryPeerStore implements PeerStore {
-  readonly maxPeersPerManifest: number
-  readonly maxManifests: number
-  readonly maxPeersTotal: number
-  readonly maxSwarmsPerPeer: number
-  readonly maxPeersPerIp: number
-  private readonly replayWindowMs: number
-  private readonly historyTtlMs: number
-  private readonly swarms = new Map<string, Swarm>()
+  readonly limits: StoreLimits
+  private readonly swarmMap = new Map<string, Swarm>()
   /**
    * Every peer of every swarm, least recently announced first (re-inserted on each announce), so
    * expired peers are found at the front without scanning everyone. With a clock that steps back
@@ -124,13 +171,7 @@ export class MemoryPeerStore implements PeerStore {
   private readonly entriesOfHost = new Map<string, Map<string, Slot>>()
 
   constructor (init: MemoryPeerStoreInit = {}) {
-    this.maxPeersPerManifest = limit('maxPeersPerManifest', init.maxPeersPerManifest ?? DEFAULT_MAX_PEERS_PER_MANIFEST)
-    this.maxManifests = limit('maxManifests', init.maxManifests ?? DEFAULT_MAX_MANIFESTS)
-    this.maxPeersTotal = limit('maxPeersTotal', init.maxPeersTotal ?? DEFAULT_MAX_PEERS_TOTAL)
-    this.replayWindowMs = seconds('replayWindow', init.replayWindow ?? DEFAULT_REPLAY_WINDOW) * 1000
-    this.historyTtlMs = seconds('historyTtl', init.historyTtl ?? DEFAULT_HISTORY_TTL) * 1000
-    this.maxSwarmsPerPeer = limit('maxSwarmsPerPeer', init.maxSwarmsPerPeer ?? DEFAULT_MAX_SWARMS_PER_PEER)
-    this.maxPeersPerIp = limit('maxPeersPerIp', init.maxPeersPerIp ?? DEFAULT_MAX_PEERS_PER_IP)
+    this.limits = storeLimits(init)
   }
 
   /** entries announced from `host` (expired ones not yet swept included) */
@@ -148,15 +189,63 @@ export class MemoryPeerStore implements PeerStore {
     return this.remembered.size
   }
 
+  async announce (a: StoreAnnounce): Promise<StoreAnnounceResult> {
+    return this.announceNow(a)
+  }
+
+  /** announce(), synchronously: from the seq check to the update, no other announce can run */
+  announceNow (a: StoreAnnounce): StoreAnnounceResult {
+    // replay protection: a captured record (even of a stopped or expired peer) is worth nothing
+    const last = this.lastSeq(a.manifest, a.peerId, a.now)
+    if (last !== undefined && a.seq <= last) {
+      throw new StaleRecordError(`record seq ${a.seq} is not newer than the last accepted (${last})`)
+    }
+    if (a.event === 'stopped') {
+      this.removePeer(a.manifest, a.peerId, a.seq, a.now)
+      return { candidates: [], counts: this.counts(a.manifest, a.seenSince) }
+    }
+    const prev = this.getPeer(a.manifest, a.peerId, a.seenSince)
+    // Count a peer's completion once: clients retry event=completed when an answer is lost.
+    const countNow = a.event === 'completed' && prev?.countedComplete !== true
+    // put first: it may refuse a new peer (limits), and then nothing else may change
+    this.putPeer(a.manifest, {
+      peerId: a.peerId,
+      multiaddrs: a.multiaddrs,
+      left: a.left,
+      lastSeen: a.now,
+      countedComplete: countNow || (prev?.countedComplete ?? false),
+      seq: a.seq,
+      host: a.host
+    }, a.seenSince)
+    if (countNow) this.incrementCompleted(a.manifest)
+    // nobody can dial a peer without addresses, so it is counted but not handed out
+    const candidates = this.peers(a.manifest, a.seenSince).filter(p => p.peerId !== a.peerId && p.multiaddrs.length > 0)
+    return { candidates, counts: this.counts(a.manifest, a.seenSince) }
+  }
+
+  async scrape (manifests: string[], seenSince: number): Promise<SwarmCounts[]> {
+    return manifests.map(m => this.counts(m, seenSince))
+  }
+
+  async swarms (seenSince: number): Promise<SwarmSummary[]> {
+    return this.manifests().map(manifest => ({ manifest, ...this.counts(manifest, seenSince) }))
+  }
+
+  /**
+   * Insert or replace a peer of a swarm; `peer.lastSeen` is now. For a new peer: throws
+   * QuotaExceededError past its peer id's or host's quota, and TrackerFullError when a limit would
+   * be exceeded even after dropping peers seen before `seenSince` and evicting as the store's
+   * policy allows; a known peer (even an expired one not yet swept) is always replaced.
+   */
   putPeer (manifest: string, peer: PeerEntry, seenSince: number): void {
     const now = peer.lastSeen
-    const prev = this.swarms.get(manifest)?.peers.get(peer.peerId)
+    const prev = this.swarmMap.get(manifest)?.peers.get(peer.peerId)
     if (prev == null) this.admit(manifest, peer, seenSince, now)
     // (re)fetched: admitting may have swept the swarm away
-    let swarm = this.swarms.get(manifest)
+    let swarm = this.swarmMap.get(manifest)
     if (swarm == null) {
       swarm = { peers: new Map(), completed: 0 }
-      this.swarms.set(manifest, swarm)
+      this.swarmMap.set(manifest, swarm)
     }
     this.idle.delete(manifest)
     const k = key(manifest, peer.peerId)
@@ -177,28 +266,35 @@ export class MemoryPeerStore implements PeerStore {
     entries.set(k, slot)
   }
 
+  /** the peer if known and seen at or after `seenSince` */
   getPeer (manifest: string, peerId: string, seenSince: number): PeerEntry | undefined {
-    const peer = this.swarms.get(manifest)?.peers.get(peerId)
+    const peer = this.swarmMap.get(manifest)?.peers.get(peerId)
     return peer != null && peer.lastSeen >= seenSince ? peer : undefined
   }
 
+  /**
+   * seq of the last record accepted from the peer for the manifest: from its entry (live or
+   * expired) or, after it left or expired, as remembered until the replay window closes
+   */
   lastSeq (manifest: string, peerId: string, now: number): bigint | undefined {
-    const peer = this.swarms.get(manifest)?.peers.get(peerId)
+    const peer = this.swarmMap.get(manifest)?.peers.get(peerId)
     if (peer != null) return peer.seq
     const r = this.remembered.get(key(manifest, peerId))
     return r != null && r.until >= now ? r.seq : undefined
   }
 
+  /** remove a peer (event=stopped) and remember `seq` for the replay window */
   removePeer (manifest: string, peerId: string, seq: bigint, now: number): void {
-    const swarm = this.swarms.get(manifest)
+    const swarm = this.swarmMap.get(manifest)
     const peer = swarm?.peers.get(peerId)
     if (swarm != null && peer != null) this.drop(manifest, swarm, peer, now, seq > peer.seq ? seq : peer.seq)
     // also for a peer we did not know: its stopped may have overtaken its started
     else this.remember(key(manifest, peerId), seq, now)
   }
 
+  /** live peers of a swarm: seen at or after `seenSince` (expired ones may not be swept yet) */
   peers (manifest: string, seenSince: number): PeerEntry[] {
-    const swarm = this.swarms.get(manifest)
+    const swarm = this.swarmMap.get(manifest)
     if (swarm == null) return []
     const out: PeerEntry[] = []
     for (const peer of swarm.peers.values()) {
@@ -208,14 +304,14 @@ export class MemoryPeerStore implements PeerStore {
   }
 
   incrementCompleted (manifest: string): void {
-    const swarm = this.swarms.get(manifest)
+    const swarm = this.swarmMap.get(manifest)
     // the logic counts a completion only after putPeer admitted the peer, so the swarm exists;
     // a counter for an unknown swarm would bypass maxManifests
     if (swarm != null) swarm.completed++
   }
 
   counts (manifest: string, seenSince: number): SwarmCounts {
-    const swarm = this.swarms.get(manifest)
+    const swarm = this.swarmMap.get(manifest)
     let complete = 0
     let incomplete = 0
     if (swarm != null) {
@@ -228,13 +324,15 @@ export class MemoryPeerStore implements PeerStore {
     return { complete, incomplete, downloaded: swarm?.completed ?? 0 }
   }
 
+  /** manifests with peers, or without peers but with a completed counter still kept */
   manifests (): string[] {
-    return [...this.swarms.keys()]
+    return [...this.swarmMap.keys()]
   }
 
+  /** drop peers seen before `seenSince` and history past its time; returns how many peers */
   sweep (seenSince: number, now: number): number {
     let dropped = 0
-    for (const [manifest, swarm] of this.swarms) {
+    for (const [manifest, swarm] of this.swarmMap) {
       for (const peer of swarm.peers.values()) {
         if (peer.lastSeen < seenSince) {
           this.drop(manifest, swarm, peer, now)
@@ -251,14 +349,14 @@ export class MemoryPeerStore implements PeerStore {
    * limits, each relieved by sweeping, dropping history, then evicting (see evict).
    */
   private admit (manifest: string, peer: PeerEntry, seenSince: number, now: number): void {
-    const overQuota = (): boolean => (this.swarmsOfPeer.get(peer.peerId) ?? 0) >= this.maxSwarmsPerPeer || this.entriesOf(peer.host) >= this.maxPeersPerIp
+    const overQuota = (): boolean => (this.swarmsOfPeer.get(peer.peerId) ?? 0) >= this.limits.maxSwarmsPerPeer || this.entriesOf(peer.host) >= this.limits.maxPeersPerIp
     // its own expired entries may be what holds the quota
     if (overQuota()) this.sweepFront(seenSince, now)
-    if ((this.swarmsOfPeer.get(peer.peerId) ?? 0) >= this.maxSwarmsPerPeer) {
-      throw new QuotaExceededError(`peer is in too many swarms (max ${this.maxSwarmsPerPeer})`)
+    if ((this.swarmsOfPeer.get(peer.peerId) ?? 0) >= this.limits.maxSwarmsPerPeer) {
+      throw new QuotaExceededError(`peer is in too many swarms (max ${this.limits.maxSwarmsPerPeer})`)
     }
-    if (this.entriesOf(peer.host) >= this.maxPeersPerIp) {
-      throw new QuotaExceededError(`too many peers announced from this address (max ${this.maxPeersPerIp})`)
+    if (this.entriesOf(peer.host) >= this.limits.maxPeersPerIp) {
+      throw new QuotaExceededError(`too many peers announced from this address (max ${this.limits.maxPeersPerIp})`)
     }
     if (this.full(manifest) === undefined) return
     this.sweepFront(seenSince, now)
@@ -268,9 +366,9 @@ export class MemoryPeerStore implements PeerStore {
       if (reason === undefined) return
       if (reason === 'swarms' && this.dropHistory()) continue
       if (this.evict(reason, manifest, peer.host, now)) continue
-      if (reason === 'swarms') throw new TrackerFullError(`tracker is full (max ${this.maxManifests} swarms)`)
-      if (reason === 'swarm') throw new TrackerFullError(`swarm is full (max ${this.maxPeersPerManifest} peers)`)
-      throw new TrackerFullError(`tracker is full (max ${this.maxPeersTotal} peers)`)
+      if (reason === 'swarms') throw new TrackerFullError(`tracker is full (max ${this.limits.maxManifests} swarms)`)
+      if (reason === 'swarm') throw new TrackerFullError(`swarm is full (max ${this.limits.maxPeersPerManifest} peers)`)
+      throw new TrackerFullError(`tracker is full (max ${this.limits.maxPeersTotal} peers)`)
     }
     throw new TrackerFullError('tracker is full')
   }
@@ -279,7 +377,7 @@ export class MemoryPeerStore implements PeerStore {
   private dropHistory (): boolean {
     for (const m of this.idle.keys()) {
       this.idle.delete(m)
-      this.swarms.delete(m)
+      this.swarmMap.delete(m)
       return true
     }
     return false
@@ -293,7 +391,7 @@ export class MemoryPeerStore implements PeerStore {
    */
   private evict (reason: 'peers' | 'swarm' | 'swarms', manifest: string, host: string, now: number): boolean {
     if (reason === 'swarm') {
-      const swarm = this.swarms.get(manifest)
+      const swarm = this.swarmMap.get(manifest)
       if (swarm == null) return false
       const counts = new Map<string, number>()
       for (const p of swarm.peers.values()) counts.set(p.host, (counts.get(p.host) ?? 0) + 1)
@@ -313,7 +411,7 @@ export class MemoryPeerStore implements PeerStore {
       let oldest: { slot: Slot, peer: PeerEntry, swarm: Swarm } | undefined
       for (const h of largest(counts, host)) {
         const slot = this.entriesOfHost.get(h)?.values().next().value
-        const swarm = slot === undefined ? undefined : this.swarms.get(slot.manifest)
+        const swarm = slot === undefined ? undefined : this.swarmMap.get(slot.manifest)
         const peer = slot === undefined ? undefined : swarm?.peers.get(slot.peerId)
         if (slot !== undefined && swarm != null && peer != null && (oldest == null || peer.lastSeen < oldest.peer.lastSeen)) oldest = { slot, peer, swarm }
       }
@@ -326,12 +424,12 @@ export class MemoryPeerStore implements PeerStore {
     const above = [...counts].filter(([h, n]) => n > mine && h !== host).sort((a, b) => b[1] - a[1])
     for (const [h] of above) {
       for (const slot of this.entriesOfHost.get(h)?.values() ?? []) {
-        const swarm = this.swarms.get(slot.manifest)
+        const swarm = this.swarmMap.get(slot.manifest)
         const p = swarm?.peers.get(slot.peerId)
         if (swarm == null || p == null || swarm.peers.size > 1) continue
         this.drop(slot.manifest, swarm, p, now)
         // a swarm with a completed counter stays as history: that goes too, to free the place
-        if (this.idle.delete(slot.manifest)) this.swarms.delete(slot.manifest)
+        if (this.idle.delete(slot.manifest)) this.swarmMap.delete(slot.manifest)
         return true
       }
     }
@@ -340,16 +438,16 @@ export class MemoryPeerStore implements PeerStore {
 
   /** Which limit one more peer of `manifest` would exceed. */
   private full (manifest: string): 'peers' | 'swarm' | 'swarms' | undefined {
-    if (this.order.size >= this.maxPeersTotal) return 'peers'
-    const swarm = this.swarms.get(manifest)
-    if (swarm != null) return swarm.peers.size >= this.maxPeersPerManifest ? 'swarm' : undefined
-    return this.swarms.size >= this.maxManifests ? 'swarms' : undefined
+    if (this.order.size >= this.limits.maxPeersTotal) return 'peers'
+    const swarm = this.swarmMap.get(manifest)
+    if (swarm != null) return swarm.peers.size >= this.limits.maxPeersPerManifest ? 'swarm' : undefined
+    return this.swarmMap.size >= this.limits.maxManifests ? 'swarms' : undefined
   }
 
   /** Drop expired peers from the front of `order`: O(expired), cheap enough for every admission. */
   private sweepFront (seenSince: number, now: number): void {
     for (const slot of this.order.values()) {
-      const swarm = this.swarms.get(slot.manifest)
+      const swarm = this.swarmMap.get(slot.manifest)
       const peer = swarm?.peers.get(slot.peerId)
       if (swarm == null || peer == null) {
         this.order.delete(key(slot.manifest, slot.peerId)) // cannot happen; never loop on it
@@ -378,7 +476,7 @@ export class MemoryPeerStore implements PeerStore {
       this.idle.delete(manifest)
       this.idle.set(manifest, now)
     } else {
-      this.swarms.delete(manifest)
+      this.swarmMap.delete(manifest)
     }
   }
 
@@ -392,10 +490,10 @@ export class MemoryPeerStore implements PeerStore {
   private remember (k: string, seq: bigint, now: number): void {
     const prev = this.remembered.get(k)
     this.remembered.delete(k)
-    this.remembered.set(k, { seq: prev != null && prev.seq > seq ? prev.seq : seq, until: now + this.replayWindowMs })
+    this.remembered.set(k, { seq: prev != null && prev.seq > seq ? prev.seq : seq, until: now + this.limits.replayWindowMs })
     // bounded: past the cap the oldest memory goes first (its replay window is the shortest left)
     for (const oldest of this.remembered.keys()) {
-      if (this.remembered.size <= this.maxPeersTotal) break
+      if (this.remembered.size <= this.limits.maxPeersTotal) break
       this.remembered.delete(oldest)
     }
   }
@@ -407,9 +505,9 @@ export class MemoryPeerStore implements PeerStore {
       this.remembered.delete(k)
     }
     for (const [manifest, since] of this.idle) {
-      if (since + this.historyTtlMs >= now) break
+      if (since + this.limits.historyTtlMs >= now) break
       this.idle.delete(manifest)
-      this.swarms.delete(manifest)
+      this.swarmMap.delete(manifest)
     }
   }
 }
@@ -430,11 +528,38 @@ function key (manifest: string, peerId: string): string {
   return `${manifest} ${peerId}`
 }
 
+export interface StoreLimits {
+  maxPeersPerManifest: number
+  maxManifests: number
+  maxPeersTotal: number
+  /** ms */
+  replayWindowMs: number
+  /** ms */
+  historyTtlMs: number
+  maxSwarmsPerPeer: number
+  maxPeersPerIp: number
+}
+
+/** The limits of a store's init with their defaults, checked (every store checks them alike); durations in ms. */
+export function storeLimits (init: MemoryPeerStoreInit): StoreLimits {
+  return {
+    maxPeersPerManifest: limit('maxPeersPerManifest', init.maxPeersPerManifest ?? DEFAULT_MAX_PEERS_PER_MANIFEST),
+    maxManifests: limit('maxManifests', init.maxManifests ?? DEFAULT_MAX_MANIFESTS),
+    maxPeersTotal: limit('maxPeersTotal', init.maxPeersTotal ?? DEFAULT_MAX_PEERS_TOTAL),
+    replayWindowMs: seconds('replayWindow', init.replayWindow ?? DEFAULT_REPLAY_WINDOW) * 1000,
+    historyTtlMs: seconds('historyTtl', init.historyTtl ?? DEFAULT_HISTORY_TTL) * 1000,
+    maxSwarmsPerPeer: limit('maxSwarmsPerPeer', init.maxSwarmsPerPeer ?? DEFAULT_MAX_SWARMS_PER_PEER),
+    maxPeersPerIp: limit('maxPeersPerIp', init.maxPeersPerIp ?? DEFAULT_MAX_PEERS_PER_IP)
+  }
+}
+
+/** A store limit: a positive integer, else StoreConfigError. */
 function limit (name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value < 1) throw new StoreConfigError(`${name} must be a positive integer`)
   return value
 }
 
+/** A store duration: a non-negative number of seconds, else StoreConfigError. */
 function seconds (name: string, value: number): number {
   if (!Number.isFinite(value) || value < 0) throw new StoreConfigError(`${name} must be a non-negative number of seconds`)
   return value

@@ -26,7 +26,7 @@ Usage:
   bitswarm tracker [--host 127.0.0.1] [--port 8000] [--relay [--relay-port <port>]]
                [--interval <s>] [--min-interval <s>] [--max-peers-per-swarm <n>]
                [--max-swarms <n>] [--max-peers <n>] [--allow <cid>]... [--allow-file <file>]
-               [--json]
+               [--store memory | redis://HOST:PORT[/DB]] [--json]
   bitswarm seed <file | folder> [--tracker <announce-url>]... [--bootstrap <multiaddr>]...
                [--listen <multiaddr>]... [--announce <multiaddr>]... [--identity <file>]
                [--relay <multiaddr>]... [--upnp] [--dht auto|lan|wan|off] [--peers]
@@ -83,6 +83,10 @@ Options:
   --allow-file <file>      (tracker) track only the manifests listed there, one CID a line
                            (blank lines and # comments ignored); reread on SIGHUP (a bad line
                            is then skipped with a warning, an unreadable file keeps the old list)
+  --store <url>            (tracker) where the swarms are kept: memory (default) or
+                           redis://HOST:PORT[/DB]: trackers on one Redis serve one set of
+                           swarms, a restarted one forgets nothing, the limits above hold for
+                           all together; while Redis is down, announces get 503
   --max-reservations <n>   (relay) peers holding a slot at once (default 128)
   --max-relayed <size>     (relay) bytes one relayed connection may carry before the relay
                            closes it (default 1GiB; under 16MiB peers use it to signal only)
@@ -203,13 +207,16 @@ async function tracker (argv: string[], out: Output): Promise<void> {
       'max-peers': { type: 'string' },
       allow: { type: 'string', multiple: true },
       'allow-file': { type: 'string' },
+      store: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     },
     strict: true
   })
   if (values.help === true) { out.line(USAGE); return }
-  const limits = trackerLimitsOf(values)
+  const { interval, minInterval, ...storeLimits } = trackerLimitsOf(values)
+  const storeUrl = values.store ?? 'memory'
+  if (storeUrl !== 'memory' && !storeUrl.startsWith('redis://')) throw new UsageError(`--store must be memory or redis://HOST:PORT[/DB], got ${storeUrl}`)
   const port = portOption(values.port, 'port', 8000)
   const relayPort = portOption(values['relay-port'], 'relay-port', 0)
   if (values.relay !== true && values['relay-port'] != null) throw new UsageError('--relay-port needs --relay')
@@ -237,13 +244,33 @@ async function tracker (argv: string[], out: Output): Promise<void> {
     relay = await startRelay({ listen: [`${ip}/tcp/${relayPort}`] })
     relayAddrs = fullAddrs(relay)
   }
+  // Several instances on one Redis serve one set of swarms, and a restart forgets nothing. The
+  // limits then go to the store: they hold for all instances together.
+  let store: import('../../tracker/redis-store.js').RedisPeerStore | undefined
+  if (storeUrl !== 'memory') {
+    const { RedisPeerStore } = await import('../../tracker/redis-store.js')
+    const { StoreConfigError } = await import('../../tracker/store.js')
+    try {
+      store = new RedisPeerStore({ url: storeUrl, peerTtl: 2 * (interval ?? 30), ...storeLimits, log })
+    } catch (err) {
+      throw err instanceof StoreConfigError ? new UsageError(`--store: ${err.message}`) : err
+    }
+    try {
+      await store.start()
+    } catch (err) {
+      await relay?.stop()
+      throw new Error(`cannot use the store ${redactUrl(storeUrl)}: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
   // imported here so that `bitswarm tracker` does not load libp2p (unless --relay)
   const { createTrackerServer } = await import('../../tracker/server.js')
   const server = createTrackerServer({
     host,
     port,
     relays: relayAddrs,
-    ...limits,
+    interval,
+    minInterval,
+    ...(store != null ? { store } : storeLimits),
     allow,
     log,
     // with --json the periodic swarm counts and rejected requests are events on stdout (rejected:
@@ -251,18 +278,31 @@ async function tracker (argv: string[], out: Output): Promise<void> {
     ...(out.json ? { onEvent: (e: TrackerLogEvent) => { out.event(e) } } : {})
   })
   await server.start()
+  if (store != null) log(`tracker: swarms kept in Redis at ${store.address}`)
   // before the events: a script that stops us as soon as it reads them gets a clean stop
   const signal = untilSignal()
   // the operator edited the file: `kill -HUP <pid>` rereads it (a broken file keeps the old list)
   const onHangup = (): void => { void allow?.reload() }
   if (allow?.file != null) process.on('SIGHUP', onHangup)
   // the server logs its own "listening" line for people; this event is for scripts
-  out.event({ event: 'listening', announce: server.announceUrl, ...(relay != null ? { relay: relayAddrs } : {}) })
+  out.event({ event: 'listening', announce: server.announceUrl, store: redactUrl(storeUrl), ...(relay != null ? { relay: relayAddrs } : {}) })
   if (relay != null) out.event({ event: 'relay', peerId: relay.peerId.toString(), multiaddrs: relayAddrs }, relayAddrs.map(a => safeText`relay: ${a}`).join('\n'))
   await signal
   process.off('SIGHUP', onHangup)
   await server.stop()
+  await store?.close()
   await relay?.stop()
+}
+
+/** A store URL fit for logs: a password in it is replaced by *** */
+function redactUrl (text: string): string {
+  try {
+    const url = new URL(text)
+    if (url.password !== '') url.password = '***'
+    return url.toString()
+  } catch {
+    return text
+  }
 }
 
 /** `tracker --interval …`: the announce intervals and the memory store's limits, checked here so a mistake is a usage error. */

@@ -76,7 +76,7 @@ describe('connection cap', () => {
     // one closed: a slot is free again
     held[0].destroy()
     await expect.poll(async () => (await getJsonFrom(`${base}/scrape?manifest=${manifest}`, '127.0.0.2').catch(() => ({ status: 0 }))).status).toBe(200)
-    tracker.logStats()
+    await tracker.logStats()
     expect(logs.join('\n')).toMatch(/closed \d+ connections? over the per-IP cap \(max 3\)/)
   })
 
@@ -92,7 +92,7 @@ describe('connection cap', () => {
     await open('127.0.0.3')
     const extra = await open('127.0.0.4')
     await new Promise<void>(resolve => { extra.once('close', () => { resolve() }) })
-    tracker.logStats()
+    await tracker.logStats()
     expect(logs.join('\n')).toMatch(/closed 1 connections over maxConnections \(2\)/)
   })
 })

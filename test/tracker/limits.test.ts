@@ -118,9 +118,9 @@ describe('MemoryPeerStore memory', () => {
   const entry = (peerId: string, lastSeen: number): PeerEntry =>
     ({ peerId, multiaddrs: [], left: 1, lastSeen, countedComplete: false, seq: ++seq, host: '10.0.0.1' })
 
-  it('remembers the seqs of left peers for replayWindow, at most maxPeersTotal of them', () => {
+  it('remembers the seqs of left peers for replayWindow, at most maxPeersTotal of them', async () => {
     const store = new MemoryPeerStore({ maxPeersTotal: 3, replayWindow: 10 })
-    for (let i = 0; i < 5; i++) handleAnnounce(store, req(`p${i}`, { event: 'stopped', seq: 100n }), 0, opts)
+    for (let i = 0; i < 5; i++) await handleAnnounce(store, req(`p${i}`, { event: 'stopped', seq: 100n }), 0, opts)
     expect(store.rememberedSize).toBe(3)
     expect(store.lastSeq('m', 'p0', 0)).toBeUndefined() // the oldest memory went first
     expect(store.lastSeq('m', 'p4', 0)).toBe(100n)
@@ -130,11 +130,11 @@ describe('MemoryPeerStore memory', () => {
     expect(store.rememberedSize).toBe(0)
   })
 
-  it('a rejoining peer is no longer "remembered"; its entry holds the seq', () => {
+  it('a rejoining peer is no longer "remembered"; its entry holds the seq', async () => {
     const store = new MemoryPeerStore()
-    handleAnnounce(store, req('p', { event: 'stopped', seq: 5n }), 0, opts)
-    expect(() => handleAnnounce(store, req('p', { seq: 5n }), 0, opts)).toThrow(/not newer/)
-    handleAnnounce(store, req('p', { seq: 6n }), 0, opts)
+    await handleAnnounce(store, req('p', { event: 'stopped', seq: 5n }), 0, opts)
+    await expect(handleAnnounce(store, req('p', { seq: 5n }), 0, opts)).rejects.toThrow(/not newer/)
+    await handleAnnounce(store, req('p', { seq: 6n }), 0, opts)
     expect(store.rememberedSize).toBe(0)
     expect(store.lastSeq('m', 'p', 0)).toBe(6n)
   })

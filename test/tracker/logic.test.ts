@@ -26,27 +26,27 @@ describe('tracker logic', () => {
     expect(items).toEqual([1, 2, 3, 4, 5]) // input untouched
   })
 
-  it('is pure given now: expiry depends only on the passed clock', () => {
+  it('is pure given now: expiry depends only on the passed clock', async () => {
     const store = new MemoryPeerStore()
-    handleAnnounce(store, req('a'), 0, opts)
-    handleAnnounce(store, req('b'), 10_000, opts)
-    expect(handleAnnounce(store, req('c'), 60_000, opts).peers.map(p => p.peerId).sort()).toEqual(['a', 'b'])
-    expect(handleAnnounce(store, req('c'), 60_001, opts).peers.map(p => p.peerId)).toEqual(['b'])
+    await handleAnnounce(store, req('a'), 0, opts)
+    await handleAnnounce(store, req('b'), 10_000, opts)
+    expect((await handleAnnounce(store, req('c'), 60_000, opts)).peers.map(p => p.peerId).sort()).toEqual(['a', 'b'])
+    expect((await handleAnnounce(store, req('c'), 60_001, opts)).peers.map(p => p.peerId)).toEqual(['b'])
   })
 
-  it('an expired peer that comes back is a new peer (its completion counts again only if it re-completes)', () => {
+  it('an expired peer that comes back is a new peer (its completion counts again only if it re-completes)', async () => {
     const store = new MemoryPeerStore()
-    handleAnnounce(store, req('a', { event: 'completed', left: 0 }), 0, opts)
-    handleAnnounce(store, req('a', { event: 'completed', left: 0 }), 1_000, opts)
-    expect(handleScrape(store, [{ key: 'm', manifest: 'm' }], 1_000, opts.peerTtl).files.m).toEqual({ complete: 1, incomplete: 0, downloaded: 1 })
-    handleAnnounce(store, req('a', { event: 'completed', left: 0 }), 200_000, opts)
-    expect(handleScrape(store, [{ key: 'm', manifest: 'm' }], 200_000, opts.peerTtl).files.m.downloaded).toBe(2)
+    await handleAnnounce(store, req('a', { event: 'completed', left: 0 }), 0, opts)
+    await handleAnnounce(store, req('a', { event: 'completed', left: 0 }), 1_000, opts)
+    expect((await handleScrape(store, [{ key: 'm', manifest: 'm' }], 1_000, opts.peerTtl)).files.m).toEqual({ complete: 1, incomplete: 0, downloaded: 1 })
+    await handleAnnounce(store, req('a', { event: 'completed', left: 0 }), 200_000, opts)
+    expect((await handleScrape(store, [{ key: 'm', manifest: 'm' }], 200_000, opts.peerTtl)).files.m.downloaded).toBe(2)
   })
 
-  it('scrape keys answers by what the client asked, and a __proto__ key stays data', () => {
+  it('scrape keys answers by what the client asked, and a __proto__ key stays data', async () => {
     const store = new MemoryPeerStore()
-    handleAnnounce(store, req('a', { left: 0 }), 0, opts)
-    const r = handleScrape(store, [{ key: '__proto__', manifest: 'm' }], 0, opts.peerTtl)
+    await handleAnnounce(store, req('a', { left: 0 }), 0, opts)
+    const r = await handleScrape(store, [{ key: '__proto__', manifest: 'm' }], 0, opts.peerTtl)
     expect(Object.getPrototypeOf(r.files)).toBe(Object.prototype)
     expect(Object.keys(r.files)).toEqual(['__proto__'])
   })
@@ -68,12 +68,12 @@ describe('tracker logic', () => {
     ))
   })
 
-  it('answers share one shown object per store entry (its JSON is cached), and a new announce replaces it', () => {
+  it('answers share one shown object per store entry (its JSON is cached), and a new announce replaces it', async () => {
     const store = new MemoryPeerStore()
-    handleAnnounce(store, req('a'), 0, opts)
-    const first = handleAnnounce(store, req('b'), 0, opts).peers[0]
-    expect(handleAnnounce(store, req('c'), 0, opts).peers.find(p => p.peerId === 'a')).toBe(first)
-    handleAnnounce(store, req('a', { multiaddrs: ['/ip4/10.0.0.1/tcp/9'] }), 0, opts)
-    expect(handleAnnounce(store, req('b'), 0, opts).peers.find(p => p.peerId === 'a')?.multiaddrs).toEqual(['/ip4/10.0.0.1/tcp/9'])
+    await handleAnnounce(store, req('a'), 0, opts)
+    const first = (await handleAnnounce(store, req('b'), 0, opts)).peers[0]
+    expect((await handleAnnounce(store, req('c'), 0, opts)).peers.find(p => p.peerId === 'a')).toBe(first)
+    await handleAnnounce(store, req('a', { multiaddrs: ['/ip4/10.0.0.1/tcp/9'] }), 0, opts)
+    expect((await handleAnnounce(store, req('b'), 0, opts)).peers.find(p => p.peerId === 'a')?.multiaddrs).toEqual(['/ip4/10.0.0.1/tcp/9'])
   })
 })

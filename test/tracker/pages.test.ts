@@ -207,7 +207,7 @@ describe('periodic log', () => {
     // an attacker's flood: 40 bad announces and 10 unknown paths
     await Promise.all(Array.from({ length: 40 }, async () => { expect(await announce(base, 1, { manifest: 'nope' })).toBe(400) }))
     await Promise.all(Array.from({ length: 10 }, async (_, i) => { expect((await getJson(`${base}/x${i}`)).status).toBe(404) }))
-    tracker.logStats()
+    await tracker.logStats()
     const rejected = events.filter(e => e.event === 'rejected')
     expect(rejected).toEqual([
       { event: 'rejected', kind: 'bad_request', status: 400, count: 40, reason: 'manifest is not a CID' },
@@ -217,7 +217,7 @@ describe('periodic log', () => {
     expect(logs.filter(l => /swarm|rejected/.test(l))).toEqual([]) // events instead of text
     // nothing new: no rejected event at the next interval
     events.length = 0
-    tracker.logStats()
+    await tracker.logStats()
     expect(events.filter(e => e.event === 'rejected')).toEqual([])
     expect(events.filter(e => e.event === 'swarm')).toHaveLength(1)
   })
@@ -225,7 +225,7 @@ describe('periodic log', () => {
   it('without onEvent: text lines, one per rejected kind', async () => {
     const { tracker, base, logs } = await startTracker()
     for (let i = 0; i < 5; i++) expect(await announce(base, 1, { manifest: 'nope' })).toBe(400)
-    tracker.logStats()
+    await tracker.logStats()
     expect(logs.filter(l => l.includes('rejected'))).toEqual(['tracker: rejected 5 requests (bad_request, 400), last: manifest is not a CID'])
   })
 })
