@@ -644,7 +644,6 @@ export class RedisPeerStore implements PeerStore {
   }
 }
 
-/** how many candidates the script may return: at least numwant, bounded for huge swarms */
 /**
  * Parsed candidates by their stored entry: a peer listed in many answers between two of its own
  * announces is parsed once, and stays one object, so the answer caches of logic.ts and http.ts
@@ -677,6 +676,7 @@ class CandidateCache {
 
 const CANDIDATE_CACHE = 20_000
 
+/** how many candidates the script may return: at least numwant, bounded for huge swarms */
 function sampleSize (numwant: number): number {
   const n = Number.isFinite(numwant) && numwant > 0 ? Math.floor(numwant) : 0
   return Math.min(Math.max(n * 2, 50), 2000)
