@@ -151,7 +151,7 @@ describe('bitswarm CLI, end to end', () => {
     const dir = await tempDir()
     const { tracker, announce, base } = await startTracker(dir)
     // the event's name, when it was written, then its fields
-    const m = /^\{"event":"listening","ts":\d{13},"announce":"http:\/\/127\.0\.0\.1:(\d+)\/announce"\}$/.exec(tracker.stdout[0])
+    const m = /^\{"event":"listening","ts":\d{13},"announce":"http:\/\/127\.0\.0\.1:(\d+)\/announce","store":"memory"\}$/.exec(tracker.stdout[0])
     expect(m, `first stdout line: ${tracker.stdout[0]}`).not.toBeNull()
     expect(Number(m?.[1])).toBeGreaterThan(0)
     expect(announce).toBe(`http://127.0.0.1:${m?.[1]}/announce`)
