@@ -20,7 +20,17 @@
  *     on `tree/`, and the same on `tree.bin` (which goes first alternates between runs). Time:
  *     the leechers' spawn → the last `complete`. Goal: folder ≤ 1.5 × single file (per run, in the
  *     same run). Every download is checked after the timing: each leecher's DIR/tree with
- *     `diff -r` against the source folder, each tree.bin by SHA-256.
+ *     `diff -r` against the source folder, each tree.bin by SHA-256. The leechers print stats
+ *     every STATS_S (default 0.25) s, which splits the time in two: spawn → every leecher holds
+ *     every piece (the transfer), and then → `complete` (a folder's finalize: 10,000 files made,
+ *     written and named; a single file is only renamed).
+ *
+ * Where the data lives matters for scenario 3: the base directory is under os.tmpdir() (TMPDIR).
+ * On an ext4 without a journal, making a file skips every inode of its group deleted in the last
+ * minute or so (five if its table block is still dirty), one lookup each, so a /tmp that other
+ * programs fill and empty can make each of the 10,000 files a folder download makes cost ~0.5 ms
+ * instead of ~30 µs, and finalize take seconds (measured on the 2-core test box: 10,000 files made
+ * in 2.6 s in /tmp, 0.26 s in /var/tmp). TMPDIR=/var/tmp (or another quiet folder) avoids that.
  *
  * Peak RSS: VmRSS of /proc/<pid>/status every 50 ms while the process runs (as bench/memory.ts);
  * a peak shorter than 50 ms can be missed. 250 MB = 250·10⁶ bytes.
@@ -33,6 +43,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { pipeline } from 'node:stream/promises'
@@ -47,6 +58,7 @@ const TREE_DIRS = Math.round(envNumber('TREE_DIRS', 100))
 const TREE_FILES = Math.round(envNumber('TREE_FILES', 100))
 const FILE_KIB = envNumber('FILE_KIB', 4)
 const LEECHERS = 3
+const STATS_S = envNumber('STATS_S', 0.25)
 const SCENARIOS = new Set((process.env.SCENARIOS ?? '1,2,3').split(',').map(s => Number(s.trim())).filter(n => n >= 1 && n <= 3))
 
 const FILES = TREE_DIRS * TREE_FILES
@@ -175,7 +187,7 @@ async function create (base: string, path: string, timeoutMs: number): Promise<C
 // ---------------------------------------------------------------------------------------------
 // swarm
 
-interface SwarmTimes { last: number, first: number, transfer: number, seedStart: number }
+interface SwarmTimes { last: number, first: number, transfer: number, seedStart: number, pieces: number, finalize: number }
 
 /** One seeder and three `get --seed` leechers spawned together on `source`; checks every download. */
 async function swarmOnce (run: Run, d: Data, kind: 'folder' | 'file'): Promise<SwarmTimes> {
@@ -188,11 +200,14 @@ async function swarmOnce (run: Run, d: Data, kind: 'folder' | 'file'): Promise<S
   if (seeding == null) throw new Error('no `seeding` event')
   if (kind === 'folder' && Number(seeding.e.files) !== FILES) throw new Error(`\`seeding\` says ${String(seeding.e.files)} files, expected ${FILES}`)
   const t0 = performance.now()
-  const leechers = Array.from({ length: LEECHERS }, (_, i) => run.leecher(i, seeder.cid, announce, ['--seed']))
+  const leechers = Array.from({ length: LEECHERS }, (_, i) => run.leecher(i, seeder.cid, announce, ['--seed', '--stats-interval', String(STATS_S)]))
   const manifests = await Promise.all(leechers.map(async l => await l.until(e => e.event === 'manifest', run.deadline, 'manifest')))
   const completes = await Promise.all(leechers.map(async l => await l.until(e => e.event === 'complete', run.deadline, 'complete')))
   const last = Math.max(...completes.map(c => c.at))
   const first = Math.min(...completes.map(c => c.at))
+  // when each leecher held every piece: its first stats line that says so, or its `complete` if
+  // that came first (a single file has no finalize to speak of)
+  const held = leechers.map((l, i) => Math.min(completes[i].at, l.events.find(x => x.e.event === 'stats' && x.e.pieces === x.e.have && Number(x.e.pieces) > 0)?.at ?? Infinity))
   // checked after the timing, the leechers still running
   for (const [i, c] of completes.entries()) {
     if (Number(c.e.bytes) !== TREE_BYTES) throw new Error(`leecher ${i}: complete with ${String(c.e.bytes)} bytes, expected ${TREE_BYTES}`)
@@ -210,7 +225,9 @@ async function swarmOnce (run: Run, d: Data, kind: 'folder' | 'file'): Promise<S
     last: secs(last - t0),
     first: secs(first - t0),
     transfer: secs(last - Math.min(...manifests.map(m => m.at))),
-    seedStart: secs(seeding.at - seeder.proc.spawnedAt)
+    seedStart: secs(seeding.at - seeder.proc.spawnedAt),
+    pieces: secs(Math.max(...held) - t0),
+    finalize: secs(Math.max(...completes.map((c, i) => c.at - held[i])))
   }
 }
 
@@ -309,10 +326,17 @@ function scenario3 (d: Data): Scenario {
       { key: 'folderTransfer', label: 'folder: first `manifest` → last `complete`', unit: 's', digits: 2 },
       { key: 'fileTransfer', label: 'single file: first `manifest` → last `complete`', unit: 's', digits: 2 },
       { key: 'folderFiles', label: 'folder: files/s delivered (3 × files / last time)', unit: 'files/s', digits: 0 },
+      { key: 'piecesRatio', label: 'folder / single file, spawn → every leecher holds every piece (per run)', unit: '×', digits: 2 },
+      { key: 'folderPieces', label: 'folder: spawn → every leecher holds every piece', unit: 's', digits: 2 },
+      { key: 'filePieces', label: 'single file: spawn → every leecher holds every piece', unit: 's', digits: 2 },
+      { key: 'folderFinalize', label: 'folder: every piece held → `complete` (finalize), slowest leecher', unit: 's', digits: 2 },
       { key: 'folderSeed', label: 'folder seeder: spawn → `seeding` (hashes the folder)', unit: 's', digits: 2 },
       { key: 'fileSeed', label: 'single-file seeder: spawn → `seeding`', unit: 's', digits: 2 }
     ],
-    notes: ['Each leecher\'s DIR/tree was checked with `diff -r` against the source folder and each tree.bin by SHA-256, after the timing; a mismatch fails the run.'],
+    notes: [
+      'Each leecher\'s DIR/tree was checked with `diff -r` against the source folder and each tree.bin by SHA-256, after the timing; a mismatch fails the run.',
+      `"Holds every piece" is each leecher's first stats line saying so (every ${STATS_S} s), or its \`complete\` if earlier.`
+    ],
     once: async (n) => {
       const one = async (kind: 'folder' | 'file'): Promise<SwarmTimes> => await withRun(timeoutMs, async (run) => await swarmOnce(run, d, kind), { keepDir: true })
       const [f, s] = await alternately(n, async () => await one('folder'), async () => await one('file'))
@@ -325,6 +349,10 @@ function scenario3 (d: Data): Scenario {
         folderTransfer: f.transfer,
         fileTransfer: s.transfer,
         folderFiles: LEECHERS * FILES / f.last,
+        piecesRatio: f.pieces / s.pieces,
+        folderPieces: f.pieces,
+        filePieces: s.pieces,
+        folderFinalize: f.finalize,
         folderSeed: f.seedStart,
         fileSeed: s.seedStart
       }
@@ -419,7 +447,9 @@ async function main (): Promise<void> {
   const header = resultsHeader(started, {
     runs: `${RUNS} (median, min–max over the runs that finished)`,
     cache: 'warm: the data is read once before the first run; create and sha256sum alternate',
-    sha256sum: 'GNU coreutils, single-threaded'
+    sha256sum: 'GNU coreutils, single-threaded',
+    // see the header: file creation there can dominate a folder download's finalize
+    'temporary folder': tmpdir()
   })
   const md = markdown(reports, header)
   await mkdir(RESULTS, { recursive: true })

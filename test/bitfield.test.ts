@@ -2,6 +2,17 @@ import { describe, expect, it } from 'vitest'
 import { Bitfield, InvalidBitfieldError } from '../src/bitfield.js'
 
 describe('Bitfield', () => {
+  it('byte(): eight pieces in the wire layout (piece 8·i in the high bit), 0 past the end', () => {
+    const bf = new Bitfield(10)
+    bf.set(0)
+    bf.set(7)
+    bf.set(9)
+    expect(bf.byte(0)).toBe(0b10000001)
+    expect(bf.byte(1)).toBe(0b01000000)
+    expect(bf.byte(2)).toBe(0)
+    expect(Bitfield.full(10).byte(1)).toBe(0b11000000)
+  })
+
   it('starts clear and counts set bits', () => {
     const bf = new Bitfield(10)
     expect(bf.size).toBe(10)

@@ -7,6 +7,9 @@
 //   is assembled, and then the strategy changes to rarest first";
 // - endgame: "once all sub-pieces which a peer doesn't have are actively being requested it sends
 //   requests for all sub-pieces to all peers. Cancels are sent for sub-pieces which arrive".
+// Among equally rare pieces, a pick that starts (at random) on a piece of one block goes on with
+// its neighbours (as libtorrent's piece_extent_affinity): peers still spread out, and the small
+// pieces one peer is asked for land side by side on disk.
 // Pure: no I/O, no timers; randomness is injected so tests are deterministic.
 
 import { Bitfield } from '../bitfield.js'
@@ -103,7 +106,14 @@ export class PiecePicker {
   private free = 0
   /** reused candidate list for pickNewPieces(): no per-pick allocation */
   private readonly scratch: Uint32Array
-  /** 1 when the piece is had or active: a typed array keeps the new-piece scan tight */
+  /** the size of the rarest bucket at the front of `scratch` (see collectCandidates) */
+  private bucket = 0
+  /**
+   * A bit set when the piece is had, active or not wanted (never started), in Bitfield's layout,
+   * with the bits past the last piece set: the new-piece scans skip eight pieces a step where a
+   * peer has nothing for us. They run on nearly every block and `have`: per piece, a folder of
+   * 10,000 one-piece files otherwise scanned 10,000 pieces.
+   */
   private readonly taken: Uint8Array
   /** 1 when the piece failed its hash check: it is fetched again from one peer at a time */
   private readonly solo: Uint8Array
@@ -148,7 +158,8 @@ export class PiecePicker {
     this.have = init.have?.clone() ?? new Bitfield(pieceCount)
     this.avail = new Uint32Array(pieceCount)
     this.scratch = new Uint32Array(pieceCount)
-    this.taken = new Uint8Array(pieceCount)
+    this.taken = new Uint8Array(Math.ceil(pieceCount / 8))
+    if (pieceCount % 8 !== 0) this.taken[this.taken.length - 1] = 0xff >> (pieceCount % 8)
     this.solo = new Uint8Array(pieceCount)
     this.maxActiveBytes = init.maxActiveBytes ?? Infinity
     if (!(this.maxActiveBytes > 0)) throw new RangeError(`invalid maxActiveBytes ${this.maxActiveBytes}`)
@@ -158,7 +169,7 @@ export class PiecePicker {
       this.want[i] = init.wanted === undefined || init.wanted.get(i) ? 1 : 0
       // a piece we do not want is as good as had for the new-piece scan: never started
       if (this.have.get(i) || this.want[i] === 0) {
-        this.taken[i] = 1
+        this.setTaken(i, true)
       } else {
         this.free += this.blockCount(i)
         this.remaining++
@@ -341,7 +352,7 @@ export class PiecePicker {
       this.free -= this.blockCount(piece)
     }
     this.have.set(piece)
-    this.taken[piece] = 1
+    this.setTaken(piece, true)
     if (!wanted) return
     this.remaining--
     for (const peer of this.peers.values()) {
@@ -356,7 +367,7 @@ export class PiecePicker {
     if (this.have.get(piece)) {
       this.have.set(piece, false)
       if (this.want[piece] === 0) return
-      this.taken[piece] = 0
+      this.setTaken(piece, false)
       this.free += this.blockCount(piece)
       this.remaining++
       for (const peer of this.peers.values()) {
@@ -461,7 +472,7 @@ export class PiecePicker {
   private startPiece (piece: number): ActivePiece {
     const ap = new ActivePiece(piece, this.blockCount(piece))
     this.state[piece] = ap
-    this.taken[piece] = 1
+    this.setTaken(piece, true)
     this.active.set(piece, ap)
     this.activeBytes += this.pieceSize(piece)
     return ap
@@ -476,7 +487,7 @@ export class PiecePicker {
       for (const r of requesters) this.peers.get(r)?.inFlight.delete(key)
     }
     this.state[ap.piece] = undefined
-    this.taken[ap.piece] = this.have.get(ap.piece) || this.want[ap.piece] === 0 ? 1 : 0
+    this.setTaken(ap.piece, this.have.get(ap.piece) || this.want[ap.piece] === 0)
     this.active.delete(ap.piece)
     this.activeBytes -= this.pieceSize(ap.piece)
   }
@@ -506,14 +517,26 @@ export class PiecePicker {
     return false
   }
 
+  private setTaken (piece: number, taken: boolean): void {
+    if (taken) this.taken[piece >> 3] |= 0x80 >> (piece & 7)
+    else this.taken[piece >> 3] &= ~(0x80 >> (piece & 7))
+  }
+
   /** Lowest availability among the unstarted pieces we lack and the peer has (0xffffffff: none). */
   private rarestUnstarted (peer: PeerState): number {
     const has = peer.has
+    const taken = this.taken
     let min = 0xffffffff
-    for (let i = 0; i < this.pieceCount; i++) {
-      if (this.taken[i] !== 0 || (has !== undefined && !has.get(i))) continue
-      if (this.avail[i] < min) min = this.avail[i]
-      if (min === 0) break
+    for (let j = 0; j < taken.length; j++) {
+      // the pieces of this byte that are candidates, lowest index in the high bit
+      let bits = ~taken[j] & (has === undefined ? 0xff : has.byte(j))
+      while (bits !== 0) {
+        const b = Math.clz32(bits) - 24
+        bits &= ~(0x80 >> b)
+        const a = this.avail[(j << 3) + b]
+        if (a < min) min = a
+        if (min === 0) return 0
+      }
     }
     return min
   }
@@ -531,57 +554,101 @@ export class PiecePicker {
 
   private pickNewPieces (peerId: string, peer: PeerState, max: number, out: BlockSpec[]): void {
     if (!this.roomForNewPiece()) return
-    // One O(pieces) scan collects the unstarted pieces we lack and the peer has into cand[0..n),
-    // keeping the rarest of them (availability `min`) at the front, cand[0..k).
-    const randomMode = this.have.count() < this.randomFirstPieces
     const cand = this.scratch
-    const taken = this.taken
-    const avail = this.avail
-    const has = peer.has
-    let n = 0
-    let k = 0
-    let min = 0xffffffff
-    for (let i = 0; i < this.pieceCount; i++) {
-      if (taken[i] !== 0 || (has !== undefined && !has.get(i))) continue
-      const a = randomMode ? 0 : avail[i]
-      if (a < min) {
-        min = a
-        cand[n++] = cand[0]
-        cand[0] = i
-        k = 1
-      } else if (a === min) {
-        cand[n++] = cand[k]
-        cand[k++] = i
-      } else {
-        cand[n++] = i
-      }
-    }
+    let n = this.collectCandidates(peer.has, this.have.count() < this.randomFirstPieces)
+    let k = this.bucket
     while (n > 0 && out.length < max) {
-      if (k === 0) {
-        // the rarest bucket ran out: gather the next one (rare: one bucket usually suffices)
-        min = 0xffffffff
-        for (let j = 0; j < n; j++) if (avail[cand[j]] < min) min = avail[cand[j]]
-        for (let j = 0; j < n; j++) {
-          const piece = cand[j]
-          if (avail[piece] === min) {
-            cand[j] = cand[k]
-            cand[k++] = piece
-          }
+      if (k === 0) k = this.nextBucket(n)
+      // Rarest first (at random until randomFirstPieces are verified); ties broken at random so
+      // peers do not all chase the same piece
+      let j = this.randomIndex(k)
+      if (this.blockCount(cand[j]) === 1) {
+        // A piece of one block (a folder's small file, or a short piece): the bucket (in index
+        // order) is taken as a run of neighbours from there, so that pieces asked for together
+        // land side by side on disk: a batch of small files in adjacent slots of the pack,
+        // written with one call (as libtorrent's piece_extent_affinity does for disks). Larger
+        // pieces are written one by one anyway, and a single file served in order outran its
+        // downloader: a leecher of 1 GiB held ~20 MB more.
+        for (let t = 0; t < k && out.length < max; t++) {
+          this.takeFree(this.startPiece(cand[(j + t) % k]), peerId, peer, max, out)
+          if (!this.roomForNewPiece()) return
         }
+        if (out.length >= max) return
+        // the whole bucket was taken: the others stay candidates for the next one
+        cand.copyWithin(0, k, n)
+        n -= k
+        k = 0
+        continue
       }
-      // rarest first (random while randomMode); ties broken at random so peers do not all
-      // chase the same piece
-      while (k > 0 && out.length < max) {
-        const j = this.randomIndex(k)
+      for (;;) {
         const piece = cand[j]
         cand[j] = cand[k - 1]
         cand[k - 1] = cand[n - 1]
         k--
         n--
         this.takeFree(this.startPiece(piece), peerId, peer, max, out)
-        if (!this.roomForNewPiece()) return
+        if (!this.roomForNewPiece() || k === 0 || out.length >= max) break
+        j = this.randomIndex(k)
+      }
+      if (!this.roomForNewPiece()) return
+    }
+  }
+
+  /**
+   * One O(pieces) scan collects the unstarted pieces we lack and the peer has (`has`; undefined:
+   * every piece) into scratch[0..n), the rarest of them (all of them in random mode) at the
+   * front in index order, scratch[0..bucket); returns n. A function of its own: V8 optimizes this
+   * hot loop once, apart from the selection's rarely taken paths, which made the whole pick be
+   * compiled again and again.
+   */
+  private collectCandidates (has: Bitfield | undefined, randomMode: boolean): number {
+    const cand = this.scratch
+    const taken = this.taken
+    const avail = this.avail
+    let n = 0
+    let k = 0
+    let min = 0xffffffff
+    for (let j = 0; j < taken.length; j++) {
+      // the pieces of this byte that are candidates, lowest index in the high bit: in index order
+      let bits = ~taken[j] & (has === undefined ? 0xff : has.byte(j))
+      while (bits !== 0) {
+        const b = Math.clz32(bits) - 24
+        bits &= ~(0x80 >> b)
+        const i = (j << 3) + b
+        const a = randomMode ? 0 : avail[i]
+        if (a < min) {
+          min = a
+          cand[n++] = cand[0]
+          cand[0] = i
+          k = 1
+        } else if (a === min) {
+          cand[n++] = cand[k]
+          cand[k++] = i
+        } else {
+          cand[n++] = i
+        }
       }
     }
+    this.bucket = k
+    return n
+  }
+
+  /** The rarest bucket ran out: gathers the next one at the front of scratch[0..n), in index order; returns its size. */
+  private nextBucket (n: number): number {
+    const cand = this.scratch
+    const avail = this.avail
+    let min = 0xffffffff
+    for (let j = 0; j < n; j++) if (avail[cand[j]] < min) min = avail[cand[j]]
+    let k = 0
+    for (let j = 0; j < n; j++) {
+      const piece = cand[j]
+      if (avail[piece] === min) {
+        cand[j] = cand[k]
+        cand[k++] = piece
+      }
+    }
+    cand.subarray(0, k).sort()
+    return k
   }
 
   private pickEndgame (peerId: string, peer: PeerState, max: number, out: BlockSpec[]): void {

@@ -10,8 +10,9 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { Bitfield, InvalidBitfieldError } from '../bitfield.js'
 import { RateMeter } from '../stats/rate.js'
 import { Throttle, type ThrottleShare } from '../throttle.js'
+import { Outbox } from './outbox.js'
 import {
-  encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaveNone,
+  encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaves, encodeHaveNone,
   encodeInterested, encodeKeepAlive, encodeNotInterested, encodePeers, encodePiece, encodeReject, encodeRequest, encodeUnchoke,
   InvalidMessageError, MAX_BLOCK_LENGTH, MessageType, messageName, WIRE_VERSION, WireDecoder,
   type BlockSpec, type WireMessage, type WirePeer
@@ -21,6 +22,12 @@ import {
 export const MAX_QUEUED_REQUESTS = 512
 /** Queued outgoing bytes that trigger a write at once. */
 const FLUSH_BYTES = 128 * 1024
+/**
+ * A `have` with nothing else to go out waits this long for company (see have()); haves that
+ * pile up past HAVE_BATCH go at once.
+ */
+export const HAVE_DELAY_MS = 50
+const HAVE_BATCH = 1024
 /** Outstanding requests we remember after a cancel or choke, so late blocks are not "unsolicited". */
 const MAX_FORGIVEN = 4096
 
@@ -124,9 +131,11 @@ export class PeerSession {
   private readonly incoming: BlockSpec[] = []
   private pumping = false
   private rejectedWhileChoked = 0
-  private outbox = new Uint8ArrayList()
-  private outboxBytes = 0
+  private readonly outbox = new Outbox()
   private flushTimer: ReturnType<typeof setImmediate> | undefined
+  /** haves waiting for other frames to go out with (see have()), and the timer that sends them alone */
+  private lazyHaves: number[] = []
+  private haveTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor (init: PeerSessionInit) {
     this.stream = init.stream
@@ -414,7 +423,7 @@ export class PeerSession {
         this.up.add(b.length)
         this.lastUploadAt = this.now()
         this.delegate.onUpload(this, b.length)
-        if (this.outboxBytes >= FLUSH_BYTES || this.incoming.length === 0) {
+        if (this.outbox.bytes >= FLUSH_BYTES || this.incoming.length === 0) {
           if (!this.flush()) await this.drained()
         }
       }
@@ -452,15 +461,16 @@ export class PeerSession {
 
   /**
    * Queues a frame. Frames are written together once per event-loop turn (or sooner when
-   * enough bytes wait): one write costs a Noise frame, a yamux frame and a syscall, and a
-   * session sends many small messages (haves, requests) in bursts.
+   * enough bytes wait), gathered into few buffers (see Outbox): one write costs a Noise frame, a
+   * yamux frame and syscalls, and a session sends many small messages (haves, requests) in bursts.
    */
   private send (data: Uint8Array | Uint8ArrayList): void {
     if (this.closed) return
     this.lastSentAt = this.now()
-    this.outbox.append(data)
-    this.outboxBytes += data.byteLength
-    if (this.outboxBytes >= FLUSH_BYTES) {
+    // waiting haves first: frames leave in the order they were sent
+    if (this.lazyHaves.length > 0) this.takeHaves()
+    this.outbox.add(data)
+    if (this.outbox.bytes >= FLUSH_BYTES) {
       this.flush()
     } else if (this.flushTimer == null) {
       this.flushTimer = setImmediate(() => { this.flushTimer = undefined; this.flush() })
@@ -470,10 +480,12 @@ export class PeerSession {
   /** Writes what is queued; false when the stream's buffer is full (wait for drain). */
   private flush (): boolean {
     if (this.flushTimer != null) { clearImmediate(this.flushTimer); this.flushTimer = undefined }
-    if (this.closed || this.outboxBytes === 0) return true
-    const data = this.outbox
-    this.outbox = new Uint8ArrayList()
-    this.outboxBytes = 0
+    if (this.lazyHaves.length > 0 && !this.closed) {
+      this.lastSentAt = this.now()
+      this.takeHaves()
+    }
+    if (this.closed || this.outbox.bytes === 0) return true
+    const data = this.outbox.take()
     try {
       return this.stream.send(data)
     } catch (err) {
@@ -495,8 +507,33 @@ export class PeerSession {
     if (peers.length > 0) this.send(encodePeers(peers))
   }
 
+  /**
+   * Tells the peer we have `piece`. A have rides along with whatever else is queued; alone, it
+   * waits up to HAVE_DELAY_MS for other frames (requests, blocks, more haves) to share a write
+   * with. A downloader of many small pieces verifies one every few hundred microseconds, and a
+   * write of its own for each have cost both ends a Noise frame, a yamux frame and its window
+   * update, and a wake-up; the peer learns of the piece a few tens of milliseconds later at most.
+   */
   have (piece: number): void {
-    this.send(encodeHave(piece))
+    if (this.closed) return
+    if (this.outbox.bytes > 0) {
+      this.send(encodeHave(piece))
+      return
+    }
+    this.lazyHaves.push(piece)
+    if (this.lazyHaves.length >= HAVE_BATCH) {
+      this.flush()
+    } else if (this.haveTimer == null) {
+      this.haveTimer = setTimeout(() => { this.haveTimer = undefined; this.flush() }, HAVE_DELAY_MS)
+      this.haveTimer.unref?.()
+    }
+  }
+
+  /** Moves the waiting haves into the outbox. */
+  private takeHaves (): void {
+    if (this.haveTimer != null) { clearTimeout(this.haveTimer); this.haveTimer = undefined }
+    this.outbox.add(encodeHaves(this.lazyHaves))
+    this.lazyHaves = []
   }
 
   setInterested (interested: boolean): void {
@@ -618,6 +655,8 @@ export class PeerSession {
     this.closeReason = reason
     this.readAbort.abort()
     if (this.flushTimer != null) clearImmediate(this.flushTimer)
+    if (this.haveTimer != null) clearTimeout(this.haveTimer)
+    this.lazyHaves = []
     this.incoming.length = 0
     this.delegate.onClose(this, reason)
   }

@@ -24,16 +24,21 @@ interface Entry {
 export class PieceCache {
   private readonly store: PieceStore
   private readonly pieceLength: number
+  private readonly pieceSize: ((piece: number) => number) | undefined
   private readonly capacity: number
   private allocated = 0
   private readonly free: Uint8Array[] = []
   /** by piece, least recently used first */
   private readonly entries = new Map<number, Entry>()
 
-  /** `maxBytes / pieceLength` pieces are kept (none when a piece is larger than `maxBytes / 4`). */
-  constructor (store: PieceStore, pieceLength: number, maxBytes = 8 * 1024 * 1024) {
+  /**
+   * `maxBytes / pieceLength` pieces are kept (none when a piece is larger than `maxBytes / 4`).
+   * With `pieceSize`, a block that is a whole piece is read on its own, not through the cache.
+   */
+  constructor (store: PieceStore, pieceLength: number, maxBytes = 8 * 1024 * 1024, pieceSize?: (piece: number) => number) {
     this.store = store
     this.pieceLength = pieceLength
+    this.pieceSize = pieceSize
     this.capacity = pieceLength * 4 <= maxBytes ? Math.floor(maxBytes / pieceLength) : 0
   }
 
@@ -41,6 +46,9 @@ export class PieceCache {
   async readBlock (piece: number, offset: number, length: number): Promise<Uint8Array> {
     let entry = this.entries.get(piece)
     if (entry == null) {
+      // a piece of one block (a folder's small files; pieces no larger than a block) is read
+      // straight into the buffer handed out: caching it saves no read, and costs a copy
+      if (offset === 0 && this.pieceSize?.(piece) === length) return await this.store.readBlock(piece, offset, length)
       const slot = this.capacity === 0 ? undefined : this.takeSlot()
       // every slot has readers waiting on it: read just the block
       if (slot == null) return await this.store.readBlock(piece, offset, length)

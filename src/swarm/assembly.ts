@@ -47,6 +47,8 @@ export interface PieceAssemblyInit {
   store: PieceStore
   picker: BlockLedger
   delegate: AssemblyDelegate
+  /** each piece's size (default: the manifest's pieceSize) */
+  pieceSize?: (piece: number) => number
   /** who sent the bad blocks of failed pieces (default a new one) */
   smartBan?: SmartBan
   /** bad pieces a peer may have had a hand in before it is banned (default 2) */
@@ -60,6 +62,7 @@ export class PieceAssembly {
   private readonly manifest: Manifest
   private readonly store: PieceStore
   private readonly picker: BlockLedger
+  private readonly pieceSize: (piece: number) => number
   private readonly delegate: AssemblyDelegate
   private readonly smartBan: SmartBan
   private readonly log: (msg: string) => void
@@ -81,6 +84,7 @@ export class PieceAssembly {
     this.manifest = init.manifest
     this.store = init.store
     this.picker = init.picker
+    this.pieceSize = init.pieceSize ?? ((piece) => pieceSize(init.manifest, piece))
     this.delegate = init.delegate
     this.smartBan = init.smartBan ?? new SmartBan()
     this.log = init.log ?? (() => {})
@@ -127,7 +131,7 @@ export class PieceAssembly {
     let buf = this.buffers.get(piece)
     let senders = this.blockSenders.get(piece)
     if (buf == null || senders == null) {
-      buf = this.takeBuffer(pieceSize(this.manifest, piece))
+      buf = this.takeBuffer(this.pieceSize(piece))
       this.buffers.set(piece, buf)
       senders = new Array<string>(Math.ceil(buf.byteLength / BLOCK_SIZE))
       this.blockSenders.set(piece, senders)

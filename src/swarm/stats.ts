@@ -134,6 +134,8 @@ export interface SwarmStatsInput {
   wanted?: Bitfield
   /** the download is over: nothing is left */
   seeding: boolean
+  /** each piece's size (default: the manifest's pieceSize, slower for a folder) */
+  pieceSize?: (piece: number) => number
   /** blocks of no use and pieces that failed, and peers banned for it (the PieceAssembly) */
   assembly: { readonly wasted: number, readonly hashFailures: number, readonly banned: ReadonlySet<string> }
   /** how many connected peers have each piece (the picker's availability; default none) */
@@ -154,6 +156,7 @@ export function swarmStats (input: SwarmStatsInput): SwarmStats {
   }
   const { transfer, have, manifest, wanted } = input
   const count = pieceCount(manifest)
+  const sizeOf = input.pieceSize ?? ((piece: number) => pieceSize(manifest, piece))
   let left = 0
   let had = 0
   let pieces = 0
@@ -161,12 +164,12 @@ export function swarmStats (input: SwarmStatsInput): SwarmStats {
   const copies = new Uint32Array(count)
   for (let i = 0; i < count; i++) {
     const ours = have.get(i)
-    if (ours) held += pieceSize(manifest, i)
+    if (ours) held += sizeOf(i)
     copies[i] = (input.availability?.(i) ?? 0) + (ours ? 1 : 0)
     if (wanted !== undefined && !wanted.get(i)) continue
     pieces++
     if (ours) had++
-    else if (!input.seeding) left += pieceSize(manifest, i)
+    else if (!input.seeding) left += sizeOf(i)
   }
   // a peer that downloaded nothing (a seed) measures what it gave against what it holds
   const base = transfer.downloaded > 0 ? transfer.downloaded : held

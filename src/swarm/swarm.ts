@@ -26,7 +26,7 @@ import { DialRefusedError, dialGuarded } from '../discovery/guarded-dial.js'
 import { PeerBook } from '../discovery/peer-book.js'
 import type { PeerAddress, PeerSource } from '../discovery/types.js'
 import type { ChokerInit } from '../choker/choker.js'
-import { manifestLayout, pieceCount, pieceSize, type Manifest } from '../manifest/manifest.js'
+import { pieceCount, type Manifest } from '../manifest/manifest.js'
 import { PiecePicker } from '../picker/picker.js'
 import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
 import { Throttle } from '../throttle.js'
@@ -38,6 +38,7 @@ import type { AdmissionInit } from './admission.js'
 import { PieceAssembly } from './assembly.js'
 import { ChokeRounds, swarmChoker } from './chokes.js'
 import { PeerExchange } from './exchange-peers.js'
+import { pieceSizes, type PieceSizes } from './piece-sizes.js'
 import { RequestLoop } from './requests.js'
 import { SessionRegistry, type PeerVia } from './sessions.js'
 import { SessionSlots } from './slots.js'
@@ -157,6 +158,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly downloadThrottle: Throttle
   private readonly manifestBytes: Uint8Array
   private readonly count: number
+  /** each piece's size (see piece-sizes.ts) */
+  private readonly pieceSize: PieceSizes
   /** the pieces we download (undefined: all) */
   private readonly wanted: Bitfield | undefined
   private timers: Array<ReturnType<typeof setInterval>> = []
@@ -170,7 +173,6 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.manifest = init.manifest
     this.cid = init.cid
     this.store = init.store
-    this.cache = new PieceCache(init.store, init.manifest.pieceLength)
     this.log = init.log ?? (() => {})
     this.now = init.now ?? Date.now
     this.sessions = new SessionRegistry({ self: init.node.peerId.toString() })
@@ -194,13 +196,15 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.dialGuard = init.dialGuard ?? new DialGuard({ now: this.now })
     this.manifestBytes = init.cid.bytes
     this.count = pieceCount(init.manifest)
+    this.pieceSize = pieceSizes(init.manifest)
+    this.cache = new PieceCache(init.store, init.manifest.pieceLength, undefined, this.pieceSize)
     this.wanted = init.wanted
     this.picker = new PiecePicker({
       pieceCount: this.count,
       pieceLength: init.manifest.pieceLength,
       totalLength: init.manifest.length,
       // a folder's files each start a piece: the last piece of every file may be short
-      pieceSize: init.manifest.version === 2 ? manifestLayout(init.manifest).pieceSize : undefined,
+      pieceSize: init.manifest.version === 2 ? this.pieceSize : undefined,
       have: init.have,
       wanted: init.wanted,
       random: init.random,
@@ -224,6 +228,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       manifest: init.manifest,
       store: init.store,
       picker: this.picker,
+      pieceSize: this.pieceSize,
       maxStrikes: init.maxStrikes,
       log: this.log,
       delegate: {
@@ -377,7 +382,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     const session = new PeerSession({
       stream,
       remotePeer,
-      geometry: { manifest: this.manifestBytes, pieceCount: this.count, pieceSize: (i) => pieceSize(this.manifest, i) },
+      geometry: { manifest: this.manifestBytes, pieceCount: this.count, pieceSize: this.pieceSize },
       delegate: this,
       localHave: () => this.picker.have,
       log: this.log,
@@ -497,7 +502,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private wantedBytes (): number {
     if (this.wanted === undefined) return this.manifest.length
     let bytes = 0
-    for (let i = 0; i < this.count; i++) if (this.wanted.get(i)) bytes += pieceSize(this.manifest, i)
+    for (let i = 0; i < this.count; i++) if (this.wanted.get(i)) bytes += this.pieceSize(i)
     return bytes
   }
 
@@ -593,6 +598,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       have: this.picker.have,
       wanted: this.wanted,
       seeding: this.completed,
+      pieceSize: this.pieceSize,
       assembly: this.assembly,
       availability: (piece) => this.picker.availability(piece)
     })

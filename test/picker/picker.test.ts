@@ -69,6 +69,12 @@ describe('PiecePicker: rarest first', () => {
     expect(pieces(setup({ availability: '3113', random: () => 0.99 }).pick('p0', 1))).toEqual([2])
   })
 
+  it('takes the rarest pieces as a run of neighbours from a random start, bucket by bucket', () => {
+    // availability 1: [0, 2, 4, 6], 0.5 -> a start at 4, wrapping round; then availability 2: [1, 3, 5], 0.5 -> 3
+    const picker = setup({ availability: '1212121', random: () => 0.5 })
+    expect(picker.pick('p0', 7).map(b => b.piece)).toEqual([4, 6, 0, 2, 3, 5, 1])
+  })
+
   it('orders several new pieces by rarity', () => {
     const picker = setup({ availability: '5142' })
     expect(picker.pick('p0', 4).map(b => b.piece)).toEqual([1, 3, 2, 0])
@@ -148,10 +154,18 @@ describe('PiecePicker: random first pieces', () => {
     expect(pieces(picker.pick('p0', 1))).toEqual([3])
   })
 
-  it('follows the injected random source', () => {
-    const picker = setup({ availability: '1111111', randomFirstPieces: 4, random: sequence(0.5, 0, 0.99) })
+  it('follows the injected random source: a run of neighbours from a random start', () => {
+    const picker = setup({ availability: '1111111', randomFirstPieces: 4, random: sequence(0.5, 0.99) })
+    // 7 candidates in index order: 0.5 -> a start at 3, then its neighbours
+    expect(picker.pick('p0', 3).map(b => b.piece)).toEqual([3, 4, 5])
+    // the 4 left, [0, 1, 2, 6]: 0.99 -> a start at 6, wrapping round to 0
+    expect(picker.pick('p0', 2).map(b => b.piece)).toEqual([6, 0])
+  })
+
+  it('pieces of several blocks are each drawn at random, not taken as a run', () => {
+    const picker = setup({ availability: '1111111', blocksPerPiece: 2, randomFirstPieces: 4, random: sequence(0.5, 0, 0.99) })
     // 7 candidates: 0.5 -> 3; then [0,1,2,6,4,5]: 0 -> 0; then [5,1,2,6,4]: 0.99 -> 4
-    expect(picker.pick('p0', 3).map(b => b.piece)).toEqual([3, 0, 4])
+    expect(pieces(picker.pick('p0', 6))).toEqual([3, 0, 4])
   })
 
   it('switches to rarest first once enough pieces are verified', () => {
@@ -451,6 +465,23 @@ describe('PiecePicker: whole downloads', () => {
     expect(failedOnce).toBe(true)
     expect(bytes).toBe(totalLength)
     for (const id of peers) expect(picker.inFlight(id)).toBe(0)
+  })
+
+  it('scans eight pieces a step: every piece once, none past the last, only what the peer has', () => {
+    const random = prng(7)
+    for (const pieceCount of [1, 7, 8, 9, 13, 16, 17, 63]) {
+      const picker = new PiecePicker({ pieceCount, pieceLength: BLOCK_SIZE, totalLength: pieceCount * BLOCK_SIZE, random })
+      const partial = new Bitfield(pieceCount)
+      for (let i = 0; i < pieceCount; i++) if (random() < 0.5) partial.set(i)
+      picker.addPeer('partial', partial)
+      picker.addPeer('seed', 'all')
+      const fromPartial = pieces(picker.pick('partial', pieceCount))
+      expect(fromPartial.every(p => partial.get(p))).toBe(true)
+      expect(fromPartial).toHaveLength(partial.count())
+      // (no more than are left: past that, endgame duplicates)
+      const fromSeed = pieces(picker.pick('seed', pieceCount - fromPartial.length))
+      expect([...fromPartial, ...fromSeed].sort((a, b) => a - b)).toEqual(Array.from({ length: pieceCount }, (_, i) => i))
+    }
   })
 
   it('stays fast with 65536 pieces and thousands of picks', () => {

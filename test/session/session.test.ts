@@ -3,7 +3,7 @@ import { streamPair } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Bitfield } from '../../src/bitfield.js'
-import { MAX_QUEUED_REQUESTS, PeerSession, type SessionGeometry } from '../../src/session/session.js'
+import { HAVE_DELAY_MS, MAX_QUEUED_REQUESTS, PeerSession, type SessionGeometry } from '../../src/session/session.js'
 import {
   encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaveNone,
   encodeInterested, encodeKeepAlive, encodePiece, encodeReject, encodeRequest, encodeUnchoke, MAX_BLOCK_LENGTH, MessageType,
@@ -680,4 +680,64 @@ describe('PeerSession: hostile input closes only that session, with a reason', (
       expect(await expectClosedFor(side, raw, reason)).toMatch(/^ProtocolError: reject /)
     })
   }
+})
+
+describe('PeerSession: writes', () => {
+  /** a session past its start, with the raw peer's handshake and have-state read */
+  async function started (): Promise<{ side: Side, raw: RawPeer }> {
+    const { side, raw } = await sessionWithRawPeer([1, 2, 3, 4, 5, 6, 7])
+    raw.hello()
+    await until(() => { expect(raw.received).toHaveLength(2) })
+    await until(() => { expect(side.session.haveStateReceived).toBe(true) })
+    return { side, raw }
+  }
+
+  it('a tick\'s frames go out as one buffer, one write', async () => {
+    const { side, raw } = await started()
+    const send = vi.spyOn(side.stream, 'send')
+    side.session.setInterested(true)
+    side.session.request([block(0, 0), block(0, B), block(1, 0)])
+    side.session.have(8)
+    await until(() => { expect(raw.received).toHaveLength(7) })
+    expect(send).toHaveBeenCalledTimes(1)
+    expect(send.mock.calls[0][0]).toBeInstanceOf(Uint8Array)
+    expect(raw.received.slice(2).map(m => m.type)).toEqual([MessageType.Interested, MessageType.Request, MessageType.Request, MessageType.Request, MessageType.Have])
+  })
+
+  it('a have with nothing else to send waits up to HAVE_DELAY_MS, then goes alone', async () => {
+    const { side, raw } = await started()
+    const t0 = performance.now()
+    side.session.have(8)
+    side.session.have(9)
+    await until(() => { expect(raw.of(MessageType.Have).map(m => m.piece)).toEqual([8, 9]) })
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(HAVE_DELAY_MS - 5)
+  })
+
+  it('waiting haves leave with the next frame, before it: frames keep the order they were sent in', async () => {
+    const { side, raw } = await started()
+    const send = vi.spyOn(side.stream, 'send')
+    const t0 = performance.now()
+    side.session.have(8)
+    side.session.setInterested(true)
+    side.session.have(9)
+    await until(() => { expect(raw.received).toHaveLength(5) })
+    expect(performance.now() - t0).toBeLessThan(HAVE_DELAY_MS)
+    expect(send).toHaveBeenCalledTimes(1)
+    expect(raw.received.slice(2).map(m => m.type === MessageType.Have ? m.piece : m.type)).toEqual([8, MessageType.Interested, 9])
+  })
+
+  it('closing quietly sends the waiting haves first', async () => {
+    const { side, raw } = await started()
+    side.session.have(8)
+    side.session.close()
+    await until(() => { expect(raw.of(MessageType.Have).map(m => m.piece)).toEqual([8]) })
+  })
+
+  it('a closed session sends no waiting haves', async () => {
+    const { side, raw } = await started()
+    side.session.have(8)
+    side.session.close('test')
+    await new Promise(resolve => setTimeout(resolve, HAVE_DELAY_MS + 20))
+    expect(raw.of(MessageType.Have)).toEqual([])
+  })
 })

@@ -131,6 +131,43 @@ describe('folder download', () => {
     expect((await verifyStore(store, fx.layout.pieceCount)).isComplete()).toBe(true)
   })
 
+  it('pieces written together land in the pack together (one call for neighbouring slots), each where it belongs', async () => {
+    // 40 one-piece files, written at once in a scrambled order, then some pieces of multi-piece ones
+    const files = Array.from({ length: 40 }, (_, i) => ({ path: [`f${String(i).padStart(2, '0')}`], data: testBytes(1000 + i * 97, 30 + i) }))
+    files.push({ path: ['m', 'three'], data: testBytes(2 * PL + 123, 90) })
+    const fx = folderFixture(files, PL)
+    const store = await download(fx)
+    const order = Array.from({ length: fx.layout.pieceCount }, (_, p) => p).sort((a, b) => ((a * 7919) % 43) - ((b * 7919) % 43))
+    await Promise.all(order.map(async (p) => { await store.writePiece(p, fx.pieceOf(p)) }))
+    expect((await readdir(join(out, STAGING)))).toEqual(['pack'])
+    for (let p = 0; p < fx.layout.pieceCount; p++) expect(eq(await store.readBlock(p, 0, fx.layout.pieceSize(p)), fx.pieceOf(p))).toBe(true)
+    expect((await verifyStore(store, fx.layout.pieceCount)).isComplete()).toBe(true)
+    await store.finalize()
+    expect(await snapshot(out)).toEqual(await snapshotOf(fx, files.map((_, i) => i)))
+  })
+
+  it('a piece is read back at once, written or still waiting for the end of the turn; sync() and close() see every write', async () => {
+    const fx = sample()
+    const store = await download(fx)
+    // not awaited: the write waits for the end of this turn of the event loop
+    const written = store.writePiece(0, fx.pieceOf(0))
+    expect(eq(await store.readBlock(0, 0, fx.layout.pieceSize(0)), fx.pieceOf(0))).toBe(true)
+    await written
+    const before = await store.sync()
+    const again = store.writePiece(0, fx.pieceOf(0))
+    // the record's digest is taken after the write lands, so it describes it
+    const after = await store.sync()
+    await again
+    expect(after.parts).not.toBeUndefined()
+    expect((await store.sync()).parts).toBe(after.parts)
+    expect(before.parts).not.toBe(undefined)
+    const last = store.writePiece(4, fx.pieceOf(4))
+    await store.close()
+    await last
+    const reopened = await download(fx)
+    expect((await verifyStore(reopened, fx.layout.pieceCount)).get(4)).toBe(true)
+  })
+
   it('reads during finalize are served whole while the files move out of the pack and the pack is cut short', async () => {
     // 192 files of 40,000 bytes: 7.3 MiB in the pack, cut short in steps as finalize goes
     const files = Array.from({ length: 192 }, (_, i) => ({ path: [`d${i % 5}`, `f${i}`], data: testBytes(40_000, 100 + i) }))

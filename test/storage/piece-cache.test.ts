@@ -75,6 +75,17 @@ describe('PieceCache', () => {
     })
   })
 
+  it('with pieceSize, reads a block that is a whole piece straight, not through a slot', async () => {
+    const size = (piece: number): number => piece === 2 ? 16384 + 100 : 32768
+    const cache = new PieceCache(store, 32768, 4 * 32768, size)
+    expect(await cache.readBlock(2, 0, 16384 + 100)).toEqual(data.subarray(65536, 65536 + 16384 + 100))
+    expect(pieceReads).toBe(0)
+    // a block of part of a piece still goes through the cache
+    expect(await cache.readBlock(1, 0, 16384)).toEqual(data.subarray(32768, 49152))
+    expect(await cache.readBlock(1, 16384, 16384)).toEqual(data.subarray(49152, 65536))
+    expect(pieceReads).toBe(1)
+  })
+
   it('a failed read is not cached', async () => {
     const cache = new PieceCache(store, 32768, 4 * 32768)
     await expect(cache.readBlock(0, 32000, 1000)).rejects.toThrow(RangeError) // past the piece's end

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { Uint8ArrayList } from 'uint8arraylist'
 import {
   encodeMessage,
-  decodeMessage, encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll,
+  decodeMessage, encodeBitfield, encodeCancel, encodeChoke, encodeHandshake, encodeHave, encodeHaveAll, encodeHaves,
   encodeHaveNone, encodeInterested, encodeKeepAlive, encodeNotInterested, encodePeers, encodePiece, encodeReject,
   encodeRequest, encodeUnchoke, InvalidMessageError, MAX_BLOCK_LENGTH, MAX_FRAME_LENGTH, MessageType,
   messageName, TruncatedFrameError, WIRE_VERSION, WireDecoder, type WireMessage, type WirePeer
@@ -199,6 +199,14 @@ describe('wire codec: golden bytes (frame = varint(len) | type | payload, u32 bi
 
   it('have(0x01020304)', () => {
     expect([...encodeHave(0x01020304)]).toEqual([5, 4, 1, 2, 3, 4])
+  })
+
+  it('haves: several have frames end to end, the bytes of each encodeHave', () => {
+    const pieces = [0, 5, 0x01020304, 0xffffffff]
+    expect([...encodeHaves(pieces)]).toEqual([...concat(pieces.map(p => encodeHave(p)))])
+    expect(encodeHaves([])).toHaveLength(0)
+    const decoded = [...new WireDecoder().decode(encodeHaves(pieces))]
+    expect(decoded).toEqual(pieces.map(piece => ({ type: MessageType.Have, piece })))
   })
 
   it('keep-alive, have-all, interested, choke: a type byte only', () => {
