@@ -178,7 +178,7 @@ export class DhtDiscovery {
    * addresses without `/p2p`. Identify then tells kad-dht they speak the DHT protocol and they
    * join the routing table (after a ping: a few ms on a LAN). Never throws.
    */
-  async bootstrap (addrs: string[], options: { signal: AbortSignal }): Promise<PeerAddress[]> {
+  async bootstrap (addrs: string[], options: { signal: AbortSignal, logFailures?: boolean }): Promise<PeerAddress[]> {
     const self = this.node.peerId
     const targets: Array<{ id: PeerId, full: string, bare: string }> = []
     for (const text of addrs) {
@@ -211,7 +211,7 @@ export class DhtDiscovery {
         // `/p2p/<id>` alone leaves no address to pass on (its bare form is '/')
         if (r.value.bare !== '' && r.value.bare !== '/') set.add(r.value.bare)
         connected.set(key, set)
-      } else {
+      } else if (options.logFailures !== false) {
         this.log(`dht: bootstrap dial ${targets[i]?.full ?? '?'} failed: ${describe(r.reason)}`)
       }
     })

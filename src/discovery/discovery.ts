@@ -212,8 +212,11 @@ export class Discovery extends TypedEventEmitter<DiscoveryEvents> {
   private async join (addrs: string[], source: PeerSource): Promise<void> {
     if (addrs.length === 0) return
     try {
-      const reached = await this.dht.bootstrap(addrs, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(15_000)]) })
+      // peers remembered from earlier runs are mostly gone: their failed dials are expected, so
+      // one line says how many answered instead of a line for each that did not
+      const reached = await this.dht.bootstrap(addrs, { signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(15_000)]), logFailures: source !== 'cache' })
       if (reached.length === 0 && source === 'bootstrap') this.log(`bootstrap: none of ${addrs.length} addresses answered`)
+      if (source === 'cache') this.log(`peer cache: ${reached.length} of the peers remembered from earlier runs answered (${addrs.length} addresses dialled)`)
       const passedOn = this.emitPeers(reached, source)
       // a bootstrap peer that answered is worth remembering even if it is not in this swarm
       if (source === 'bootstrap') for (const p of passedOn) this.book.reached(p.peerId)

@@ -404,13 +404,16 @@ describe('Discovery: sources', () => {
     await cacheFile(dir, peers)
     const node = new FakeNode(self)
     node.reachable.add(full('/ip4/10.1.0.2/tcp/4001', others[0]!))
-    const { d, seen } = make(node, { stateDir: dir, dht: false })
+    const { d, seen, logs } = make(node, { stateDir: dir, dht: false })
     expect(await d.cachedPeers()).toHaveLength(22)
     await d.start()
     await waitFor('cache dials', () => node.dials.length === 40)
     await waitFor('cache peer', () => seen.length > 0)
     expect(seen).toEqual([{ source: 'cache', peers: [{ peerId: others[0]!.id.toString(), multiaddrs: ['/ip4/10.1.0.2/tcp/4001'] }] }])
     expect(node.dials.some(a => a.startsWith('/ip4/10.1.0.3/'))).toBe(false)
+    // the 39 dials that failed are expected of peers from earlier runs: one line, not 39
+    expect(logs.filter(l => l.includes('failed'))).toEqual([])
+    expect(logs.filter(l => l.startsWith('peer cache:'))).toEqual(['peer cache: 1 of the peers remembered from earlier runs answered (40 addresses dialled)'])
     // without a state dir there is no cache
     expect(await make(new FakeNode(self)).d.cachedPeers()).toEqual([])
   })
