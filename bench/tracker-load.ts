@@ -109,17 +109,9 @@ class Tracker {
    */
   cpuSeconds (): Cpu | undefined {
     const pid = this.child.pid ?? 0
-    const read = (path: string): number => {
-      const stat = readFileSync(path, 'utf8')
-      // the fields after the command name (which may hold spaces): utime and stime are the 12th and 13th
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return (Number(fields[11]) + Number(fields[12])) / 100
-    }
-    try {
-      return { total: read(`/proc/${pid}/stat`), loop: read(`/proc/${pid}/task/${pid}/stat`) }
-    } catch {
-      return undefined
-    }
+    const total = statCpuSeconds(`/proc/${pid}/stat`)
+    const loop = statCpuSeconds(`/proc/${pid}/task/${pid}/stat`)
+    return total === undefined || loop === undefined ? undefined : { total, loop }
   }
 
   /** resident memory in MiB (Linux), for a feel of what PEERS peers cost */
@@ -251,8 +243,14 @@ async function runAll (phase: string, trackers: Array<{ base: string, tracker: T
 
 /** utime + stime of a process, in seconds (Linux /proc; ticks of 1/100 s) */
 function procCpuSeconds (pid: number): number | undefined {
+  return statCpuSeconds(`/proc/${pid}/stat`)
+}
+
+/** utime + stime from a /proc stat file (a process's, or one thread's), in seconds */
+function statCpuSeconds (path: string): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const stat = readFileSync(path, 'utf8')
+    // the fields after the command name (which may hold spaces): utime and stime are the 12th and 13th
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     return (Number(fields[11]) + Number(fields[12])) / 100
   } catch {

@@ -124,7 +124,6 @@ export class ObservedStore implements PeerStore {
   async announce (a: StoreAnnounce): Promise<StoreAnnounceResult> { return await this.guardAsync(async () => await this.inner.announce(a), true) }
   async scrape (manifests: string[], seenSince: number, now: number): Promise<SwarmCounts[]> { return await this.guardAsync(async () => await this.inner.scrape(manifests, seenSince, now), false) }
   async swarms (seenSince: number, now: number): Promise<SwarmSummary[]> { return await this.guardAsync(async () => await this.inner.swarms(seenSince, now), false) }
-  async close (): Promise<void> { await this.inner.close?.() }
 }
 
 /** seconds: an announce costs about 0.2 ms of signature check, more under load */

@@ -26,7 +26,7 @@ import { DialRefusedError, dialGuarded } from '../discovery/guarded-dial.js'
 import { PeerBook } from '../discovery/peer-book.js'
 import type { PeerAddress, PeerSource } from '../discovery/types.js'
 import type { ChokerInit } from '../choker/choker.js'
-import { pieceCount, type Manifest } from '../manifest/manifest.js'
+import { manifestLayout, pieceCount, type Manifest } from '../manifest/manifest.js'
 import { PiecePicker } from '../picker/picker.js'
 import { PeerSession, shortId, type SessionDelegate } from '../session/session.js'
 import { Throttle } from '../throttle.js'
@@ -38,7 +38,6 @@ import type { AdmissionInit } from './admission.js'
 import { PieceAssembly } from './assembly.js'
 import { ChokeRounds, swarmChoker } from './chokes.js'
 import { PeerExchange } from './exchange-peers.js'
-import { pieceSizes, type PieceSizes } from './piece-sizes.js'
 import { RequestLoop } from './requests.js'
 import { SessionRegistry, type PeerVia } from './sessions.js'
 import { SessionSlots } from './slots.js'
@@ -158,8 +157,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
   private readonly downloadThrottle: Throttle
   private readonly manifestBytes: Uint8Array
   private readonly count: number
-  /** each piece's size (see piece-sizes.ts) */
-  private readonly pieceSize: PieceSizes
+  /** each piece's size, from the layout's table (a lookup, however many files) */
+  private readonly pieceSize: (piece: number) => number
   /** the pieces we download (undefined: all) */
   private readonly wanted: Bitfield | undefined
   private timers: Array<ReturnType<typeof setInterval>> = []
@@ -196,7 +195,7 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
     this.dialGuard = init.dialGuard ?? new DialGuard({ now: this.now })
     this.manifestBytes = init.cid.bytes
     this.count = pieceCount(init.manifest)
-    this.pieceSize = pieceSizes(init.manifest)
+    this.pieceSize = manifestLayout(init.manifest).pieceSize
     this.cache = new PieceCache(init.store, init.manifest.pieceLength, undefined, this.pieceSize)
     this.wanted = init.wanted
     this.picker = new PiecePicker({

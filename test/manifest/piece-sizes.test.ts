@@ -1,17 +1,16 @@
 import { describe, expect, it } from 'vitest'
-import { folderManifest, pieceCount, pieceSize, type Manifest } from '../../src/manifest/manifest.js'
-import { pieceSizes } from '../../src/swarm/piece-sizes.js'
+import { folderManifest, manifestLayout, pieceCount, pieceSize, type Manifest } from '../../src/manifest/manifest.js'
 
 const hashes = (n: number): Uint8Array => new Uint8Array(32 * n)
 
 function check (m: Manifest): void {
-  const size = pieceSizes(m)
+  const size = manifestLayout(m).pieceSize
   const n = pieceCount(m)
   for (let i = 0; i < n; i++) expect(size(i)).toBe(pieceSize(m, i))
   for (const bad of [-1, n, n + 7, 0.5, Number.NaN]) expect(() => size(bad)).toThrow(RangeError)
 }
 
-describe('pieceSizes', () => {
+describe('the layout\'s pieceSize (a table)', () => {
   it('a single file: every piece full but a short last one', () => {
     check({ version: 1, name: 'f', length: 5 * 1000 + 17, pieceLength: 1000, pieces: hashes(6) })
     check({ version: 1, name: 'f', length: 3000, pieceLength: 1000, pieces: hashes(3) })
