@@ -23,7 +23,9 @@
  *     `diff -r` against the source folder, each tree.bin by SHA-256. The leechers print stats
  *     every STATS_S (default 0.25) s, which splits the time in two: spawn → every leecher holds
  *     every piece (the transfer), and then → `complete` (a folder's finalize: 10,000 files made,
- *     written and named; a single file is only renamed).
+ *     written and named; a single file is only renamed). Then, in the same run, the floor of
+ *     that finalize on this file system: three processes at once each making the folder's files
+ *     under part names and naming them, in a tight loop of synchronous calls (placeFloor).
  *
  * Where the data lives matters for scenario 3: the base directory is under os.tmpdir() (TMPDIR).
  * On an ext4 without a journal, making a file skips every inode of its group deleted in the last
@@ -231,6 +233,26 @@ async function swarmOnce (run: Run, d: Data, kind: 'folder' | 'file'): Promise<S
   }
 }
 
+/**
+ * The file system's floor for what a folder download's finalize must do: LEECHERS processes at
+ * once, each making FILES part files of FILE_BYTES (create exclusively, write, close), then
+ * giving each its final name in TREE_DIRS folders (link, unlink the part name), with synchronous
+ * calls in a tight loop: no hashing, no checks, no network. Returns the slowest process's time
+ * for that loop in seconds (Node's start excluded).
+ */
+async function placeFloor (dir: string): Promise<number> {
+  const script = `
+const fs = require('node:fs'); const [dir, dirs, per, size] = [process.argv[1], +process.argv[2], +process.argv[3], +process.argv[4]]
+const buf = Buffer.alloc(size, 7); fs.mkdirSync(dir + '/parts', { recursive: true })
+const t0 = performance.now()
+for (let i = 0; i < dirs * per; i++) { const fd = fs.openSync(dir + '/parts/' + i, 'wx'); fs.writeSync(fd, buf, 0, size, 0); fs.closeSync(fd) }
+for (let d = 0; d < dirs; d++) { fs.mkdirSync(dir + '/d' + d); for (let i = 0; i < per; i++) { const p = dir + '/parts/' + (d * per + i); fs.linkSync(p, dir + '/d' + d + '/' + i); fs.unlinkSync(p) } }
+console.log(performance.now() - t0)`
+  const runs = await Promise.all(Array.from({ length: LEECHERS }, async (_, i) =>
+    await timed([process.execPath, '-e', script, join(dir, `floor${i}`), String(TREE_DIRS), String(TREE_FILES), String(FILE_BYTES)], 300_000)))
+  return secs(Math.max(...runs.map(r => Number(r.stdout.trim()))))
+}
+
 // ---------------------------------------------------------------------------------------------
 // scenarios
 
@@ -330,17 +352,23 @@ function scenario3 (d: Data): Scenario {
       { key: 'folderPieces', label: 'folder: spawn → every leecher holds every piece', unit: 's', digits: 2 },
       { key: 'filePieces', label: 'single file: spawn → every leecher holds every piece', unit: 's', digits: 2 },
       { key: 'folderFinalize', label: 'folder: every piece held → `complete` (finalize), slowest leecher', unit: 's', digits: 2 },
+      { key: 'placeFloor', label: `floor: ${LEECHERS} processes at once each make ${FILES.toLocaleString('en')} files and name them (create, write, close, link, unlink), slowest`, unit: 's', digits: 2 },
+      { key: 'finalizeFloor', label: 'finalize / that floor (per run)', unit: '×', digits: 2 },
       { key: 'folderSeed', label: 'folder seeder: spawn → `seeding` (hashes the folder)', unit: 's', digits: 2 },
       { key: 'fileSeed', label: 'single-file seeder: spawn → `seeding`', unit: 's', digits: 2 }
     ],
     notes: [
       'Each leecher\'s DIR/tree was checked with `diff -r` against the source folder and each tree.bin by SHA-256, after the timing; a mismatch fails the run.',
-      `"Holds every piece" is each leecher's first stats line saying so (every ${STATS_S} s), or its \`complete\` if earlier.`
+      `"Holds every piece" is each leecher's first stats line saying so (every ${STATS_S} s), or its \`complete\` if earlier.`,
+      'The floor is the bare cost of the files themselves on this file system and these cores: what a finalize that makes each file under a part name and then names it cannot go below, however it is written. It runs after the two swarms, in the same run.'
     ],
     once: async (n) => {
       const one = async (kind: 'folder' | 'file'): Promise<SwarmTimes> => await withRun(timeoutMs, async (run) => await swarmOnce(run, d, kind), { keepDir: true })
       const [f, s] = await alternately(n, async () => await one('folder'), async () => await one('file'))
+      const floor = await withRun(timeoutMs, async (run) => await placeFloor(run.dir), { keepDir: true })
       return {
+        placeFloor: floor,
+        finalizeFloor: f.finalize / floor,
         ratio: f.last / s.last,
         folderLast: f.last,
         fileLast: s.last,

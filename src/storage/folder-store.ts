@@ -500,6 +500,8 @@ const linkError = (path: string): StorageError =>
 class FolderWalk {
   /** path → a real folder (true) or missing (false) */
   private readonly known = new Map<string, boolean>()
+  /** folders being made now: path → the mkdir (and its check) every file placed there waits for */
+  private readonly making = new Map<string, Promise<void>>()
 
   /** Is `dir` a real folder (true) or missing (false)? */
   async probe (dir: string): Promise<boolean> {
@@ -518,18 +520,31 @@ class FolderWalk {
     return true
   }
 
-  /** Makes each of `dirs` (from the root down) that is missing; never through a link. */
+  /**
+   * Makes each of `dirs` (from the root down) that is missing; never through a link. Files placed
+   * side by side wait for one mkdir of their folder: each making its own cost two thread-pool
+   * round trips a file (10,000 files in 100 folders made about 2,000 mkdirs, nearly all EEXIST).
+   */
   async make (dirs: readonly string[]): Promise<void> {
     for (const dir of dirs) {
       if (this.known.get(dir) === true) continue
-      try {
-        await mkdir(dir) // mkdir(2) never follows a link at its last component: it says EEXIST
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new StorageError(`cannot make the folder ${dir}: ${errno(err)}`)
+      let making = this.making.get(dir)
+      if (making === undefined) {
+        making = this.makeOne(dir).finally(() => { this.making.delete(dir) })
+        this.making.set(dir, making)
       }
-      this.known.delete(dir)
-      if (!(await this.probe(dir))) throw new StorageError(`cannot make the folder ${dir}: it vanished`)
+      await making
     }
+  }
+
+  private async makeOne (dir: string): Promise<void> {
+    try {
+      await mkdir(dir) // mkdir(2) never follows a link at its last component: it says EEXIST
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new StorageError(`cannot make the folder ${dir}: ${errno(err)}`)
+    }
+    this.known.delete(dir)
+    if (!(await this.probe(dir))) throw new StorageError(`cannot make the folder ${dir}: it vanished`)
   }
 }
 
