@@ -52,6 +52,11 @@ export interface PickerInit {
    * be. A peer that sends all of a piece but one block cannot make us hold more.
    */
   maxActiveBytes?: number
+  /**
+   * Our own peer id: with it, equally rare pieces are split among the downloaders we know (see
+   * stripe()). Without it, ties are broken at random alone.
+   */
+  selfId?: string
 }
 
 export interface BlockReceivedResult {
@@ -63,6 +68,8 @@ export interface BlockReceivedResult {
 interface PeerState {
   /** undefined = has every piece (a seed): no per-piece bookkeeping needed */
   has: Bitfield | undefined
+  /** pieces in `has` */
+  count: number
   /** pieces it has that we lack and want; kept current so isInteresting() is O(1) */
   wanted: number
   /** block key -> block requested from this peer and not yet answered */
@@ -125,6 +132,11 @@ export class PiecePicker {
   private readonly sizeOf: ((piece: number) => number) | undefined
   /** bytes of the pieces in `active` */
   private activeBytes = 0
+  private readonly selfId: string | undefined
+  /** our stripe (see stripe()): index, of count; recomputed when the downloaders we know change */
+  private stripeIndex = 0
+  private stripeCount = 1
+  private stripeStale = true
 
   constructor (init: PickerInit) {
     const { pieceCount, pieceLength, totalLength } = init
@@ -148,6 +160,7 @@ export class PiecePicker {
       if (bits !== undefined && bits.size !== pieceCount) throw new RangeError(`${what} bitfield has ${bits.size} bits, expected ${pieceCount}`)
     }
     this.sizeOf = init.pieceSize
+    this.selfId = init.selfId
     this.pieceCount = pieceCount
     this.pieceLength = pieceLength
     this.totalLength = totalLength
@@ -205,21 +218,24 @@ export class PiecePicker {
     }
     const old = this.peers.get(peerId)
     if (old !== undefined) this.forgetAvailability(old)
-    const state: PeerState = { has: undefined, wanted: 0, inFlight: old?.inFlight ?? new Map() }
+    const state: PeerState = { has: undefined, count: 0, wanted: 0, inFlight: old?.inFlight ?? new Map() }
     if (has === 'all' || (has instanceof Bitfield && has.isComplete())) {
       this.seeds++
+      state.count = this.pieceCount
     } else {
       state.has = has === 'none' ? new Bitfield(this.pieceCount) : has.clone()
       if (has !== 'none') {
         for (let i = 0; i < this.pieceCount; i++) {
           if (state.has.get(i)) {
             this.avail[i]++
+            state.count++
             if (this.needs(i)) state.wanted++
           }
         }
       }
     }
     this.peers.set(peerId, state)
+    this.stripeStale = true
   }
 
   /** A `have` message. Unknown peers start from 'none' (BEP 3: the bitfield message is optional).
@@ -234,6 +250,8 @@ export class PiecePicker {
     if (peer.has === undefined || peer.has.get(piece)) return
     peer.has.set(piece)
     this.avail[piece]++
+    // a peer that now has everything downloads no more: the stripes are split among fewer
+    if (++peer.count === this.pieceCount) this.stripeStale = true
     if (this.needs(piece)) peer.wanted++
   }
 
@@ -245,6 +263,7 @@ export class PiecePicker {
     const released = [...peer.inFlight.values()]
     for (const block of released) this.release(peerId, block)
     this.peers.delete(peerId)
+    this.stripeStale = true
     return released
   }
 
@@ -541,6 +560,47 @@ export class PiecePicker {
     return min
   }
 
+  /**
+   * Our stripe: equally rare pieces are split among the downloaders we know (ourselves and every
+   * peer without all pieces), ranked by peer id, so that each takes piece ≡ index (mod count)
+   * first. Rarest first alone left ties to chance: four leechers of one capped seed each drew
+   * from the same few hundred pieces only the seed had, and a fifth of the seed's upload went to
+   * pieces it was already sending another leecher (every duplicate within a second of the
+   * first); under a cap the seed's upload bounds everyone (F/u_s). Every downloader sees the
+   * same ids and so the same ranks; one that sees other peers splits differently, which costs
+   * only what chance did. Never a refusal: outside our stripe is still picked when ours is empty.
+   */
+  private stripe (): void {
+    this.stripeStale = false
+    this.stripeIndex = 0
+    this.stripeCount = 1
+    if (this.selfId === undefined) return
+    const ids: string[] = [this.selfId]
+    for (const [id, p] of this.peers) if (p.count < this.pieceCount && id !== this.selfId) ids.push(id)
+    if (ids.length < 2) return
+    ids.sort()
+    this.stripeIndex = ids.indexOf(this.selfId)
+    this.stripeCount = ids.length
+  }
+
+  /** Moves the pieces of our stripe in cand[0..k) to its front; returns how many there are. */
+  private ownFirst (k: number): number {
+    if (this.stripeStale) this.stripe()
+    const count = this.stripeCount
+    if (count < 2) return k
+    const cand = this.scratch
+    const index = this.stripeIndex
+    let m = 0
+    for (let j = 0; j < k; j++) {
+      const piece = cand[j]
+      if (piece % count === index) {
+        cand[j] = cand[m]
+        cand[m++] = piece
+      }
+    }
+    return m
+  }
+
   /** Index in [0, n) from the injected random source. */
   private randomIndex (n: number): number {
     if (n <= 1) return 0
@@ -580,15 +640,25 @@ export class PiecePicker {
         k = 0
         continue
       }
+      // equally rare pieces in our stripe first (see stripe()), at random among them: the
+      // bucket is cand[0..m) ours, cand[m..k) the others'
+      let m = this.ownFirst(k)
+      if (m > 0 && m < k) j = this.randomIndex(m)
       for (;;) {
         const piece = cand[j]
-        cand[j] = cand[k - 1]
+        if (j < m) {
+          cand[j] = cand[m - 1]
+          cand[m - 1] = cand[k - 1]
+          m--
+        } else {
+          cand[j] = cand[k - 1]
+        }
         cand[k - 1] = cand[n - 1]
         k--
         n--
         this.takeFree(this.startPiece(piece), peerId, peer, max, out)
         if (!this.roomForNewPiece() || k === 0 || out.length >= max) break
-        j = this.randomIndex(k)
+        j = this.randomIndex(m > 0 ? m : k)
       }
       if (!this.roomForNewPiece()) return
     }

@@ -207,7 +207,8 @@ export class Swarm extends TypedEventEmitter<SwarmEvents> implements SessionDele
       have: init.have,
       wanted: init.wanted,
       random: init.random,
-      maxActiveBytes: Math.max(PARTIAL_PIECE_BYTES, init.manifest.pieceLength)
+      maxActiveBytes: Math.max(PARTIAL_PIECE_BYTES, init.manifest.pieceLength),
+      selfId: init.node.peerId.toString()
     })
     this.requests = new RequestLoop({
       picker: this.picker,

@@ -648,3 +648,61 @@ describe('PiecePicker: pieces of different sizes (a folder: every file starts a 
     expect(() => new PiecePicker({ pieceCount: 1, pieceLength: P, totalLength: 2 * P, pieceSize: () => 2 * P })).toThrow(/invalid size/)
   })
 })
+
+describe('PiecePicker: equally rare pieces split among the downloaders (stripes)', () => {
+  /** 12 pieces of 2 blocks, a seed 's', downloaders 'a' and 'c' with nothing yet, and us ('b'). */
+  function striped (random: () => number = prng(7)): PiecePicker {
+    const n = 12
+    const picker = new PiecePicker({ pieceCount: n, pieceLength: 2 * BLOCK_SIZE, totalLength: n * 2 * BLOCK_SIZE, randomFirstPieces: 0, random, selfId: 'b' })
+    picker.addPeer('s', 'all')
+    picker.addPeer('a', 'none')
+    picker.addPeer('c', 'none')
+    return picker
+  }
+
+  it('takes the pieces of its own stripe first: ids sorted a, b, c, so b takes piece ≡ 1 (mod 3)', () => {
+    const picker = striped()
+    const first = pieces(picker.pick('s', 8))
+    expect(first.sort((x, y) => x - y)).toEqual([1, 4, 7, 10])
+    // its stripe done, it goes on with the others' rather than wait
+    expect(pieces(picker.pick('s', 2))).toHaveLength(1)
+  })
+
+  it('never makes two downloaders of one seed take the same piece while both have stripes left', () => {
+    // three pickers, one per downloader, each seeing the same peers
+    const ids = ['a', 'b', 'c']
+    const picks = ids.map((self, k) => {
+      const picker = new PiecePicker({ pieceCount: 12, pieceLength: 2 * BLOCK_SIZE, totalLength: 12 * 2 * BLOCK_SIZE, randomFirstPieces: 0, random: prng(k + 1), selfId: self })
+      picker.addPeer('s', 'all')
+      for (const other of ids) if (other !== self) picker.addPeer(other, 'none')
+      return pieces(picker.pick('s', 8))
+    })
+    const all = picks.flat()
+    expect(new Set(all).size).toBe(all.length)
+  })
+
+  it('rarity still comes first: a rarer piece outside the stripe beats a commoner one inside', () => {
+    const picker = striped()
+    // every piece but 0 is also held by a downloader: 0 is the rarest, though in a's stripe
+    const bf = new Bitfield(12)
+    for (let i = 1; i < 12; i++) bf.set(i)
+    picker.addPeer('a', bf)
+    expect(pieces(picker.pick('s', 2))).toEqual([0])
+  })
+
+  it('a downloader that completes, or leaves, no longer holds a stripe', () => {
+    const picker = striped(() => 0.99)
+    // c leaves; a gets every piece: we are alone, any piece will do (the injected random picks)
+    picker.removePeer('c')
+    const full = new Bitfield(12)
+    for (let i = 0; i < 12; i++) full.set(i)
+    picker.addPeer('a', full)
+    // 0.99 of the 12 candidates: the last, piece 11 (in b's stripe of three it would be 10)
+    expect(pieces(picker.pick('s', 2))).toEqual([11])
+    // and by haves: a picker that sees 'a' complete piece by piece splits with 'c' only
+    const byHaves = striped()
+    for (let i = 0; i < 12; i++) byHaves.peerHave('a', i)
+    // ids b, c: b takes the even pieces
+    expect(pieces(byHaves.pick('s', 8)).every(p => p % 2 === 0)).toBe(true)
+  })
+})
