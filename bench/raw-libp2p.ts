@@ -11,7 +11,7 @@
  *     dials, opens one stream, sends the length and then <bytes> in 64 KiB chunks with
  *     backpressure (`if (!stream.send(buf)) await stream.onDrain()`), waits for the
  *     acknowledgement (stopping the node earlier could cut off data still queued), prints
- *     {"event":"sent","bytes":n,"ms":t} and exits.
+ *     {"event":"sent","bytes":n,"ms":t,"cpuMs":c} (c: its own CPU, all threads) and exits.
  */
 import '../src/polyfill.js'
 import { randomBytes } from 'node:crypto'
@@ -98,7 +98,10 @@ async function send (target: string, total: number): Promise<void> {
   await stream.close()
   // the receiver's acknowledgement: all bytes arrived
   for await (const chunk of stream) if (chunk.byteLength > 0) break
-  emit({ event: 'sent', bytes: sent, ms: performance.now() - t0 })
+  // the sender's own CPU (every thread, process start included): it exits right after, before
+  // anyone could read its /proc entry
+  const { user, system } = process.cpuUsage()
+  emit({ event: 'sent', bytes: sent, ms: performance.now() - t0, cpuMs: (user + system) / 1000 })
   await Promise.resolve(n.stop())
 }
 

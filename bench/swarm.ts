@@ -105,6 +105,8 @@ function scenario1 (): Scenario {
       { key: 'ratioTransfer', label: 'ratio bitswarm/raw (transfer spans)', unit: '×', digits: 2, goal: { op: '>=', value: 0.8 } },
       { key: 'ratioE2e', label: 'ratio bitswarm/raw (spawn → done)', unit: '×', digits: 2, goal: { op: '>=', value: 0.8 } },
       { key: 'rawRecvCpu', label: 'raw receiver: CPU per MiB (process start included)', unit: 'ms', digits: 1 },
+      { key: 'rawSendCpu', label: 'raw sender: CPU per MiB (process start included)', unit: 'ms', digits: 1 },
+      { key: 'rawFloor', label: `raw stack's CPU floor for ${SMALL_N} × ${SIZE_MIB} MiB (1 → ${SMALL_N}): ${SMALL_N}·F × (sender + receiver CPU per MiB) / ${CORES} cores`, unit: 's', digits: 2 },
       { key: 'bsLeechCpu', label: 'bitswarm leecher: CPU per MiB (process start included)', unit: 'ms', digits: 1 },
       { key: 'bsSeedCpu', label: 'bitswarm seeder: CPU per MiB served', unit: 'ms', digits: 1 }
     ],
@@ -119,7 +121,12 @@ function scenario1 (): Scenario {
         const got = await l.until(e => e.event === 'received' || e.event === 'error', run.deadline, 'received')
         if (got.e.event === 'error' || Number(got.e.bytes) !== bytes) throw new Error(`raw receiver: ${JSON.stringify(got.e)}`)
         const rawRecvCpu = 1000 * await cpuSeconds(l.child.pid) / (bytes / MiB)
-        return { rawStream: mibps(bytes, Number(got.e.ms)), rawE2e: mibps(bytes, got.at - d.spawnedAt), rawRecvCpu }
+        const sent = await d.until(e => e.event === 'sent', run.deadline, 'sent')
+        const rawSendCpu = Number(sent.e.cpuMs) / (bytes / MiB)
+        // every byte a swarm delivers is sent by one peer and received by another: on this stack,
+        // with no protocol work at all, N·F bytes cost at least this much of the machine's cores
+        const rawFloor = SMALL_N * SIZE_MIB * (rawSendCpu + rawRecvCpu) / 1000 / CORES
+        return { rawStream: mibps(bytes, Number(got.e.ms)), rawE2e: mibps(bytes, got.at - d.spawnedAt), rawRecvCpu, rawSendCpu, rawFloor }
       })
       const bs = async (): Promise<Values> => await withRun(60_000 + 1000 * SIZE_MIB / 2, async (run) => {
         const announce = await run.tracker()

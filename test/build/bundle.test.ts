@@ -12,4 +12,9 @@ describe('the CLI bundle', () => {
     const topLevel = text.split('\n').filter(l => /^import\b.*\bfrom\s+["'](redis|@redis\/[^"']+|prom-client)["']/.test(l))
     expect(topLevel).toEqual([])
   })
+
+  it('carries the yamux patch (patches/): npm ci applies it before the bundle is built', () => {
+    const text = readFileSync(CLI, 'utf8')
+    expect(text).toContain('this.recvWindow - this.recvWindowCapacity < this.recvWindow / 2')
+  })
 })
