@@ -9,10 +9,7 @@ import { closeSync, fstatSync, linkSync, lstatSync, openSync, renameSync, unlink
 import { link, lstat, rename, unlink } from 'node:fs/promises'
 import { promisify } from 'node:util'
 
-/**
- * The few file-system calls a copy out of the pack makes, on a descriptor of its own: on libuv's
- * thread pool (POOL), or inline (InlineCalls).
- */
+/** The file-system calls made either way: on libuv's thread pool (POOL), or inline (InlineCalls). */
 export interface FsCalls {
   open: (path: string, flags: number, mode?: number) => Promise<number>
   write: (fd: number, buf: Uint8Array, offset: number, length: number, position: number) => Promise<number>
@@ -57,11 +54,11 @@ const INLINE_SLICE_MS = 10
  * read and close, and a copy out of the pack (all but its fsync, which waits for the disk and
  * stays on the pool). A single file's piece writes too (256 KiB into the page cache, ~50 µs):
  * on two cores the worker woken for each one took the core from the main thread that woke it.
- * Each call is timed: on a file system where they
- * are not fast (a cold disk, NFS: more than 8 calls and 1 in 64 over 5 ms) the store goes back to
- * the thread pool for good, so the main thread is never held for long. And as a call awaited
- * inline resolves without the event loop turning, a loop of reads (verifyStore) would hold it
- * until done: pace() gives it a turn every INLINE_SLICE_MS.
+ * Each call is timed: on a file system where they are not fast (a cold disk, NFS: more than 8
+ * calls and 1 in 64 over 5 ms) the store goes back to the thread pool for good, so the main
+ * thread is never held for long. And as a call awaited inline resolves without the event loop
+ * turning, a loop of reads (verifyStore) would hold it until done: pace() gives it a turn every
+ * INLINE_SLICE_MS.
  */
 export class InlineCalls implements FsCalls {
   private calls = 0

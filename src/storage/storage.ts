@@ -201,7 +201,7 @@ class FilePieceStore implements DownloadStore {
     const position = piece * this.manifest.pieceLength
     // into the page cache on the main thread: handed to the thread pool, each write woke a worker
     // that, on two cores, took the core from the main thread that woke it (the 1 → 1 leecher
-    // 1.30 → 1.22 CPU-s, the 1 → 4 swarm 5.6 → 5.2 s); back to the pool if the disk is slow
+    // 1.30 → 1.23 CPU-s, the 1 → 4 swarm 5.9 → 5.4 s); back to the pool if the disk is slow
     if (this.inline.on) {
       this.inline.run(() => { writeFullySync(fh.fd, name, position, chunks, total) })
       return

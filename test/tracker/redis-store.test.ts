@@ -107,8 +107,9 @@ describe.skipIf(!hasRedisServer())(`RedisPeerStore on redis-server${hasRedisServ
     return server.url
   }
   const prefix = (): string => `redis-test:${process.pid}:${++n}:`
-  async function store (init: Partial<RedisPeerStoreInit> = {}): Promise<RedisPeerStore> {
-    const s = new RedisPeerStore({ url: url(), keyPrefix: prefix(), peerTtl: TTL / 1000, ...init })
+  /** a started store on the shared redis-server, or on the one at `at` */
+  async function store (init: Partial<RedisPeerStoreInit> = {}, at: string = url()): Promise<RedisPeerStore> {
+    const s = new RedisPeerStore({ url: at, keyPrefix: prefix(), peerTtl: TTL / 1000, ...init })
     open.push(s)
     await s.start()
     return s
@@ -238,9 +239,7 @@ describe.skipIf(!hasRedisServer())(`RedisPeerStore on redis-server${hasRedisServ
   it('Redis hung (SIGSTOP): operations fail after commandTimeout, and work again once it answers', async () => {
     const own = await startRedisServer()
     try {
-      const s = new RedisPeerStore({ url: own.url, keyPrefix: prefix(), commandTimeout: 200 })
-      open.push(s)
-      await s.start()
+      const s = await store({ commandTimeout: 200 }, own.url)
       await s.announce(ann('m', 'A', 1n))
       own.pause()
       const t = Date.now()
@@ -259,9 +258,7 @@ describe.skipIf(!hasRedisServer())(`RedisPeerStore on redis-server${hasRedisServ
   it('Redis killed: StoreUnavailableError at once, no unhandled errors; back on its port: the same store works again by itself', async () => {
     const own = await startRedisServer()
     try {
-      const s = new RedisPeerStore({ url: own.url, keyPrefix: prefix(), commandTimeout: 500 })
-      open.push(s)
-      await s.start()
+      const s = await store({ commandTimeout: 500 }, own.url)
       await s.announce(ann('m', 'A', 1n))
       await own.kill()
       const t = Date.now()
