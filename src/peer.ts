@@ -6,6 +6,7 @@
  */
 import { access, mkdir, stat } from 'node:fs/promises'
 import { constants as fsConstants } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { basename, dirname, join, parse as parsePath, resolve, sep } from 'node:path'
 import { TypedEventEmitter } from 'main-event'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
@@ -701,7 +702,6 @@ async function openStoreFor (path: string, manifest: Manifest): Promise<PieceSto
  * /p2p/<id>, the DHT), without downloading anything. Rejects after `timeout` ms (default 60 s).
  */
 export async function fetchManifestOnly (cid: string, where: { trackers: string[], peers: string[] }, options: PeerOptions & { timeout?: number } = {}): Promise<Manifest> {
-  const { tmpdir } = await import('node:os')
   const peer = await Peer.get(cid, tmpdir(), { ...options, trackers: where.trackers, bootstrap: where.peers, manifestOnly: true, progressInterval: 0 })
   const got = new Promise<Manifest>((resolve) => { peer.addEventListener('manifest', (evt) => { resolve(evt.detail.manifest) }, { once: true }) })
   const timeout = options.timeout ?? 60_000

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+// The command line (bin.ts runs it, bundled into dist/bitswarm.cjs).
 // libp2p v3 needs Promise.withResolvers, which Node 20 lacks: load the polyfill first.
 import '../polyfill.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
@@ -567,7 +567,8 @@ async function main (argv: string[]): Promise<void> {
   setTimeout(exit, 1000).unref()
 }
 
-await main(process.argv.slice(2))
+// (not a top-level await: the bundle is CommonJS, see bin.ts; main() catches its own errors)
+void main(process.argv.slice(2))
 
 /** `info` of a CID or a link: the manifest, fetched from the swarm as `get` would. */
 async function lookupManifest (cid: string, where: LookupOptions): Promise<Manifest> {

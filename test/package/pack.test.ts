@@ -152,9 +152,9 @@ describe('the packed package', () => {
   it('holds the library, its declarations and the CLI, and nothing else', () => {
     expect(files).toEqual(expect.arrayContaining([
       'package.json', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/polyfill.js',
-      'dist/tracker/server.js', 'dist/tracker/server.d.ts', 'dist/bitswarm.mjs', ...UI_FILES
+      'dist/tracker/server.js', 'dist/tracker/server.d.ts', 'dist/bitswarm.mjs', 'dist/bitswarm.cjs', ...UI_FILES
     ]))
-    const unwanted = files.filter(f => !/^dist\/(src|tracker)\/.*\.(js|d\.ts)$/.test(f) && !['package.json', 'README.md', 'LICENSE', 'dist/bitswarm.mjs', ...UI_FILES].includes(f))
+    const unwanted = files.filter(f => !/^dist\/(src|tracker)\/.*\.(js|d\.ts)$/.test(f) && !['package.json', 'README.md', 'LICENSE', 'dist/bitswarm.mjs', 'dist/bitswarm.cjs', ...UI_FILES].includes(f))
     expect(unwanted).toEqual([])
     // the CLI and its live page are in the bundle
     expect(files.filter(f => f.startsWith('dist/src/cli/') || f.startsWith('dist/src/ui/'))).toEqual([])

@@ -1,0 +1,154 @@
+// The V8 code cache the `bitswarm` command runs its bundle through (src/cli/code-cache.ts): a
+// real CommonJS file compiled by V8 with and without a cache, and the real CLI writing one.
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { defaultCodeCacheDir, runBundle } from '../../src/cli/code-cache.js'
+import { CLI } from '../e2e/procs.js'
+import { spawn } from 'node:child_process'
+
+const dirs: string[] = []
+afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }) })
+function temp (): string {
+  const d = mkdtempSync(join(tmpdir(), 'bitswarm-code-cache-'))
+  dirs.push(d)
+  return d
+}
+
+interface Seen { runs: number, filename?: string, dirname?: string, os?: string, sum?: number }
+const seen = (): Seen => (globalThis as unknown as { __codeCacheTest: Seen }).__codeCacheTest
+
+/** a bundle-like CommonJS file: a #! line, require, __filename */
+function bundle (dir: string, factor = 2): string {
+  const file = join(dir, 'bundle.cjs')
+  writeFileSync(file, `#!/usr/bin/env node
+'use strict';
+const g = globalThis.__codeCacheTest ??= { runs: 0 };
+g.runs++;
+g.filename = __filename; g.dirname = __dirname;
+function work (n) { let s = 0; for (let i = 0; i < n; i++) s += i * ${factor}; return s }
+g.sum = work(10);
+g.os = typeof require('node:os').tmpdir;
+module.exports.ok = true;
+`)
+  return file
+}
+
+describe('runBundle', () => {
+  afterEach(() => { delete (globalThis as { __codeCacheTest?: Seen }).__codeCacheTest })
+
+  it('runs the file as Node runs a CommonJS module, writes a cache once asked, and uses it next time', () => {
+    const dir = temp()
+    const file = bundle(dir)
+    const cacheDir = join(dir, 'cache')
+    const first = runBundle(file, { cacheDir, tag: 'get' })
+    expect(first.status).toBe('none')
+    expect(seen()).toMatchObject({ runs: 1, filename: file, dirname: dir, os: 'function', sum: 90 })
+    expect(first.save()).toBe(true)
+    expect(readdirSync(cacheDir)).toEqual([first.file?.split('/').pop()])
+
+    const second = runBundle(file, { cacheDir, tag: 'get' })
+    expect(second.status).toBe('used')
+    expect(second.file).toBe(first.file)
+    expect(seen()).toMatchObject({ runs: 2, sum: 90 })
+  })
+
+  it('never gives a changed bundle the old cache, even at the same length (V8 checks only the length)', () => {
+    const dir = temp()
+    const cacheDir = join(dir, 'cache')
+    const a = runBundle(bundle(dir, 2), { cacheDir, tag: 'get' })
+    expect(a.save()).toBe(true)
+    const b = runBundle(bundle(dir, 3), { cacheDir, tag: 'get' })
+    expect(b.status).toBe('none')
+    expect(b.file).not.toBe(a.file)
+    expect(seen().sum).toBe(135)
+    // saving the new bundle's cache drops the old one of the same command, not other commands'
+    const other = runBundle(bundle(dir, 3), { cacheDir, tag: 'seed' })
+    expect(other.save()).toBe(true)
+    expect(b.save()).toBe(true)
+    expect(readdirSync(cacheDir).sort()).toEqual([b.file, other.file].map(f => f?.split('/').pop()).sort())
+  })
+
+  it('a garbled cache file is refused by V8: the bundle runs as without one, and save() replaces it', () => {
+    const dir = temp()
+    const file = bundle(dir)
+    const cacheDir = join(dir, 'cache')
+    const first = runBundle(file, { cacheDir, tag: 'get' })
+    expect(first.save()).toBe(true)
+    const good = readFileSync(first.file as string)
+    // past the header: V8 would take these bytes and stop the process with a fatal error
+    const bad = Buffer.from(good)
+    for (let i = 200; i < bad.length; i += 7) bad[i] ^= 0x5a
+    writeFileSync(first.file as string, bad)
+    const second = runBundle(file, { cacheDir, tag: 'get' })
+    expect(second.status).toBe('rejected')
+    expect(seen()).toMatchObject({ runs: 2, sum: 90 })
+    expect(second.save()).toBe(true)
+    expect(runBundle(file, { cacheDir, tag: 'get' }).status).toBe('used')
+  })
+
+  it('without a cache dir it is off; a cache dir it cannot write only means no cache', () => {
+    const dir = temp()
+    const file = bundle(dir)
+    const off = runBundle(file, { tag: 'get' })
+    expect(off.status).toBe('off')
+    expect(off.save()).toBe(false)
+    writeFileSync(join(dir, 'not-a-dir'), 'x')
+    const blocked = runBundle(file, { cacheDir: join(dir, 'not-a-dir', 'cache'), tag: 'get' })
+    expect(blocked.status).toBe('none')
+    expect(blocked.save()).toBe(false)
+    expect(seen().runs).toBe(2)
+  })
+})
+
+describe('defaultCodeCacheDir', () => {
+  it('follows XDG_CACHE_HOME (absolute only), else ~/.cache; BITSWARM_CODE_CACHE=off turns it off', () => {
+    expect(defaultCodeCacheDir({ XDG_CACHE_HOME: '/x/cache' }, '/home/u')).toBe('/x/cache/bitswarm/code')
+    expect(defaultCodeCacheDir({ XDG_CACHE_HOME: 'relative' }, '/home/u')).toBe('/home/u/.cache/bitswarm/code')
+    expect(defaultCodeCacheDir({}, '/home/u')).toBe('/home/u/.cache/bitswarm/code')
+    expect(defaultCodeCacheDir({ BITSWARM_CODE_CACHE: 'off', XDG_CACHE_HOME: '/x' }, '/home/u')).toBeUndefined()
+  })
+})
+
+describe('the bitswarm command', () => {
+  /** `bitswarm tracker` for `ms`, then Ctrl-C; resolves with its exit code */
+  async function trackerFor (ms: number, env: NodeJS.ProcessEnv): Promise<number | null> {
+    const child = spawn(process.execPath, [CLI, 'tracker', '--host', '127.0.0.1', '--port', '0', '--json'], { env: { ...process.env, ...env }, stdio: 'ignore' })
+    const timer = setTimeout(() => child.kill('SIGINT'), ms)
+    return await new Promise(resolve => child.once('exit', (code) => { clearTimeout(timer); resolve(code) }))
+  }
+
+  it('writes a cache for a command that ran a while, keeps it while it is good, and replaces a bad one', async () => {
+    const home = temp()
+    const env = { XDG_CACHE_HOME: home }
+    const dir = join(home, 'bitswarm', 'code')
+    // a run shorter than a second (a usage error, --help) writes none
+    expect(await trackerFor(300, env)).toBe(0)
+    expect(() => readdirSync(dir)).toThrow()
+    expect(await trackerFor(1500, env)).toBe(0)
+    const [name] = readdirSync(dir)
+    expect(name).toMatch(/^tracker-[0-9a-f]{40}\.v8$/)
+    const path = join(dir, name)
+    const mtime = statSync(path).mtimeMs
+    expect(await trackerFor(1500, env)).toBe(0)
+    expect(statSync(path).mtimeMs).toBe(mtime)
+    // garbled past V8's own header: V8 alone would stop the process with a fatal error
+    const bad = readFileSync(path)
+    for (let i = 200; i < bad.length; i += 7) bad[i] ^= 0x5a
+    writeFileSync(path, bad)
+    expect(await trackerFor(1500, env)).toBe(0)
+    expect(readFileSync(path).equals(bad)).toBe(false)
+    expect(statSync(path).size).toBeGreaterThan(100_000)
+    writeFileSync(path, 'short')
+    expect(await trackerFor(1500, env)).toBe(0)
+    expect(statSync(path).size).toBeGreaterThan(100_000)
+  }, 30_000)
+
+  it('BITSWARM_CODE_CACHE=off writes nothing', async () => {
+    const home = temp()
+    mkdirSync(join(home, 'bitswarm'))
+    expect(await trackerFor(1500, { XDG_CACHE_HOME: home, BITSWARM_CODE_CACHE: 'off' })).toBe(0)
+    expect(readdirSync(join(home, 'bitswarm'))).toEqual([])
+  }, 30_000)
+})
