@@ -25,6 +25,8 @@ import { PendingInbound, type PendingInboundInit } from './net/pending-inbound.j
 import { privateAddressesMapper, publicAddressesMapper, type AddressClassifier } from './net/address-class.js'
 import { wanDhtMode, withWanMode, type WanDhtMode } from './net/dht-mode.js'
 import { splitPeerAddr, withPeerId } from './net/addr.js'
+import { libp2pLogger } from './net/logger.js'
+import { noiseCrypto } from './net/noise-crypto.js'
 import { Libp2pNodeError } from './errors.js'
 
 /** kad-dht's protocol for a private/LAN DHT: keeps us off the public Amino DHT (/ipfs/kad/1.0.0) */
@@ -135,8 +137,9 @@ export function libp2pDefaults (init: NodeInit = {}): Libp2pOptions<BitswarmServ
     },
     // circuit relay v2: dial peers behind a relay, and be reached through ours (see net/relay.ts)
     transports: [tcp(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux()],
+    ...libp2pLogger(),
     connectionManager: {
       // a swarm member talks to many peers; the default cap is ample but dials must not hang
       dialTimeout: 10_000,

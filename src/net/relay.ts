@@ -20,6 +20,8 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
+import { libp2pLogger } from './logger.js'
+import { noiseCrypto } from './noise-crypto.js'
 import type { Connection, Libp2p, PrivateKey } from '@libp2p/interface'
 
 /** A relayed connection carries swarm data only if it may carry at least this many bytes … */
@@ -107,8 +109,9 @@ export async function startRelay (init: RelayNodeInit = {}): Promise<Libp2p> {
     },
     // (libp2p starts on IPv4 alone when every IPv6 address fails: a host without IPv6 still relays)
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux()],
+    ...libp2pLogger(),
     connectionManager: { dialTimeout: 10_000 },
     services: {
       identify: identify(),
