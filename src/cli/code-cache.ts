@@ -62,13 +62,14 @@ export function defaultCodeCacheDir (env: NodeJS.ProcessEnv = process.env, home:
  * bundle's own.
  */
 export function runBundle (file: string, options: RunBundleOptions): BundleRun {
+  const bytes = readFileSync(file)
   // a #! line is no JavaScript inside the function below: keep it as a comment (same length)
-  const source = readFileSync(file, 'utf8').replace(/^#!/, '//')
+  const source = bytes.toString('utf8').replace(/^#!/, '//')
   const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`
   const tag = options.tag.replace(/[^a-z0-9-]/gi, '') || 'none'
   const cacheFile = options.cacheDir === undefined
     ? undefined
-    : join(options.cacheDir, `${tag}-${createHash('sha1').update(`${process.version} ${process.arch} ${tag}\n`).update(source).digest('hex')}.v8`)
+    : join(options.cacheDir, `${tag}-${createHash('sha1').update(`${process.version} ${process.arch} ${tag}\n`).update(bytes).digest('hex')}.v8`)
   let stored: Buffer | undefined
   if (cacheFile !== undefined) {
     try { stored = readFileSync(cacheFile) } catch {}

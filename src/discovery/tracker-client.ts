@@ -4,6 +4,8 @@
  * Announced addresses travel in a libp2p signed peer record, so the tracker can tell that they
  * come from the peer itself. The tracker is untrusted: its answers are size-capped and validated.
  */
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { PeerRecord, RecordEnvelope } from '@libp2p/peer-record'
@@ -56,6 +58,9 @@ export interface TrackerRequestOptions {
 export const DEFAULT_TIMEOUT = 10_000
 /** an honest answer with 200 peers × 16 addresses is well under this */
 const MAX_ANSWER_BYTES = 1024 * 1024
+/** as fetch: the statuses whose Location is followed, and how many times at most */
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
+const MAX_REDIRECTS = 5
 
 export async function announce (announceUrl: string, params: AnnounceParams, options: TrackerRequestOptions = {}): Promise<AnnounceResult> {
   const url = parseUrl(announceUrl)
@@ -140,9 +145,7 @@ async function getJson (url: URL, options: TrackerRequestOptions): Promise<unkno
   let text: string
   let status: number
   try {
-    const res = await fetch(url, { signal, headers: { accept: 'application/json' }, redirect: 'follow' })
-    status = res.status
-    text = await readCapped(res)
+    ({ status, text } = await httpGet(url, signal, 0))
   } catch (err) {
     // the caller's own abort is not a tracker failure: pass it through untouched
     if (options.signal?.aborted === true) throw options.signal.reason ?? err
@@ -164,27 +167,41 @@ async function getJson (url: URL, options: TrackerRequestOptions): Promise<unkno
   return body
 }
 
-async function readCapped (res: Response): Promise<string> {
-  const declared = Number(res.headers.get('content-length') ?? '0')
+/**
+ * GET `url` with node:http(s): the status and the body, at most MAX_ANSWER_BYTES, redirects
+ * followed (MAX_REDIRECTS). Not fetch: a process's first fetch() loads undici and compiles its
+ * HTTP parser to WebAssembly, about 20 ms of CPU more than node:http's first request, and the
+ * first announce is on the way to a `get`'s first byte.
+ */
+async function httpGet (url: URL, signal: AbortSignal, redirects: number): Promise<{ status: number, text: string }> {
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest
+    request(url, { signal, headers: { accept: 'application/json' } }, resolve).once('error', reject).end()
+  })
+  const status = res.statusCode ?? 0
+  const location = res.headers.location
+  if (REDIRECTS.has(status) && location !== undefined) {
+    res.resume()
+    if (redirects >= MAX_REDIRECTS) throw new TrackerError(`tracker redirected more than ${MAX_REDIRECTS} times`, { status })
+    const next = parseUrl(new URL(location, url).href)
+    return await httpGet(next, signal, redirects + 1)
+  }
+  const declared = Number(res.headers['content-length'] ?? '0')
   if (declared > MAX_ANSWER_BYTES) {
-    await res.body?.cancel().catch(() => {})
-    throw new TrackerError(`tracker answer too large (${declared} bytes)`, { status: res.status })
+    res.destroy()
+    throw new TrackerError(`tracker answer too large (${declared} bytes)`, { status })
   }
-  if (res.body == null) return ''
-  const reader = res.body.getReader()
-  const chunks: Uint8Array[] = []
+  const chunks: Buffer[] = []
   let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    size += chunk.byteLength
     if (size > MAX_ANSWER_BYTES) {
-      await reader.cancel().catch(() => {})
-      throw new TrackerError('tracker answer too large', { status: res.status })
+      res.destroy()
+      throw new TrackerError('tracker answer too large', { status })
     }
-    chunks.push(value)
+    chunks.push(chunk)
   }
-  return Buffer.concat(chunks).toString('utf8')
+  return { status, text: Buffer.concat(chunks).toString('utf8') }
 }
 
 function parseAnnounceAnswer (body: unknown): AnnounceResult {
@@ -244,7 +261,7 @@ function count (value: unknown): number | undefined {
 }
 
 function describe (err: unknown): string {
-  // fetch hides the socket error (ECONNREFUSED, …) in a chain of `cause`s: report the deepest
+  // a socket error (ECONNREFUSED, …) may come wrapped in a chain of `cause`s: report the deepest
   let e: unknown = err
   while (e instanceof Error && e.cause instanceof Error && e.cause.message !== '') e = e.cause
   return e instanceof Error ? e.message : String(e)

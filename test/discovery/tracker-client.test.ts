@@ -1,4 +1,4 @@
-import { createServer as createHttpServer } from 'node:http'
+import { createServer as createHttpServer, get } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
@@ -175,6 +175,31 @@ describe('announce / scrape', () => {
     expect((err as TrackerError).message).toMatch(/unreachable/)
   })
 
+  it('follows redirects to the tracker (a few, as fetch would), and gives up on a loop', async () => {
+    const t = await startTracker()
+    // first a relative Location (/moved, same server), then an absolute one to the tracker
+    const first = await startFake((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x')
+      res.writeHead(url.pathname === '/moved' ? 307 : 301, { location: url.pathname === '/moved' ? new URL(`/announce${url.search}`, t.announceUrl).href : `/moved${url.search}` })
+      res.end()
+    })
+    const r = await announce(first, await params(1))
+    expect(r.interval).toBeGreaterThan(0)
+    expect((await scrape(t.announceUrl, [manifest]))[manifest].incomplete).toBe(1)
+
+    let hops = 0
+    const loop = await startFake((req, res) => {
+      hops++
+      res.writeHead(302, { location: req.url ?? '/' })
+      res.end()
+    })
+    await expect(announce(loop, await params(2))).rejects.toThrow(/redirected more than 5 times/)
+    expect(hops).toBe(6)
+    // a Location that is no tracker URL
+    const elsewhere = await startFake((_req, res) => { res.writeHead(302, { location: 'ftp://127.0.0.1/announce' }); res.end() })
+    await expect(announce(elsewhere, await params(3))).rejects.toThrow(/unsupported tracker URL scheme/)
+  })
+
   it('times out, and passes the caller\'s own abort through', async () => {
     const url = await startFake(() => { /* never answers */ })
     await expect(announce(url, await params(1), { timeout: 100 })).rejects.toThrow(/timed out after 100 ms/)
@@ -283,15 +308,13 @@ describe('TrackerAnnouncer', () => {
     expect(statuses).toEqual(['ok']) // no event when nothing changed
   })
 
-  it('goes down on an unreachable tracker, backs off, logs once, and recovers when a tracker appears', async () => {
-    const port = await closedPort()
-    const url = `http://127.0.0.1:${port}/announce`
+  it('goes down on a tracker it cannot reach, backs off, logs once, and recovers when a tracker appears', async () => {
+    // every connection is cut at once (and counted): a tracker that cannot be reached
     const calls: number[] = []
-    const realFetch = globalThis.fetch
-    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
-      calls.push(Date.now())
-      return await realFetch(input, init)
-    })
+    const cutter = createNetServer((socket) => { calls.push(Date.now()); socket.destroy() })
+    await new Promise<void>(resolve => { cutter.listen(0, '127.0.0.1', () => { resolve() }) })
+    const port = (cutter.address() as AddressInfo).port
+    const url = `http://127.0.0.1:${port}/announce`
     const { a, peers, statuses, logs } = makeAnnouncer(url, 0, { minBackoff: 50, maxBackoff: 200 })
     a.start()
     await expect.poll(() => a.status).toBe('down')
@@ -302,6 +325,7 @@ describe('TrackerAnnouncer', () => {
     expect(calls[2] - calls[1]).toBeGreaterThan(calls[1] - calls[0])
     expect(logs.filter(l => l.includes('down'))).toHaveLength(1)
 
+    await new Promise(resolve => { cutter.close(resolve) })
     await startTracker({ port })
     await expect.poll(() => a.status, { timeout: 3_000 }).toBe('ok')
     expect(statuses).toEqual(['down', 'ok'])
@@ -334,19 +358,24 @@ describe('TrackerAnnouncer', () => {
 
   it('stop() sends event=stopped, then stays silent', async () => {
     const t = await startTracker({ interval: 1, minInterval: 1 })
-    const { a } = makeAnnouncer(t.announceUrl, 0)
+    // the real tracker behind a recorder of every request it gets
+    const seen: string[] = []
+    const url = await startFake((req, res) => {
+      seen.push(req.url ?? '')
+      get(new URL(req.url ?? '/', t.announceUrl), (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      }).once('error', () => { res.destroy() })
+    })
+    const { a } = makeAnnouncer(url, 0)
     a.start()
     await expect.poll(() => a.status).toBe('ok')
     expect((await scrape(t.announceUrl, [manifest]))[manifest].incomplete).toBe(1)
 
-    const calls: string[] = []
-    const realFetch = globalThis.fetch
-    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
-      calls.push(String(input))
-      return await realFetch(input, init)
-    })
+    const before = seen.length
     await a.stop()
     await a.stop() // idempotent
+    const calls = seen.slice(before)
     expect(calls).toHaveLength(1)
     expect(calls[0]).toContain('event=stopped')
     expect((await scrape(t.announceUrl, [manifest]))[manifest]).toEqual({ complete: 0, incomplete: 0, downloaded: 0 })
