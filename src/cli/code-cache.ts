@@ -2,24 +2,24 @@
  * Runs the command line's CommonJS bundle (dist/bitswarm.cjs) through a V8 code cache, as Node
  * 22's `module.enableCompileCache()` does for modules (Node 20 has no such switch).
  *
- * Why: a `bitswarm get` spends about a quarter of a second before its first byte, most of it
+ * Why: a `bitswarm get` spends about a quarter of a second before its first byte, much of it
  * compiling the functions it runs for the first time (V8 compiles each function lazily, on its
  * first call). A code cache made at the end of an earlier run holds their bytecode: in the
  * 1 → 1 benchmark the manifest arrives about 75 ms sooner (README, "Side by side with
  * libtorrent").
  *
- * The cache is an optimisation and never a failure: one file per command and bundle in the
- * cache dir, named by a hash of the bundle's text, Node's version and the command, so that an
- * upgraded bundle or Node never meets an old cache (V8 itself checks only the text's length).
- * Missing, unreadable, garbled (see seal) or refused by V8, the bundle compiles as it would
- * without one, and the cache is written again. It is written once per bundle and command (by
- * `save()`), atomically, and never throws.
+ * The cache is an optimisation and never a failure. There is one file per command, bundle and
+ * set of Node flags, named by hashes of the bundle's bytes, Node's version and the flags, so
+ * that an upgraded bundle or Node never meets an old cache (V8 itself checks only the text's
+ * length). Missing, unreadable, garbled (see seal) or refused by V8, the bundle compiles as it
+ * would without one, and the cache is written again, once, atomically (`save()`, which never
+ * throws).
  */
 import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { homedir } from 'node:os'
-import { basename, dirname, isAbsolute, join } from 'node:path'
+import { dirname, isAbsolute, join } from 'node:path'
 import vm from 'node:vm'
 
 /** what became of the cache: used; none there (or unreadable); there but V8 refused it; off */
@@ -67,9 +67,11 @@ export function runBundle (file: string, options: RunBundleOptions): BundleRun {
   const source = bytes.toString('utf8').replace(/^#!/, '//')
   const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`
   const tag = options.tag.replace(/[^a-z0-9-]/gi, '') || 'none'
-  const cacheFile = options.cacheDir === undefined
-    ? undefined
-    : join(options.cacheDir, `${tag}-${createHash('sha1').update(`${process.version} ${process.arch} ${tag}\n`).update(bytes).digest('hex')}.v8`)
+  // <command>-<bundle and Node>-<flags>.v8: V8 refuses a cache made under other flags, so each
+  // set of flags (node --cpu-prof …, NODE_OPTIONS) keeps its own rather than replacing another's
+  const bundleKey = createHash('sha1').update(`${process.version} ${process.arch}\n`).update(bytes).digest('hex').slice(0, 24)
+  const flagsKey = createHash('sha1').update(`${process.execArgv.join(' ')}\n${process.env.NODE_OPTIONS ?? ''}`).digest('hex').slice(0, 8)
+  const cacheFile = options.cacheDir === undefined ? undefined : join(options.cacheDir, `${tag}-${bundleKey}-${flagsKey}.v8`)
   let stored: Buffer | undefined
   if (cacheFile !== undefined) {
     try { stored = readFileSync(cacheFile) } catch {}
@@ -90,8 +92,9 @@ export function runBundle (file: string, options: RunBundleOptions): BundleRun {
       const tmp = `${cacheFile}.${process.pid}.tmp`
       writeFileSync(tmp, data, { mode: 0o600 })
       renameSync(tmp, cacheFile)
+      // an older bundle's caches will not be used again
       for (const name of readdirSync(dirname(cacheFile))) {
-        if (name.startsWith(`${tag}-`) && name.endsWith('.v8') && name !== basename(cacheFile)) rmSync(join(dirname(cacheFile), name), { force: true })
+        if (name.startsWith(`${tag}-`) && name.endsWith('.v8') && !name.startsWith(`${tag}-${bundleKey}-`)) rmSync(join(dirname(cacheFile), name), { force: true })
       }
       return true
     } catch {

@@ -70,6 +70,27 @@ describe('runBundle', () => {
     expect(readdirSync(cacheDir).sort()).toEqual([b.file, other.file].map(f => f?.split('/').pop()).sort())
   })
 
+  it('keeps one cache per set of Node flags (V8 refuses a cache made under other flags)', () => {
+    const dir = temp()
+    const file = bundle(dir)
+    const cacheDir = join(dir, 'cache')
+    const plain = runBundle(file, { cacheDir, tag: 'get' })
+    expect(plain.save()).toBe(true)
+    const saved = process.env.NODE_OPTIONS
+    process.env.NODE_OPTIONS = '--max-semi-space-size=32'
+    try {
+      const flagged = runBundle(file, { cacheDir, tag: 'get' })
+      expect(flagged.status).toBe('none')
+      expect(flagged.file).not.toBe(plain.file)
+      expect(flagged.save()).toBe(true)
+      expect(readdirSync(cacheDir)).toHaveLength(2)
+    } finally {
+      if (saved === undefined) delete process.env.NODE_OPTIONS
+      else process.env.NODE_OPTIONS = saved
+    }
+    expect(runBundle(file, { cacheDir, tag: 'get' }).status).toBe('used')
+  })
+
   it('a garbled cache file is refused by V8: the bundle runs as without one, and save() replaces it', () => {
     const dir = temp()
     const file = bundle(dir)
@@ -128,7 +149,7 @@ describe('the bitswarm command', () => {
     expect(() => readdirSync(dir)).toThrow()
     expect(await trackerFor(1500, env)).toBe(0)
     const [name] = readdirSync(dir)
-    expect(name).toMatch(/^tracker-[0-9a-f]{40}\.v8$/)
+    expect(name).toMatch(/^tracker-[0-9a-f]{24}-[0-9a-f]{8}\.v8$/)
     const path = join(dir, name)
     const mtime = statSync(path).mtimeMs
     expect(await trackerFor(1500, env)).toBe(0)
