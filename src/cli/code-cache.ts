@@ -66,7 +66,7 @@ export function runBundle (file: string, options: RunBundleOptions): BundleRun {
   // a #! line is no JavaScript inside the function below: keep it as a comment (same length)
   const source = bytes.toString('utf8').replace(/^#!/, '//')
   const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`
-  const tag = options.tag.replace(/[^a-z0-9-]/gi, '') || 'none'
+  const tag = options.tag.replace(/[^a-z0-9-]/gi, '').slice(0, 32) || 'none'
   // <command>-<bundle and Node>-<flags>.v8: V8 refuses a cache made under other flags, so each
   // set of flags (node --cpu-prof …, NODE_OPTIONS) keeps its own rather than replacing another's
   const bundleKey = createHash('sha1').update(`${process.version} ${process.arch}\n`).update(bytes).digest('hex').slice(0, 24)
@@ -85,11 +85,11 @@ export function runBundle (file: string, options: RunBundleOptions): BundleRun {
     : stored === undefined ? 'none' : cachedData === undefined || script.cachedDataRejected === true ? 'rejected' : 'used'
   const save = (): boolean => {
     if (cacheFile === undefined) return false
+    // several processes may save at once: each writes its own file, the last rename wins
+    const tmp = `${cacheFile}.${process.pid}.tmp`
     try {
       const data = seal(script.createCachedData())
       mkdirSync(dirname(cacheFile), { recursive: true })
-      // several processes may save at once: each writes its own file, the last rename wins
-      const tmp = `${cacheFile}.${process.pid}.tmp`
       writeFileSync(tmp, data, { mode: 0o600 })
       renameSync(tmp, cacheFile)
       // an older bundle's caches will not be used again
@@ -98,6 +98,7 @@ export function runBundle (file: string, options: RunBundleOptions): BundleRun {
       }
       return true
     } catch {
+      try { rmSync(tmp, { force: true }) } catch {}
       return false
     }
   }

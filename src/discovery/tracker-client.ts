@@ -181,7 +181,8 @@ async function httpGet (url: URL, signal: AbortSignal, redirects: number): Promi
   const status = res.statusCode ?? 0
   const location = res.headers.location
   if (REDIRECTS.has(status) && location !== undefined) {
-    res.resume()
+    // not drained: a hostile tracker's redirect may come with an endless body
+    res.destroy()
     if (redirects >= MAX_REDIRECTS) throw new TrackerError(`tracker redirected more than ${MAX_REDIRECTS} times`, { status })
     const next = parseUrl(new URL(location, url).href)
     return await httpGet(next, signal, redirects + 1)

@@ -133,11 +133,25 @@ describe('defaultCodeCacheDir', () => {
 })
 
 describe('the bitswarm command', () => {
-  /** `bitswarm tracker` for `ms`, then Ctrl-C; resolves with its exit code */
+  /** `bitswarm tracker`, Ctrl-C once it listens and `ms` have passed since it started; resolves with its exit code */
   async function trackerFor (ms: number, env: NodeJS.ProcessEnv): Promise<number | null> {
-    const child = spawn(process.execPath, [CLI, 'tracker', '--host', '127.0.0.1', '--port', '0', '--json'], { env: { ...process.env, ...env }, stdio: 'ignore' })
-    const timer = setTimeout(() => child.kill('SIGINT'), ms)
-    return await new Promise(resolve => child.once('exit', (code) => { clearTimeout(timer); resolve(code) }))
+    const started = Date.now()
+    const child = spawn(process.execPath, [CLI, 'tracker', '--host', '127.0.0.1', '--port', '0', '--json'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] })
+    const exited = new Promise<number | null>(resolve => child.once('exit', (code) => { resolve(code) }))
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      if (!out.includes('"listening"')) return
+      child.stdout.removeAllListeners('data')
+      setTimeout(() => child.kill('SIGINT'), Math.max(0, ms - (Date.now() - started)))
+    })
+    return await exited
+  }
+
+  /** `bitswarm --help`: a run that ends at once */
+  async function help (env: NodeJS.ProcessEnv): Promise<number | null> {
+    const child = spawn(process.execPath, [CLI, '--help'], { env: { ...process.env, ...env }, stdio: 'ignore' })
+    return await new Promise(resolve => child.once('exit', (code) => { resolve(code) }))
   }
 
   it('writes a cache for a command that ran a while, keeps it while it is good, and replaces a bad one', async () => {
@@ -145,7 +159,7 @@ describe('the bitswarm command', () => {
     const env = { XDG_CACHE_HOME: home }
     const dir = join(home, 'bitswarm', 'code')
     // a run shorter than a second (a usage error, --help) writes none
-    expect(await trackerFor(300, env)).toBe(0)
+    expect(await help(env)).toBe(0)
     expect(() => readdirSync(dir)).toThrow()
     expect(await trackerFor(1500, env)).toBe(0)
     const [name] = readdirSync(dir)
