@@ -26,6 +26,19 @@ describe('the CLI bundle', () => {
     expect(imports).toEqual(['@node-rs/xxhash'])
   })
 
+  it('uses its own URL (import.meta.url, bundled as __bundle_url) only to find the live page\'s files: a package that reads files beside it would look outside itself', () => {
+    const text = readFileSync(BUNDLE, 'utf8')
+    const uses = text.split('\n').filter(l => l.includes('__bundle_url') && !l.startsWith("'use strict'; var __bundle_url ="))
+    expect(uses).toHaveLength(1)
+    expect(uses[0]).toContain('new URL(rel, __bundle_url)')
+  })
+
+  it('carries the ssdp patch (patches/): its name and version are constants', () => {
+    const text = readFileSync(BUNDLE, 'utf8')
+    expect(text).toContain('"@achingbrain/ssdp";')
+    expect(text).not.toContain('req("../../package.json")')
+  })
+
   it('carries the yamux patch (patches/): npm ci applies it before the bundle is built', () => {
     const text = readFileSync(BUNDLE, 'utf8')
     expect(text).toContain('this.recvWindow - this.recvWindowCapacity < this.recvWindow / 2')
