@@ -6,8 +6,8 @@
  *
  * A run without a usable cache writes one: when it ends, or 10 s in if it is still going (a
  * seeder may run for days, and by then V8 may have dropped the bytecode of its start). A run
- * that ends within a second (a usage error, --help) writes none: it ran too little to be worth
- * caching.
+ * that fails within a second (a usage error, a missing file) writes none: it ran too little of
+ * its command to be worth caching.
  */
 import { fileURLToPath } from 'node:url'
 import { defaultCodeCacheDir, runBundle } from './code-cache.js'
@@ -24,5 +24,5 @@ if (run.status === 'none' || run.status === 'rejected') {
     run.save()
   }
   setTimeout(save, SAVE_AFTER_MS).unref()
-  process.once('exit', () => { if (performance.now() >= MIN_RUN_MS) save() })
+  process.once('exit', (code) => { if (code === 0 || performance.now() >= MIN_RUN_MS) save() })
 }

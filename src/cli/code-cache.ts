@@ -66,7 +66,7 @@ export function runBundle (file: string, options: RunBundleOptions): BundleRun {
   // a #! line is no JavaScript inside the function below: keep it as a comment (same length)
   const source = bytes.toString('utf8').replace(/^#!/, '//')
   const wrapped = `(function (exports, require, module, __filename, __dirname) {${source}\n})`
-  const tag = options.tag.replace(/[^a-z0-9-]/gi, '').slice(0, 32) || 'none'
+  const tag = options.tag.replace(/[^a-z0-9-]/gi, '').replace(/^-+/, '').slice(0, 32) || 'none'
   // <command>-<bundle and Node>-<flags>.v8: V8 refuses a cache made under other flags, so each
   // set of flags (node --cpu-prof …, NODE_OPTIONS) keeps its own rather than replacing another's
   const bundleKey = createHash('sha1').update(`${process.version} ${process.arch}\n`).update(bytes).digest('hex').slice(0, 24)

@@ -148,9 +148,9 @@ describe('the bitswarm command', () => {
     return await exited
   }
 
-  /** `bitswarm --help`: a run that ends at once */
-  async function help (env: NodeJS.ProcessEnv): Promise<number | null> {
-    const child = spawn(process.execPath, [CLI, '--help'], { env: { ...process.env, ...env }, stdio: 'ignore' })
+  /** `bitswarm <args>`, a run that ends by itself */
+  async function cli (args: string[], env: NodeJS.ProcessEnv): Promise<number | null> {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: 'ignore' })
     return await new Promise(resolve => child.once('exit', (code) => { resolve(code) }))
   }
 
@@ -158,9 +158,12 @@ describe('the bitswarm command', () => {
     const home = temp()
     const env = { XDG_CACHE_HOME: home }
     const dir = join(home, 'bitswarm', 'code')
-    // a run shorter than a second (a usage error, --help) writes none
-    expect(await help(env)).toBe(0)
+    // a run that fails at once (a usage error) writes none; one that did its work does
+    expect(await cli(['tracker', '--port', 'nope'], env)).toBe(2)
     expect(() => readdirSync(dir)).toThrow()
+    expect(await cli(['--help'], env)).toBe(0)
+    expect(readdirSync(dir)).toEqual([expect.stringMatching(/^help-[0-9a-f]{24}-[0-9a-f]{8}\.v8$/)])
+    rmSync(dir, { recursive: true })
     expect(await trackerFor(1500, env)).toBe(0)
     const [name] = readdirSync(dir)
     expect(name).toMatch(/^tracker-[0-9a-f]{24}-[0-9a-f]{8}\.v8$/)
