@@ -19,8 +19,9 @@ import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { homedir } from 'node:os'
-import { dirname, isAbsolute, join } from 'node:path'
+import { dirname, join } from 'node:path'
 import vm from 'node:vm'
+import { xdgDir } from '../base-dirs.js'
 
 /** what became of the cache: used; none there (or unreadable); there but V8 refused it; off */
 export type CodeCacheStatus = 'used' | 'none' | 'rejected' | 'off'
@@ -49,11 +50,7 @@ export interface RunBundleOptions {
  * undefined (no cache) when BITSWARM_CODE_CACHE=off.
  */
 export function defaultCodeCacheDir (env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string | undefined {
-  if (env.BITSWARM_CODE_CACHE === 'off') return undefined
-  const xdg = env.XDG_CACHE_HOME
-  // the XDG base-dir spec says a relative value is invalid and must be ignored
-  if (xdg !== undefined && xdg !== '' && isAbsolute(xdg)) return join(xdg, 'bitswarm', 'code')
-  return join(home, '.cache', 'bitswarm', 'code')
+  return env.BITSWARM_CODE_CACHE === 'off' ? undefined : join(xdgDir('cache', env, home), 'code')
 }
 
 /**

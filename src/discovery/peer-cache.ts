@@ -11,9 +11,10 @@
  */
 import { mkdir, open } from 'node:fs/promises'
 import { homedir } from 'node:os'
-import { isAbsolute, join } from 'node:path'
+import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { writeFileAtomic } from '../storage/atomic-file.js'
+import { xdgDir } from '../base-dirs.js'
 import type { PeerAddress } from './types.js'
 import type { ReachedPeer } from './peer-book.js'
 import { splitPeerAddr } from '../net/addr.js'
@@ -43,10 +44,7 @@ const MAX_FUTURE = 24 * 60 * 60 * 1000
 export function defaultStateDir (env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {
   const own = env.BITSWARM_STATE_DIR
   if (own !== undefined && own !== '') return own
-  const xdg = env.XDG_STATE_HOME
-  // the XDG base-dir spec says a relative value is invalid and must be ignored
-  if (xdg !== undefined && xdg !== '' && isAbsolute(xdg)) return join(xdg, 'bitswarm')
-  return join(home, '.local', 'state', 'bitswarm')
+  return xdgDir('state', env, home)
 }
 
 export interface PeerCacheInit {

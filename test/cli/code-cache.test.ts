@@ -16,6 +16,12 @@ function temp (): string {
   return d
 }
 
+/** a temp dir with a bundle in it, and where its caches go */
+function setup (): { dir: string, file: string, cacheDir: string } {
+  const dir = temp()
+  return { dir, file: bundle(dir), cacheDir: join(dir, 'cache') }
+}
+
 interface Seen { runs: number, filename?: string, dirname?: string, os?: string, sum?: number }
 const seen = (): Seen => (globalThis as unknown as { __codeCacheTest: Seen }).__codeCacheTest
 
@@ -39,9 +45,7 @@ describe('runBundle', () => {
   afterEach(() => { delete (globalThis as { __codeCacheTest?: Seen }).__codeCacheTest })
 
   it('runs the file as Node runs a CommonJS module, writes a cache once asked, and uses it next time', () => {
-    const dir = temp()
-    const file = bundle(dir)
-    const cacheDir = join(dir, 'cache')
+    const { dir, file, cacheDir } = setup()
     const first = runBundle(file, { cacheDir, tag: 'get' })
     expect(first.status).toBe('none')
     expect(seen()).toMatchObject({ runs: 1, filename: file, dirname: dir, os: 'function', sum: 90 })
@@ -71,9 +75,7 @@ describe('runBundle', () => {
   })
 
   it('keeps one cache per set of Node flags (V8 refuses a cache made under other flags)', () => {
-    const dir = temp()
-    const file = bundle(dir)
-    const cacheDir = join(dir, 'cache')
+    const { file, cacheDir } = setup()
     const plain = runBundle(file, { cacheDir, tag: 'get' })
     expect(plain.save()).toBe(true)
     const saved = process.env.NODE_OPTIONS
@@ -92,9 +94,7 @@ describe('runBundle', () => {
   })
 
   it('a garbled cache file is refused by V8: the bundle runs as without one, and save() replaces it', () => {
-    const dir = temp()
-    const file = bundle(dir)
-    const cacheDir = join(dir, 'cache')
+    const { file, cacheDir } = setup()
     const first = runBundle(file, { cacheDir, tag: 'get' })
     expect(first.save()).toBe(true)
     const good = readFileSync(first.file as string)
